@@ -1,0 +1,52 @@
+"""Argument parsing shared by the ops, and the implementation switch."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+IMPLS = ("ref", "fast", "cuda")
+
+
+def choose_impl(impl: str, x: torch.Tensor) -> str:
+    """Resolve impl='auto' to a concrete implementation for tensor `x`.
+
+    'ref' is the plain arithmetic the networks were defined with, 'fast' the CPU-friendly
+    reformulation (same maths, fewer flops), 'cuda' the fused kernels. STYLEGAN_OPS_IMPL overrides
+    'auto' for debugging. No CUDA kernels are wired in yet, so 'cuda' falls back to 'fast'."""
+    if impl == "auto":
+        impl = os.environ.get("STYLEGAN_OPS_IMPL", "fast")
+    if impl not in IMPLS:
+        raise ValueError(f"unknown op implementation {impl!r}; expected one of {IMPLS} or 'auto'")
+    if impl == "cuda":
+        impl = "fast"
+    return impl
+
+
+def parse_scaling(scaling) -> tuple[int, int]:
+    """int or [sx, sy] -> (sx, sy)."""
+    if isinstance(scaling, int):
+        scaling = [scaling, scaling]
+    sx, sy = scaling
+    assert isinstance(sx, int) and isinstance(sy, int) and sx >= 1 and sy >= 1
+    return sx, sy
+
+
+def parse_padding(padding) -> tuple[int, int, int, int]:
+    """int, [px, py] or [px0, px1, py0, py1] -> (px0, px1, py0, py1)."""
+    if isinstance(padding, int):
+        padding = [padding, padding]
+    padding = [int(p) for p in padding]
+    if len(padding) == 2:
+        px, py = padding
+        padding = [px, px, py, py]
+    assert len(padding) == 4
+    return tuple(padding)
+
+
+def filter_size(f: torch.Tensor | None) -> tuple[int, int]:
+    """Filter -> (width, height); a 1-D filter is separable, so square."""
+    if f is None:
+        return 1, 1
+    assert isinstance(f, torch.Tensor) and f.ndim in (1, 2)
+    return f.shape[-1], f.shape[0]

@@ -1,0 +1,50 @@
+"""Filtered leaky ReLU (StyleGAN3): bias, upsample, leaky ReLU with gain and clamp, downsample.
+
+Upsampling before the nonlinearity and low-pass filtering after it keeps the aliasing that a
+pointwise nonlinearity creates below the output's Nyquist frequency. Output width:
+
+    (W * up + px0 + px1 - (fu_w - 1) - (fd_w - 1) + (down - 1)) // down
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._util import choose_impl, filter_size, parse_padding
+from .bias_act import bias_act
+from .upfirdn2d import upfirdn2d
+
+
+def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Tensor | None = None,
+                   b: torch.Tensor | None = None, up: int = 1, down: int = 1, padding=0,
+                   gain: float = math.sqrt(2), slope: float = 0.2, clamp: float | None = None,
+                   flip_filter: bool = False, impl: str = "auto") -> torch.Tensor:
+    """Public entry point; `impl` selects 'ref' | 'fast' | 'cuda' | 'auto'."""
+    impl = choose_impl(impl, x)
+    return _filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, impl=impl)
+
+
+def _filtered_lrelu_ref(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=math.sqrt(2), slope=0.2,
+                        clamp=None, flip_filter=False, impl="ref"):
+    assert isinstance(x, torch.Tensor) and x.ndim == 4
+    assert isinstance(up, int) and up >= 1 and isinstance(down, int) and down >= 1
+    n, c, h, w = x.shape
+    fu_w, fu_h = filter_size(fu)
+    fd_w, fd_h = filter_size(fd)
+    if b is not None:
+        assert isinstance(b, torch.Tensor) and b.shape == (c,)
+    px0, px1, py0, py1 = parse_padding(padding)
+    assert gain == float(gain) and gain > 0 and slope == float(slope) and slope >= 0
+    assert clamp is None or (clamp == float(clamp) and clamp >= 0)
+
+    out_w = (w * up + (px0 + px1) - (fu_w - 1) - (fd_w - 1) + (down - 1)) // down
+    out_h = (h * up + (py0 + py1) - (fu_h - 1) - (fd_h - 1) + (down - 1)) // down
+    assert out_w >= 1 and out_h >= 1
+
+    x = bias_act(x, b, impl=impl)
+    x = upfirdn2d(x, fu, up=up, padding=[px0, px1, py0, py1], gain=up ** 2, flip_filter=flip_filter, impl=impl)
+    x = bias_act(x, act="lrelu", alpha=slope, gain=gain, clamp=clamp, impl=impl)
+    x = upfirdn2d(x, fd, down=down, flip_filter=flip_filter, impl=impl)
+    assert x.shape == (n, c, out_h, out_w)
+    return x

@@ -1,0 +1,54 @@
+"""One registry of network architectures and named configs; `create_model` is the front door.
+
+An *architecture* is a module class registered under a short name ('stylegan2', 'stylegan3',
+'stylegan2_discriminator'). A *config* is a named set of constructor arguments for one
+architecture (e.g. the official FFHQ 1024 networks). Every module built here remembers its
+architecture name and constructor kwargs, which is all our save format needs to rebuild it.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import torch
+
+_ARCHS: dict[str, type[torch.nn.Module]] = {}
+_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {}
+
+
+def register_arch(name: str) -> Callable[[type], type]:
+    def wrap(cls: type) -> type:
+        assert name not in _ARCHS, f"architecture {name!r} registered twice"
+        _ARCHS[name] = cls
+        cls.arch = name
+        return cls
+    return wrap
+
+
+def register_config(name: str, arch: str, **kwargs: Any) -> None:
+    assert name not in _CONFIGS, f"config {name!r} registered twice"
+    _CONFIGS[name] = (arch, kwargs)
+
+
+def list_archs() -> list[str]:
+    return sorted(_ARCHS)
+
+
+def list_configs() -> list[str]:
+    return sorted(_CONFIGS)
+
+
+def create_model(name: str, **kwargs: Any) -> torch.nn.Module:
+    """Build an architecture (by arch name) or a named config, with kwargs overriding the config.
+
+    The result carries `.arch` and `.init_kwargs` (a deep copy of the final kwargs)."""
+    if name in _CONFIGS:
+        arch, base = _CONFIGS[name]
+        kwargs = {**copy.deepcopy(base), **kwargs}
+    elif name in _ARCHS:
+        arch = name
+    else:
+        raise KeyError(f"unknown architecture or config {name!r}; known: {list_archs() + list_configs()}")
+    module = _ARCHS[arch](**copy.deepcopy(kwargs))
+    module.init_kwargs = copy.deepcopy(kwargs)
+    return module

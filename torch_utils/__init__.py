@@ -1,0 +1,1 @@
+"""Small PyTorch helpers shared by ops and networks."""
