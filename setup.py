@@ -19,5 +19,5 @@ setup(
         "safetensors>=0.4",
     ],
     extras_require={"test": ["pytest"]},
-    entry_points={"console_scripts": ["stylegan=stylegan.cli:main"]},
+    entry_points={"console_scripts": ["stylegan=scripts.cli:main"]},
 )

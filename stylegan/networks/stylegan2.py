@@ -1,0 +1,1 @@
+"""stylegan2 networks (being written)."""
