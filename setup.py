@@ -15,6 +15,8 @@ setup(
         "click>=8",
         "scipy",
         "imageio",
+        # mp4 output: its wheel bundles an ffmpeg binary, so videos work without a system ffmpeg.
+        "imageio-ffmpeg",
         # Our own file format: tensors plus a JSON header, no pickled code (see stylegan/loaders/native.py).
         "safetensors>=0.4",
     ],

@@ -1,0 +1,59 @@
+"""Option parsing shared by the commands; turns library errors into one-line CLI errors."""
+from __future__ import annotations
+
+import click
+import torch
+
+
+class IntList(click.ParamType):
+    """'0-99,200,300-310' -> [0, ..., 99, 200, 300, ..., 310]."""
+    name = "list"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        from stylegan.pipelines.latents import parse_int_list
+        try:
+            return parse_int_list(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+class Grid(click.ParamType):
+    """'4x8' -> (4, 8)."""
+    name = "RxC"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            r, c = (int(v) for v in value.lower().split("x"))
+            assert r > 0 and c > 0
+            return r, c
+        except (ValueError, AssertionError):
+            self.fail(f"bad grid {value!r}: expected ROWSxCOLS, e.g. 4x8", param, ctx)
+
+
+def resolve_device(name: str) -> torch.device:
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+    base = name.split(":")[0]
+    if base not in available:
+        raise click.BadParameter(f"unknown device {name!r}: expected cpu, cuda or mps", param_hint="--device")
+    if not available[base]:
+        raise click.BadParameter(f"device {name!r} is not available on this machine", param_hint="--device")
+    return torch.device(name)
+
+
+def load_generator(network: str, device: torch.device) -> torch.nn.Module:
+    """Path, URL or model-zoo name -> the inference generator (G_ema, else G) on `device`."""
+    import stylegan
+    from stylegan import hub
+    try:
+        nets = stylegan.load(hub.resolve(network), device=device)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    G = nets["G_ema"] if "G_ema" in nets else nets.get("G")
+    if G is None:
+        raise click.ClickException(f"{network}: the file holds no generator")
+    return G.eval()

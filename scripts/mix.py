@@ -1,0 +1,46 @@
+"""`stylegan mix`: the style-mixing grid."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import IntList, load_generator, resolve_device
+
+
+@click.command(epilog="""\b
+Examples:
+  stylegan mix --network ffhq --rows 85,100,75 --cols 55,821,1789 --styles 0-6 --trunc 0.7
+  stylegan mix --network model.pkl --rows 1-3 --cols 4-6 --styles 8-17 --save-cells --outdir mix/""")
+@click.option("--network", required=True, help="Model file, URL or model-zoo name (see `stylegan models`).")
+@click.option("--rows", type=IntList(), required=True, help="Row seeds: the styles not listed in --styles.")
+@click.option("--cols", type=IntList(), required=True, help="Column seeds: provide the layers in --styles.")
+@click.option("--styles", type=IntList(), default="0-6", show_default=True,
+              help="Layers taken from the column seed (0-3 coarse, 4-7 middle, 8+ fine at 1024 px).")
+@click.option("--trunc", "psi", type=float, default=1.0, show_default=True, help="Truncation psi.")
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
+@click.option("--class", "class_idx", type=click.IntRange(min=0), default=None, help="Class label (conditional networks).")
+@click.option("--outdir", type=click.Path(file_okay=False), default="out", show_default=True)
+@click.option("--save-cells", is_flag=True, help="Also write every cell as ROW-COL.png.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
+def mix(network, rows, cols, styles, psi, noise_mode, class_idx, outdir, save_cells, overwrite, device):
+    """Render a style-mixing grid: each cell is its row seed with the --styles layers of its column
+    seed; source images run along the top and left. Writes grid.png in --outdir."""
+    from stylegan.pipelines.image_set import prepare_outdir
+    from stylegan.pipelines.mixing import style_mix
+    from stylegan.pipelines.writer import save_image
+    G = load_generator(network, resolve_device(device))
+    try:
+        outdir = prepare_outdir(outdir)
+        grid_path = outdir / "grid.png"
+        if grid_path.exists() and not overwrite:
+            raise ValueError(f"{grid_path} exists: pass --overwrite to replace it")
+        result = style_mix(G, rows, cols, styles, psi=psi, noise_mode=noise_mode, class_idx=class_idx)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    save_image(result.grid(), grid_path)
+    if save_cells:
+        for (r, c), img in result.cells.items():
+            save_image(img, Path(outdir) / f"{r}-{c}.png")
+    click.echo(f"wrote {grid_path}", err=True)

@@ -1,0 +1,45 @@
+"""`stylegan video`: an interpolation video through a list of seeds."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import Grid, IntList, load_generator, resolve_device
+
+
+@click.command(epilog="""\b
+Examples:
+  stylegan video --network ffhq --seeds 0-7 --out walk.mp4
+  stylegan video --network model.pkl --seeds 0-31 --grid 2x2 --space z --out walk.gif""")
+@click.option("--network", required=True, help="Model file, URL or model-zoo name (see `stylegan models`).")
+@click.option("--seeds", type=IntList(), required=True, help="Key seeds, visited in order.")
+@click.option("--frames-per-seed", type=click.IntRange(min=1), default=60, show_default=True)
+@click.option("--grid", type=Grid(), default=None, help="A ROWSxCOLS mosaic; cell k walks seeds[k::R*C].")
+@click.option("--space", type=click.Choice(["z", "w"]), default="w", show_default=True,
+              help="Interpolate in z (spherical) or w (linear).")
+@click.option("--loop/--no-loop", default=True, show_default=True, help="Return to the first seed at the end.")
+@click.option("--easing", type=click.Choice(["linear", "smooth"]), default="smooth", show_default=True)
+@click.option("--trunc", "psi", type=float, default=1.0, show_default=True, help="Truncation psi.")
+@click.option("--class", "class_idx", type=click.IntRange(min=0), default=None, help="Class label (conditional networks).")
+@click.option("--fps", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="Output .mp4 or .gif.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
+def video(network, seeds, frames_per_seed, grid, space, loop, easing, psi, class_idx, fps, out, overwrite, device):
+    """Render a smooth latent walk through the seeds as an mp4 (bundled ffmpeg) or a gif."""
+    from stylegan.pipelines.interpolate import grid_frames, interpolation_frames
+    from stylegan.pipelines.video import write_video
+    out = Path(out)
+    if out.suffix.lower() not in (".mp4", ".gif"):
+        raise click.BadParameter(f"{out}: expected a .mp4 or .gif file name", param_hint="--out")
+    if out.exists() and not overwrite:
+        raise click.ClickException(f"{out} exists: pass --overwrite to replace it")
+    G = load_generator(network, resolve_device(device))
+    kw = dict(frames_per_seed=frames_per_seed, space=space, loop=loop, psi=psi, easing=easing, class_idx=class_idx)
+    try:
+        frames = grid_frames(G, seeds, grid, **kw) if grid else interpolation_frames(G, seeds, **kw)
+        n = write_video(frames, out, fps=fps)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {out} ({n} frames)", err=True)

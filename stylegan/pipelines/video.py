@@ -1,0 +1,36 @@
+"""Frames -> a video file, written whole or not at all."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+
+def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int = 30) -> int:
+    """Write uint8 [H, W, C] frames to .mp4 (libx264 via imageio-ffmpeg) or .gif; returns the frame count.
+
+    Encodes into a temporary file beside the target and renames at the end, so an interrupted
+    render never leaves a truncated video under the final name."""
+    import imageio.v2 as imageio
+    path = Path(path)
+    ext = path.suffix.lower()
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{ext}")
+    if ext == ".mp4":
+        kwargs = dict(fps=fps, codec="libx264", quality=8, macro_block_size=1, ffmpeg_log_level="error")
+    elif ext == ".gif":
+        kwargs = dict(duration=1000 / fps, loop=0)
+    else:
+        raise ValueError(f"{path}: unsupported video format {ext!r}: expected .mp4 or .gif")
+    n = 0
+    try:
+        with imageio.get_writer(tmp, **kwargs) as writer:
+            for frame in frames:
+                writer.append_data(frame)
+                n += 1
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return n

@@ -1,0 +1,72 @@
+"""Image files written off the generator's thread, atomically, never overwriting by accident."""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+FORMATS = {"png": {"compress_level": 1}, "jpg": {"quality": 95}}
+
+
+def save_image(img: np.ndarray, path: Path, **params) -> None:
+    """Write via a temporary file in the same folder and rename: a reader never sees half a file,
+    and an interrupted run leaves no truncated image behind to be skipped on resume."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fmt = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG"}[path.suffix[1:].lower()]
+    try:
+        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(tmp, format=fmt, **params)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class ImageWriter:
+    """Encodes and writes images on worker threads so the network never waits for PNG encoding.
+
+    PIL releases the GIL while compressing, so a couple of threads keep up with the generator."""
+
+    def __init__(self, num_threads: int = 2, max_pending: int = 64):
+        self._queue: queue.Queue = queue.Queue(max_pending)
+        self._error: BaseException | None = None
+        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(num_threads)]
+        for t in self._threads:
+            t.start()
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                if self._error is None:
+                    save_image(*item[:2], **item[2])
+            except BaseException as e:  # surfaced on the caller's thread by put()/close()
+                self._error = e
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+    def put(self, img: np.ndarray, path: Path, **params) -> None:
+        self._raise()
+        self._queue.put((img, Path(path), params))
+
+    def close(self) -> None:
+        """Wait for every queued image to be on disk."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> "ImageWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
