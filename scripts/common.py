@@ -45,14 +45,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_generator(network: str, device: torch.device) -> torch.nn.Module:
-    """Path, URL or model-zoo name -> the inference generator (G_ema, else G) on `device`."""
+def load_networks(network: str, device: torch.device | str = "cpu") -> dict:
+    """Path, URL or model-zoo name -> stylegan.load's dict; errors become one line."""
     import stylegan
-    from stylegan import hub
     try:
-        nets = stylegan.load(hub.resolve(network), device=device)
+        return stylegan.load(network, device=device)
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
+
+
+def load_generator(network: str, device: torch.device) -> torch.nn.Module:
+    """The inference generator (G_ema, else G) of a network, on `device`."""
+    nets = load_networks(network, device)
     G = nets["G_ema"] if "G_ema" in nets else nets.get("G")
     if G is None:
         raise click.ClickException(f"{network}: the file holds no generator")

@@ -1,0 +1,28 @@
+"""The `stylegan` command: a click group over thin per-command modules."""
+from __future__ import annotations
+
+import click
+
+import stylegan
+
+from .generate import generate
+from .info import info
+from .mix import mix
+from .models import models
+from .video import video
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(stylegan.__version__, prog_name="stylegan")
+def main():
+    """StyleGAN toolkit: generate faces, mix styles, inspect and convert model files.
+
+    NETWORK arguments take a file path (NVIDIA or TF pickle, rosinality .pt, stylegan file), an
+    http(s) URL, or a model name from `stylegan models`."""
+
+
+for command in (info, generate, mix, video, models):
+    main.add_command(command)
+
+if __name__ == "__main__":
+    main()
