@@ -109,7 +109,7 @@ def test_generate_under_torchrun_two_ranks(tmp_path):
            "--outdir", str(out)]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert sorted(p.name for p in out.iterdir()) == [f"seed{s:04d}.png" for s in range(6)] + ["grid0000.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["grid0000.png"] + [f"seed{s:04d}.png" for s in range(6)]
     npz = load_npz("sg2ada_skip")
     got = np.stack([read(out / f"seed{s:04d}.png") for s in range(4)])
     assert_uint8_close(got, npz["img_uint8_psi0.7_const"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import pickle
 import struct
-import zipfile
 from pathlib import Path
 
 import torch
@@ -62,11 +61,20 @@ def _read_pickle(path: Path) -> tuple[str, dict[str, NetSpec], dict]:
 def _read_zip(path: Path) -> tuple[str, dict[str, NetSpec], dict]:
     try:
         ckpt = rosinality.read_checkpoint(path)
+    except ValueError:
+        raise
     except pickle.UnpicklingError as e:
-        raise UnsafePickleError(f"checkpoint refused by weights-only loading: {str(e).splitlines()[0]}") from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError) as e:
-        raise ValueError(f"truncated or corrupt checkpoint ({str(e).splitlines()[0]})") from None
+        if "Unsupported global" in str(e) or "weights_only" in str(e).lower():
+            raise UnsafePickleError(f"checkpoint refused by weights-only loading: {_first_line(e)}") from None
+        raise ValueError(f"truncated or corrupt checkpoint ({_first_line(e)})") from None
+    except Exception as e:  # zip, storage and pickle damage all surface differently
+        raise ValueError(f"truncated or corrupt checkpoint ({type(e).__name__}: {_first_line(e)})") from None
     return "rosinality", rosinality.convert(ckpt), {}
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
 
 
 def build(spec: NetSpec, device: torch.device | str = "cpu") -> torch.nn.Module:

@@ -139,19 +139,33 @@ def _np_dtype(*args):
     return dt
 
 
-_NUMPY = {"_reconstruct": _np_reconstruct, "scalar": _np_scalar}
+def _np_frombuffer(buf, dtype, shape, order):
+    # Protocol-5 pickles carry arrays as raw buffers.
+    dtype = np.dtype(dtype)
+    if dtype.hasobject or order not in ("C", "F"):
+        raise UnsafePickleError("numpy buffer of an object type")
+    return np.frombuffer(bytes(buf), dtype=dtype).reshape(shape, order=order).copy()
+
+
+_NUMPY = {"multiarray._reconstruct": _np_reconstruct, "multiarray.scalar": _np_scalar,
+          "numeric._frombuffer": _np_frombuffer}
 
 ALLOWED: dict[tuple[str, str], Callable | type] = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
     ("dnnlib.util", "EasyDict"): EasyDict,
     ("dnnlib.tflib.network", "Network"): TFNetwork,
     ("collections", "OrderedDict"): collections.OrderedDict,
+    # Protocols 2 and 3 have no set opcode: old files write `_non_persistent_buffers_set` this way.
+    ("builtins", "set"): set,
+    ("__builtin__", "set"): set,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch.storage", "_load_from_bytes"): load_storage_bytes,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): _np_dtype,
-    **{(mod, name): fn for mod in ("numpy.core.multiarray", "numpy._core.multiarray") for name, fn in _NUMPY.items()},
+    # numpy 1.x wrote its helpers under numpy.core, numpy 2 under numpy._core.
+    **{(f"{pkg}.{sub}", name): fn for pkg in ("numpy.core", "numpy._core")
+       for (sub, name), fn in ((k.rsplit(".", 1), v) for k, v in _NUMPY.items())},
 }
 
 
