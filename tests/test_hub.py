@@ -275,3 +275,28 @@ def test_models_command_lists_registry(cache, server, monkeypatch):
     assert CliRunner().invoke(models, ["--help"]).output.count("stylegan models") >= 1
     bad = CliRunner().invoke(models, ["--fetch", "nope-model"])
     assert bad.exit_code != 0 and "unknown model" in bad.output
+
+
+def test_load_and_generate_from_url(server, cache, tmp_path):
+    """stylegan.load and `stylegan generate --network URL` fetch a real network through the cache."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    import stylegan
+    from conftest import load_npz, reference_path
+    from scripts.cli import main
+
+    server.routes["/fixtures/sg3_r.pkl"] = _serve(reference_path("sg3_r.pkl").read_bytes())
+    url = server.url + "/fixtures/sg3_r.pkl"
+    nets = stylegan.load(url)
+    assert nets["format"] == "nvidia-pickle" and nets["G_ema"].arch == "stylegan3"
+    r = CliRunner().invoke(main, ["generate", "--network", url, "--seeds", "0-3", "--trunc", "0.7",
+                                  "--outdir", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert server.hits["/fixtures/sg3_r.pkl"] == 1       # the second use came from the cache
+    from PIL import Image
+    got = np.stack([np.asarray(Image.open(tmp_path / "o" / f"seed{s:04d}.png")) for s in range(4)])
+    want = load_npz("sg3_r")["img_uint8_psi0.7_const"]
+    assert np.abs(got.astype(int) - want).max() <= 1
+    missing = CliRunner().invoke(main, ["info", server.url + "/nothing.pkl"])
+    assert missing.exit_code == 1 and "404" in missing.output and "Traceback" not in missing.output
