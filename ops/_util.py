@@ -1,11 +1,28 @@
 """Argument parsing shared by the ops, and the implementation switch."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 
 import torch
 
 IMPLS = ("ref", "fast", "cuda")
+
+# Per-thread/per-task override of 'auto' set by use_impl(); None means "not set".
+_IMPL_OVERRIDE: contextvars.ContextVar[str | None] = contextvars.ContextVar("stylegan_ops_impl", default=None)
+
+
+@contextlib.contextmanager
+def use_impl(name: str):
+    """Within the block, impl='auto' resolves to `name` (contextvar: each thread has its own)."""
+    if name not in IMPLS:
+        raise ValueError(f"unknown op implementation {name!r}; expected one of {IMPLS}")
+    token = _IMPL_OVERRIDE.set(name)
+    try:
+        yield
+    finally:
+        _IMPL_OVERRIDE.reset(token)
 
 
 def choose_impl(impl: str, x: torch.Tensor) -> str:
@@ -15,7 +32,7 @@ def choose_impl(impl: str, x: torch.Tensor) -> str:
     reformulation (same maths, fewer flops), 'cuda' the fused kernels. STYLEGAN_OPS_IMPL overrides
     'auto' for debugging. No CUDA kernels are wired in yet, so 'cuda' falls back to 'fast'."""
     if impl == "auto":
-        impl = os.environ.get("STYLEGAN_OPS_IMPL", "fast")
+        impl = _IMPL_OVERRIDE.get() or os.environ.get("STYLEGAN_OPS_IMPL", "fast")
     if impl not in IMPLS:
         raise ValueError(f"unknown op implementation {impl!r}; expected one of {IMPLS} or 'auto'")
     if impl == "cuda":

@@ -22,6 +22,8 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Te
                    flip_filter: bool = False, impl: str = "auto") -> torch.Tensor:
     """Public entry point; `impl` selects 'ref' | 'fast' | 'cuda' | 'auto'."""
     impl = choose_impl(impl, x)
+    if impl == "fast":
+        return _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
     return _filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, impl=impl)
 
 
@@ -48,3 +50,20 @@ def _filtered_lrelu_ref(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, ga
     x = upfirdn2d(x, fd, down=down, flip_filter=flip_filter, impl=impl)
     assert x.shape == (n, c, out_h, out_w)
     return x
+
+
+def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter):
+    """Same maths as the reference: polyphase up, one fused elementwise pass, strided down."""
+    from . import upfirdn2d_fast as U
+    n, c, h, w = x.shape
+    if b is not None:
+        assert isinstance(b, torch.Tensor) and b.shape == (c,)
+        x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
+    x = U.upfirdn2d(x, fu, up=up, padding=parse_padding(padding), gain=up ** 2, flip_filter=flip_filter)
+    x = torch.nn.functional.leaky_relu(x, float(slope))
+    # In-place is safe when nothing will differentiate through x.
+    inplace = not (torch.is_grad_enabled() and x.requires_grad)
+    x = x.mul_(gain) if inplace else x * gain
+    if clamp is not None:
+        x = x.clamp_(-clamp, clamp) if inplace else x.clamp(-clamp, clamp)
+    return U.upfirdn2d(x, fd, down=down, flip_filter=flip_filter)

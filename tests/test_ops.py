@@ -1,0 +1,253 @@
+"""Ops against independent truths (scipy/numpy/closed forms), fast == ref, and gradients."""
+import math
+import random
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+
+import ops
+from ops.upfirdn2d import _upfirdn2d_ref
+from ops import upfirdn2d_fast
+
+
+def _cases(n, seed):
+    rng = random.Random(seed)
+    for _ in range(n):
+        sep = rng.random() < 0.5
+        kw, kh = rng.randint(1, 7), rng.randint(1, 7)
+        case = dict(f=(kw,) if sep else (kh, kw), up=(rng.randint(1, 4), rng.randint(1, 4)),
+                    down=(rng.randint(1, 4), rng.randint(1, 4)), pad=[rng.randint(-2, 5) for _ in range(4)],
+                    hw=(rng.choice([3, 5, 8, 130]), rng.choice([2, 7, 9, 131])), flip=rng.random() < 0.5,
+                    gain=rng.choice([1.0, 2.5]))
+        out_w = (case["hw"][1] * case["up"][0] + case["pad"][0] + case["pad"][1] - kw + case["down"][0]) // case["down"][0]
+        out_h = (case["hw"][0] * case["up"][1] + case["pad"][2] + case["pad"][3] - (kw if sep else kh) + case["down"][1]) // case["down"][1]
+        # Skip cases whose cropping eats more than the padded signal (undefined in the reference).
+        if out_w >= 1 and out_h >= 1 and min(case["pad"]) > -min(case["hw"]):
+            yield case
+
+
+def _np_upfirdn_axis(a, f, up, down, p0, p1, axis):
+    """One axis by zero-stuff, pad/crop, full convolution, decimate (numpy only)."""
+    a = np.moveaxis(a, axis, -1)
+    z = np.zeros(a.shape[:-1] + (a.shape[-1] * up,))
+    z[..., ::up] = a
+    z = np.pad(z, [(0, 0)] * (z.ndim - 1) + [(max(p0, 0), max(p1, 0))])
+    z = z[..., max(-p0, 0): z.shape[-1] - max(-p1, 0)]
+    y = np.apply_along_axis(lambda v: np.convolve(v, f, mode="valid"), -1, z)
+    return np.moveaxis(y[..., ::down], -1, axis)
+
+
+def _np_upfirdn2d(x, f, up, down, pad, flip, gain):
+    """Independent truth: scipy.signal.upfirdn per axis (separable) or zero-stuff + convolve2d (2-D)."""
+    (upx, upy), (downx, downy), (px0, px1, py0, py1) = up, down, pad
+    f = f * gain ** (f.ndim / 2)
+    if flip:
+        f = f[::-1] if f.ndim == 1 else f[::-1, ::-1]
+    if f.ndim == 1:
+        if min(pad) >= 0:
+            # scipy's upfirdn computes the full convolution; the padding picks a window of it.
+            def axis(a, up_, down_, p0, p1, ax):
+                a = np.moveaxis(a, ax, -1)
+                a = np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, (p1 + up_ - 1) // up_ + 1)])
+                full = scipy.signal.upfirdn(f, a, up=up_, down=1, axis=-1)
+                full = np.pad(full, [(0, 0)] * (a.ndim - 1) + [(p0, 0)])
+                n = (a.shape[-1] - ((p1 + up_ - 1) // up_ + 1)) * up_ + p0 + p1 - len(f) + 1
+                return np.moveaxis(full[..., len(f) - 1: len(f) - 1 + n][..., ::down_], -1, ax)
+            return axis(axis(x, upx, downx, px0, px1, -1), upy, downy, py0, py1, -2)
+        y = _np_upfirdn_axis(x, f, upx, downx, px0, px1, -1)
+        return _np_upfirdn_axis(y, f, upy, downy, py0, py1, -2)
+    n, c, h, w = x.shape
+    z = np.zeros((n, c, h * upy, w * upx))
+    z[:, :, ::upy, ::upx] = x
+    z = np.pad(z, [(0, 0), (0, 0), (max(py0, 0), max(py1, 0)), (max(px0, 0), max(px1, 0))])
+    z = z[:, :, max(-py0, 0): z.shape[2] - max(-py1, 0), max(-px0, 0): z.shape[3] - max(-px1, 0)]
+    y = np.stack([np.stack([scipy.signal.convolve2d(z[i, j], f, mode="valid") for j in range(c)]) for i in range(n)])
+    return y[:, :, ::downy, ::downx]
+
+
+CASES = list(_cases(80, seed=1234))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_upfirdn2d_vs_scipy_and_fast_eq_ref(case):
+    g = torch.Generator().manual_seed(hash(str(case)) % 2**31)
+    x = torch.randn(2, 3, *case["hw"], generator=g)
+    f = torch.randn(*case["f"], generator=g)
+    args = (case["up"], case["down"], case["pad"], case["flip"], case["gain"])
+    ref = _upfirdn2d_ref(x, f, *args)
+    fast = upfirdn2d_fast.upfirdn2d(x, f, *args)
+    truth = _np_upfirdn2d(x.double().numpy(), f.double().numpy(), *args)
+    (upx, upy), (downx, downy), (px0, px1, py0, py1) = case["up"], case["down"], case["pad"]
+    kw, kh = case["f"][-1], case["f"][0]
+    assert ref.shape == (2, 3, (case["hw"][0] * upy + py0 + py1 - kh + downy) // downy,
+                         (case["hw"][1] * upx + px0 + px1 - kw + downx) // downx)
+    assert truth.shape == tuple(ref.shape)
+    scale = max(1.0, float(np.abs(truth).max()))
+    np.testing.assert_allclose(ref.double().numpy(), truth, atol=2e-5 * scale, rtol=0)
+    np.testing.assert_allclose(fast.double().numpy(), truth, atol=2e-5 * scale, rtol=0)
+    xd, fd_ = x.double(), f
+    assert torch.allclose(upfirdn2d_fast.upfirdn2d(xd, fd_, *args), _upfirdn2d_ref(xd, fd_, *args), atol=1e-12)
+
+
+def test_upfirdn2d_sizes_from_docstring_helpers():
+    x = torch.randn(1, 2, 10, 13)
+    for f in [ops.setup_filter([1, 3, 3, 1]), ops.setup_filter(torch.rand(12).tolist())]:
+        for impl in ("ref", "fast"):
+            assert ops.upsample2d(x, f, up=2, impl=impl).shape == (1, 2, 20, 26)
+            assert ops.downsample2d(x, f, down=2, impl=impl).shape == (1, 2, 5, 6)
+            assert ops.filter2d(x, f, padding=1, impl=impl).shape == (1, 2, 12, 15)
+
+
+def test_use_impl_switch(monkeypatch):
+    from ops._util import choose_impl
+    x = torch.zeros(1)
+    monkeypatch.delenv("STYLEGAN_OPS_IMPL", raising=False)
+    assert choose_impl("auto", x) == "fast"
+    with ops.use_impl("ref"):
+        assert choose_impl("auto", x) == "ref"
+        assert choose_impl("fast", x) == "fast"
+        with ops.use_impl("fast"):
+            assert choose_impl("auto", x) == "fast"
+        assert choose_impl("auto", x) == "ref"
+    monkeypatch.setenv("STYLEGAN_OPS_IMPL", "ref")
+    assert choose_impl("auto", x) == "ref"
+    with pytest.raises(ValueError):
+        with ops.use_impl("nope"):
+            pass
+
+
+CLOSED = {
+    "linear": lambda v, a: v, "relu": lambda v, a: np.maximum(v, 0), "lrelu": lambda v, a: np.where(v >= 0, v, v * a),
+    "tanh": lambda v, a: np.tanh(v), "sigmoid": lambda v, a: 1 / (1 + np.exp(-v)),
+    "elu": lambda v, a: np.where(v >= 0, v, np.exp(v) - 1),
+    "selu": lambda v, a: 1.0507009873554805 * np.where(v >= 0, v, 1.6732632423543772 * (np.exp(v) - 1)),
+    "softplus": lambda v, a: np.log1p(np.exp(v)), "swish": lambda v, a: v / (1 + np.exp(-v)),
+}
+DEF_GAIN = {"relu": math.sqrt(2), "lrelu": math.sqrt(2), "swish": math.sqrt(2)}
+
+
+@pytest.mark.parametrize("act", sorted(CLOSED))
+@pytest.mark.parametrize("impl", ["ref", "fast"])
+def test_bias_act_closed_form(act, impl):
+    assert set(CLOSED) == set(ops.ACTIVATIONS)
+    x = torch.randn(3, 5, 4, dtype=torch.float64) * 3
+    b = torch.randn(5, dtype=torch.float64)
+    v = x.numpy() + b.numpy()[None, :, None]
+    want = CLOSED[act](v, 0.2) * DEF_GAIN.get(act, 1.0)
+    np.testing.assert_allclose(ops.bias_act(x, b, act=act, impl=impl).numpy(), want, rtol=1e-10, atol=1e-12)
+    want = np.clip(CLOSED[act](v, 0.3) * 1.7, -0.5, 0.5)
+    got = ops.bias_act(x, b, act=act, alpha=0.3, gain=1.7, clamp=0.5, impl=impl).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    bt = torch.randn(4, dtype=torch.float64)
+    np.testing.assert_allclose(ops.bias_act(x, bt, dim=2, act=act, impl=impl).numpy(),
+                               CLOSED[act](x.numpy() + bt.numpy(), 0.2) * DEF_GAIN.get(act, 1.0), rtol=1e-10, atol=1e-12)
+
+
+def _flrelu_np(x, fu, fd, b, up, down, pad, gain, slope, clamp):
+    y = x + b[None, :, None, None]
+    y = _np_upfirdn2d(y, fu, (up, up), (1, 1), pad, False, up ** 2)
+    y = np.where(y >= 0, y, y * slope) * gain
+    if clamp is not None:
+        y = np.clip(y, -clamp, clamp)
+    return _np_upfirdn2d(y, fd, (1, 1), (down, down), (0, 0, 0, 0), False, 1)
+
+
+@pytest.mark.parametrize("up,down,sep,clamp", [(2, 2, True, 0.3), (4, 2, True, None), (1, 1, False, None),
+                                                (2, 1, False, 0.5), (1, 2, True, None)])
+def test_filtered_lrelu(up, down, sep, clamp):
+    g = torch.Generator().manual_seed(up * 10 + down)
+    x = torch.randn(2, 3, 9, 7, generator=g, dtype=torch.float64)
+    taps = 12 if sep else 4
+    fu = ops.setup_filter(torch.rand(taps, generator=g) + 0.1, separable=sep)
+    fd = ops.setup_filter(torch.rand(taps, generator=g) + 0.1, separable=sep)
+    b = torch.randn(3, generator=g, dtype=torch.float64)
+    pad = [12, 13, 11, 14]  # room for both 12-tap filters at up=1
+    want = _flrelu_np(x.numpy(), fu.double().numpy(), fd.double().numpy(), b.numpy(), up, down, pad, 1.4, 0.25, clamp)
+    by_hand = ops.upfirdn2d(ops.bias_act(ops.upfirdn2d(ops.bias_act(x, b, impl="ref"), fu, up=up, padding=pad, gain=up ** 2,
+                                                       impl="ref"), act="lrelu", alpha=0.25, gain=1.4, clamp=clamp, impl="ref"),
+                            fd, down=down, impl="ref")
+    for impl in ("ref", "fast"):
+        got = ops.filtered_lrelu(x, fu, fd, b, up=up, down=down, padding=pad, gain=1.4, slope=0.25, clamp=clamp, impl=impl)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(got.numpy(), by_hand.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("up,down,k", [(1, 1, 3), (2, 1, 3), (1, 2, 3), (1, 2, 1), (2, 1, 1)])
+def test_conv2d_resample_vs_zero_stuff(up, down, k):
+    g = torch.Generator().manual_seed(up + 3 * down + 7 * k)
+    x = torch.randn(2, 4, 8, 8, generator=g, dtype=torch.float64)
+    w = torch.randn(5, 4, k, k, generator=g, dtype=torch.float64)
+    f = ops.setup_filter([1, 3, 3, 1])
+    for impl in ("ref", "fast"):
+        got = ops.conv2d_resample(x, w, f, up=up, down=down, padding=k // 2, impl=impl).numpy()
+        # Truth: all padding up front (on the upsampled grid), zero-stuff + FIR filter in numpy,
+        # plain valid correlation, then decimation (filter and conv commute, both being LTI).
+        fn = f.double().numpy() if up > 1 or down > 1 else np.ones((1, 1))  # f unused without resampling
+        p = k // 2
+        p0, p1 = p, p
+        if up > 1:
+            p0, p1 = p0 + (4 + up - 1) // 2, p1 + (4 - up) // 2
+        if down > 1:
+            p0, p1 = p0 + (4 - down + 1) // 2, p1 + (4 - down) // 2
+        y = _np_upfirdn2d(x.numpy(), fn, (up, up), (1, 1), (p0, p1, p0, p1), False, up ** 2)
+        out = np.zeros((2, 5, y.shape[2] - k + 1, y.shape[3] - k + 1))
+        for i in range(k):
+            for j in range(k):
+                out += np.einsum("nchw,oc->nohw", y[:, :, i:i + out.shape[2], j:j + out.shape[3]], w.numpy()[:, :, i, j])
+        out = out[:, :, ::down, ::down]
+        assert got.shape == (2, 5, 8 * up // down, 8 * up // down)
+        np.testing.assert_allclose(got, out, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("up,down,demod", [(1, 1, True), (2, 1, True), (1, 2, False)])
+def test_modulated_conv2d(up, down, demod):
+    g = torch.Generator().manual_seed(up * 5 + down)
+    x = torch.randn(3, 4, 8, 8, generator=g, dtype=torch.float64)
+    w = torch.randn(6, 4, 3, 3, generator=g, dtype=torch.float64)
+    s = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    f = ops.setup_filter([1, 3, 3, 1])
+    kw = dict(up=up, down=down, padding=1, resample_filter=f, demodulate=demod)
+    fused = ops.modulated_conv2d(x, w, s, fused_modconv=True, **kw)
+    unfused = ops.modulated_conv2d(x, w, s, fused_modconv=False, **kw)
+    loop = []
+    for i in range(3):
+        wi = w * s[i].reshape(1, -1, 1, 1)
+        if demod:
+            wi = wi / (wi.square().sum(dim=[1, 2, 3], keepdim=True) + 1e-8).sqrt()
+        loop.append(ops.conv2d_resample(x[i:i + 1], wi, f, up=up, down=down, padding=1, impl="ref"))
+    loop = torch.cat(loop)
+    assert torch.allclose(fused, loop, rtol=1e-10, atol=1e-10)
+    assert torch.allclose(unfused, loop, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("impl", ["ref", "fast"])
+@pytest.mark.parametrize("sep,up,down,pad", [(True, 2, 1, [2, 1, 3, 0]), (False, 1, 2, [1, 2, 0, 1]),
+                                             (True, 3, 2, [-1, 2, 1, 1]), (False, 2, 1, [1, 1, 1, 1])])
+def test_upfirdn2d_gradcheck(impl, sep, up, down, pad):
+    x = torch.randn(1, 2, 5, 4, dtype=torch.float64, requires_grad=True)
+    f = torch.rand(5) if sep else torch.rand(3, 4)
+    fn = lambda x: ops.upfirdn2d(x, f, up=up, down=down, padding=pad, gain=1.5, impl=impl)
+    assert torch.autograd.gradcheck(fn, (x,))
+    assert torch.autograd.gradgradcheck(fn, (x,))
+
+
+@pytest.mark.parametrize("act", ["lrelu", "tanh", "swish", "elu"])
+def test_bias_act_gradcheck(act):
+    x = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    fn = lambda x, b: ops.bias_act(x + 0.05 * torch.sign(x), b, act=act, gain=1.3)  # keep away from the kink
+    assert torch.autograd.gradcheck(fn, (x, b))
+    if act != "lrelu":
+        assert torch.autograd.gradgradcheck(fn, (x, b))
+
+
+@pytest.mark.parametrize("impl", ["ref", "fast"])
+def test_filtered_lrelu_gradcheck(impl):
+    x = torch.randn(1, 2, 5, 5, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    fu, fd = ops.setup_filter([1, 3, 3, 1]), ops.setup_filter([1, 2, 1])
+    fn = lambda x, b: ops.filtered_lrelu(x, fu, fd, b, up=2, down=2, padding=3, clamp=0.8, impl=impl)
+    assert torch.autograd.gradcheck(fn, (x, b), atol=1e-5)
