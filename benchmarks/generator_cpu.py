@@ -9,20 +9,8 @@ import torch
 import ops
 import stylegan
 
-FALLBACK = {
-    "stylegan2": ("stylegan2", dict(z_dim=512, w_dim=512, c_dim=0, img_resolution=256, img_channels=3,
-                                    channel_base=16384, channel_max=512, mapping_kwargs={"num_layers": 8})),
-    "stylegan3-t": ("stylegan3", dict(z_dim=512, w_dim=512, c_dim=0, img_resolution=256, img_channels=3,
-                                      channel_base=32768, channel_max=512, mapping_kwargs={"num_layers": 2})),
-}
-
-
 def build(arch):
-    try:
-        return stylegan.create_model(f"{arch}-256")
-    except Exception:
-        name, kw = FALLBACK[arch]
-        return stylegan.create_model(name, **kw)
+    return stylegan.create_model(f"{arch}-256").eval()
 
 
 def images_per_s(G, n, impl, reps):
