@@ -1,6 +1,8 @@
 """Option parsing shared by the commands; turns library errors into one-line CLI errors."""
 from __future__ import annotations
 
+import os
+
 import click
 import torch
 
@@ -42,6 +44,8 @@ def resolve_device(name: str) -> torch.device:
         raise click.BadParameter(f"unknown device {name!r}: expected cpu, cuda or mps", param_hint="--device")
     if not available[base]:
         raise click.BadParameter(f"device {name!r} is not available on this machine", param_hint="--device")
+    if name == "cuda" and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))  # one GPU per torchrun rank
     return torch.device(name)
 
 
