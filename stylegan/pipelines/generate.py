@@ -63,10 +63,9 @@ def generate(G: torch.nn.Module, seeds: Sequence[int], psi: float = 1.0, truncat
              noise_mode: str = "const", class_idx: int | None = None, batch_size: int = 8,
              output: str = "uint8"):
     """All images for `seeds`: a [N, H, W, C] uint8 array, or a list of PIL images (output='pil')."""
-    batches = list(generate_batches(G, seeds, psi, truncation_cutoff, noise_mode, class_idx, batch_size))
-    images = np.concatenate([b.images for b in batches]) if batches else np.zeros([0, G.img_resolution,
-                                                                                   G.img_resolution, G.img_channels],
-                                                                                  np.uint8)
+    empty = np.zeros([0, G.img_resolution, G.img_resolution, G.img_channels], np.uint8)
+    batches = generate_batches(G, seeds, psi, truncation_cutoff, noise_mode, class_idx, batch_size)
+    images = np.concatenate([empty] + [b.images for b in batches])
     if output == "uint8":
         return images
     if output == "pil":
