@@ -9,6 +9,7 @@ from .generate import generate
 from .info import info
 from .mix import mix
 from .models import models
+from .ops import ops_group
 from .video import video
 
 
@@ -21,7 +22,7 @@ def main():
     http(s) URL, or a model name from `stylegan models`."""
 
 
-for command in (info, generate, mix, video, models):
+for command in (info, generate, mix, video, models, ops_group):
     main.add_command(command)
 
 if __name__ == "__main__":

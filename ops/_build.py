@@ -1,0 +1,381 @@
+"""Build, cache and load the fused CUDA ops (`ops/cuda/NAME.cpp` + `NAME.cu`).
+
+`load_op(name)` compiles an op with ninja through torch.utils.cpp_extension the first time it is
+needed, caches the result under a hash of everything that changes the binary, and returns the
+imported module, or None after a single warning naming the cause and the fix. The build never
+waits forever: each build runs in a fresh temp folder that is renamed into the cache when complete,
+and the per-key lock records its owner's PID so a lock left by a dead process is cleared.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import glob
+import hashlib
+import importlib.machinery
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+import torch
+
+OPS = ("bias_act", "upfirdn2d", "filtered_lrelu")
+SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda")
+# Built when no GPU is visible (build nodes): Ampere, Ada, Hopper, plus PTX for newer GPUs.
+DEFAULT_ARCHS = ("8.0", "8.6", "8.9", "9.0+PTX")
+LOCK_TIMEOUT_S = 600.0
+DONE_MARKER = "BUILD_OK"
+
+
+class OpsBuildError(RuntimeError):
+    """A fused op cannot be built; the message names the cause and the fix."""
+
+
+class OpsBuildWarning(UserWarning):
+    """Emitted once per op when the CUDA path is unavailable and the reference path is used."""
+
+
+@dataclasses.dataclass
+class BuildResult:
+    name: str
+    status: str  # "built", "cached" or "failed"
+    reason: str = ""
+    seconds: float = 0.0
+    path: str = ""
+
+
+# Per-process memory: name -> module (success) / failure reason, so failures are not retried.
+_loaded: dict[str, object] = {}
+_failed: dict[str, str] = {}
+
+
+# ---------------------------------------------------------------- CUDA toolkit discovery
+def _has_cudart(root: str) -> bool:
+    libs = [os.path.join(root, d, "libcudart.so*") for d in ("lib64", "lib", os.path.join("lib", "x64"))]
+    libs += [os.path.join(root, "targets", "*", "lib", "libcudart.so*")]
+    return any(glob.glob(p) for p in libs)
+
+
+def check_cuda_root(root: str) -> str | None:
+    """None if `root` is a usable toolkit, else what is missing."""
+    if not os.path.isdir(root):
+        return f"{root} is not a folder"
+    if not _has_cudart(root):
+        return f"no libcudart in {root}/lib64 or {root}/lib"
+    if not (os.path.isfile(os.path.join(root, "include", "cuda_runtime.h"))
+            or glob.glob(os.path.join(root, "targets", "*", "include", "cuda_runtime.h"))):
+        return f"no include/cuda_runtime.h in {root}"
+    return None
+
+
+def _wrapper_target(path: str) -> str | None:
+    """If `path` is a small shell script that execs another nvcc, that nvcc's path."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None  # a real binary
+    m = re.search(rb"""(?:exec\s+)?["']?(/[^\s"']*/bin/nvcc)\b""", head)
+    return m.group(1).decode() if m else None
+
+
+def _root_from_nvcc(nvcc: str, depth: int = 0) -> str | None:
+    """Toolkit root behind an nvcc path, following symlinks and wrapper scripts."""
+    real = os.path.realpath(nvcc)
+    target = _wrapper_target(real)
+    if target and depth < 5 and os.path.realpath(target) != real:
+        return _root_from_nvcc(target, depth + 1)
+    return os.path.dirname(os.path.dirname(real))
+
+
+def find_cuda_root() -> tuple[str | None, list[str]]:
+    """(toolkit root, notes on rejected candidates). Env wins, then nvcc on PATH, then defaults."""
+    candidates: list[tuple[str, str]] = []
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        if os.environ.get(var):
+            candidates.append((var, os.environ[var]))
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        root = _root_from_nvcc(nvcc)
+        if root:
+            candidates.append((f"nvcc at {nvcc}", root))
+    candidates.append(("/usr/local/cuda", "/usr/local/cuda"))
+    candidates += [("/usr/local/cuda-*", p) for p in sorted(glob.glob("/usr/local/cuda-*"), reverse=True)]
+    notes = []
+    for source, root in candidates:
+        root = os.path.realpath(root)
+        problem = check_cuda_root(root)
+        if problem is None and os.access(os.path.join(root, "bin", "nvcc"), os.X_OK):
+            return root, notes
+        notes.append(f"{source}: {problem or 'no bin/nvcc in ' + root}")
+    return None, notes
+
+
+def nvcc_version(root: str) -> str | None:
+    """'13.0' from `nvcc --version`, or None if it cannot be run."""
+    try:
+        out = subprocess.run([os.path.join(root, "bin", "nvcc"), "--version"], capture_output=True,
+                             text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"release (\d+\.\d+)", out)
+    return m.group(1) if m else None
+
+
+# ---------------------------------------------------------------- architectures and cache key
+def arch_list() -> list[str]:
+    """Arches to build: TORCH_CUDA_ARCH_LIST if set, else the visible GPUs, else DEFAULT_ARCHS."""
+    env = os.environ.get("TORCH_CUDA_ARCH_LIST")
+    if env:
+        return [a for a in re.split(r"[;\s]+", env) if a]
+    try:
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # a broken driver must not stop the build of a default list
+        count = 0
+    if count:
+        caps = sorted({torch.cuda.get_device_capability(i) for i in range(count)})
+        return [f"{a}.{b}" for a, b in caps[:-1]] + [f"{caps[-1][0]}.{caps[-1][1]}+PTX"]
+    return list(DEFAULT_ARCHS)
+
+
+def source_files(name: str, source_dir: str = SOURCE_DIR) -> list[str]:
+    return [os.path.join(source_dir, f"{name}{ext}") for ext in (".cpp", ".cu")]
+
+
+def cache_dir() -> str:
+    return os.environ.get("STYLEGAN_OPS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "stylegan", "ops")
+
+
+def cache_key(sources: list[str], torch_version: str, cuda_version: str, archs: list[str]) -> str:
+    """Hash of everything that changes the binary; headers next to the sources count too."""
+    h = hashlib.sha256()
+    for part in (torch_version, cuda_version, ";".join(archs)):
+        h.update(part.encode() + b"\0")
+    folders = sorted({os.path.dirname(s) for s in sources})
+    headers = sorted(p for d in folders for p in glob.glob(os.path.join(d, "*.h")) + glob.glob(os.path.join(d, "*.cuh")))
+    for path in list(sources) + headers:
+        h.update(os.path.basename(path).encode() + b"\0")
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- lock with owner PID
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _lock_owner(lock: str) -> int | None:
+    try:
+        with open(lock) as f:
+            return int(f.read().strip() or "0") or None
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def build_lock(lock: str, timeout: float = LOCK_TIMEOUT_S, poll: float = 0.5):
+    """Exclusive lock file holding our PID. A lock whose owner is dead (or that has stayed empty for
+    over 10 s: its writer died mid-write) is removed; a live owner is waited on up to `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            pid = _lock_owner(lock)
+            try:
+                age = time.time() - os.path.getmtime(lock)
+            except OSError:
+                continue  # removed meanwhile: retry at once
+            if (pid is not None and not _pid_alive(pid)) or (pid is None and age > 10):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(lock)
+                continue
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"lock {lock} still held by PID {pid} after {timeout:.0f} s; "
+                                   f"if no build is running, delete it")
+            time.sleep(poll)
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if _lock_owner(lock) == os.getpid():
+                os.remove(lock)
+
+
+# ---------------------------------------------------------------- building
+@dataclasses.dataclass
+class Toolchain:
+    root: str | None = None
+    nvcc_version: str | None = None
+    archs: list[str] = dataclasses.field(default_factory=list)
+    problem: str | None = None  # "cause. Fix: ..." when nothing can be built
+
+
+def toolchain() -> Toolchain:
+    """What a build would use, or why none is possible (checked cheaply, nothing compiled)."""
+    tc = Toolchain(archs=arch_list())
+    if torch.version.cuda is None:
+        tc.problem = (f"torch {torch.__version__} is a CPU-only build. Fix: install a CUDA build of torch "
+                      "(pip install torch --index-url https://download.pytorch.org/whl/cu130)")
+        return tc
+    tc.root, notes = find_cuda_root()
+    if tc.root is None:
+        tried = f" (tried: {'; '.join(notes)})" if notes else ""
+        tc.problem = ("nvcc / CUDA toolkit not found" + tried +
+                      ". Fix: install the CUDA toolkit or set CUDA_HOME to its root (the folder with bin/nvcc)")
+        return tc
+    tc.nvcc_version = nvcc_version(tc.root)
+    if tc.nvcc_version is None:
+        tc.problem = f"{tc.root}/bin/nvcc --version fails. Fix: repair the CUDA toolkit or set CUDA_HOME"
+    elif not shutil.which("ninja"):
+        tc.problem = "ninja not found. Fix: pip install ninja"
+    return tc
+
+
+def _module_name(name: str, key: str) -> str:
+    return f"stylegan_{name}_{key}"
+
+
+def _import_so(module_name: str, folder: str):
+    """Import a built extension from `folder` (one whose DONE_MARKER exists)."""
+    so = glob.glob(os.path.join(folder, module_name + "*.so")) + glob.glob(os.path.join(folder, module_name + "*.pyd"))
+    if not so:
+        raise ImportError(f"no {module_name} library in {folder}")
+    loader = importlib.machinery.ExtensionFileLoader(module_name, so[0])
+    spec = importlib.util.spec_from_file_location(module_name, so[0], loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    sys.modules[module_name] = module
+    return module
+
+
+@contextlib.contextmanager
+def _build_env(tc: Toolchain):
+    """Point torch at our toolkit root and arch list; torch reads CUDA_HOME once at import."""
+    saved_env = {k: os.environ.get(k) for k in ("CUDA_HOME", "TORCH_CUDA_ARCH_LIST")}
+    os.environ["CUDA_HOME"] = tc.root  # set before the import so torch's own guess is right too
+    os.environ["TORCH_CUDA_ARCH_LIST"] = ";".join(tc.archs)
+    from torch.utils import cpp_extension
+    saved_home = cpp_extension.CUDA_HOME
+    cpp_extension.CUDA_HOME = tc.root
+    try:
+        yield cpp_extension
+    finally:
+        cpp_extension.CUDA_HOME = saved_home
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _compile(name: str, sources: list[str], module_name: str, tc: Toolchain, final: str) -> None:
+    """Compile into a fresh temp folder, then rename it to `final` (atomic: never half-written)."""
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    # We hold this key's lock, so any temp folder for it is a leftover of a killed build.
+    for stale in glob.glob(os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.tmp-*")):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.tmp-", dir=os.path.dirname(final))
+    try:
+        with _build_env(tc) as cpp_extension:
+            cpp_extension.load(name=module_name, sources=sources, build_directory=tmp,
+                               extra_cflags=["-O3"], extra_cuda_cflags=["-O3", "-lineinfo"],
+                               with_cuda=True, verbose=False)
+        open(os.path.join(tmp, DONE_MARKER), "w").close()
+        if os.path.isdir(final):  # incomplete leftover of an interrupted build
+            shutil.rmtree(final, ignore_errors=True)
+        os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _short_error(exc: BaseException) -> str:
+    """Last meaningful line(s) of a compiler/linker failure."""
+    text = str(exc).strip() or type(exc).__name__
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    errs = [l for l in lines if re.search(r"error|cannot find|undefined", l, re.I)]
+    return " | ".join((errs or lines)[-3:])[:600]
+
+
+def build_op(name: str, source_dir: str = SOURCE_DIR, tc: Toolchain | None = None) -> BuildResult:
+    """Build (or find cached) one op; never raises for an expected failure."""
+    tc = tc or toolchain()
+    if tc.problem:
+        return BuildResult(name, "failed", tc.problem)
+    sources = source_files(name, source_dir)
+    missing = [s for s in sources if not os.path.isfile(s)]
+    if missing:
+        return BuildResult(name, "failed", f"sources missing: {', '.join(missing)}. Fix: reinstall stylegan")
+    key = cache_key(sources, torch.__version__, tc.nvcc_version, tc.archs)
+    module_name = _module_name(name, key)
+    final = os.path.join(cache_dir(), f"{name}-{key}")
+    start = time.perf_counter()
+    try:
+        os.makedirs(cache_dir(), exist_ok=True)
+        with build_lock(final + ".lock"):
+            status = "cached"
+            if not os.path.isfile(os.path.join(final, DONE_MARKER)):
+                _compile(name, sources, module_name, tc, final)
+                status = "built"
+            _loaded[name] = sys.modules.get(module_name) or _import_so(module_name, final)
+    except Exception as exc:  # compiler, linker, import, lock: all reported, none fatal here
+        return BuildResult(name, "failed", f"build failed: {_short_error(exc)}. Fix: run `stylegan ops build` "
+                           f"for details, or set STYLEGAN_OPS_IMPL=fast", time.perf_counter() - start)
+    return BuildResult(name, status, "", time.perf_counter() - start, final)
+
+
+def _forced_cuda() -> bool:
+    from ._util import _IMPL_OVERRIDE
+    return (_IMPL_OVERRIDE.get() or os.environ.get("STYLEGAN_OPS_IMPL")) == "cuda"
+
+
+def load_op(name: str):
+    """The compiled module for op `name`, or None (after one warning) if it cannot be built.
+    With STYLEGAN_OPS_IMPL=cuda (or use_impl('cuda')) a failure raises OpsBuildError instead."""
+    if name in _loaded:
+        return _loaded[name]
+    if name not in _failed:
+        result = build_op(name)
+        if result.status != "failed":
+            return _loaded[name]
+        _failed[name] = result.reason
+        if not _forced_cuda():
+            warnings.warn(f"stylegan: CUDA op '{name}' unavailable, using the reference path: {result.reason}",
+                          OpsBuildWarning, stacklevel=2)
+    if _forced_cuda():
+        raise OpsBuildError(f"CUDA op '{name}' was forced (STYLEGAN_OPS_IMPL=cuda) but cannot be built: "
+                            f"{_failed[name]}")
+    return None
+
+
+def cached_build(name: str, tc: Toolchain, source_dir: str = SOURCE_DIR) -> str | None:
+    """Folder of a complete cached build for the current toolchain, without building."""
+    sources = source_files(name, source_dir)
+    if tc.problem or not all(os.path.isfile(s) for s in sources):
+        return None
+    final = os.path.join(cache_dir(), f"{name}-{cache_key(sources, torch.__version__, tc.nvcc_version, tc.archs)}")
+    return final if os.path.isfile(os.path.join(final, DONE_MARKER)) else None
+
+
+def reset() -> None:
+    """Forget per-process results (tests)."""
+    _loaded.clear()
+    _failed.clear()

@@ -1,0 +1,233 @@
+"""Build system for the fused CUDA ops: toolkit discovery, cache key, lock, fallbacks, CLI (CPU only)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import warnings
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ops import _build
+from scripts.ops import ops_group
+
+
+def fake_toolkit(root, cudart=True, header=True):
+    """A folder that looks like a CUDA toolkit: bin/nvcc, lib64/libcudart.so, include/cuda_runtime.h."""
+    (root / "bin").mkdir(parents=True)
+    nvcc = root / "bin" / "nvcc"
+    nvcc.write_text("#!/bin/sh\necho 'Cuda compilation tools, release 13.0, V13.0.48'\n")
+    nvcc.chmod(0o755)
+    (root / "lib64").mkdir()
+    if cudart:
+        (root / "lib64" / "libcudart.so.13").write_text("")
+    (root / "include").mkdir()
+    if header:
+        (root / "include" / "cuda_runtime.h").write_text("")
+    return root
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    """No CUDA env, PATH holding only tmp_path/bin, defaults under /usr/local hidden."""
+    for var in ("CUDA_HOME", "CUDA_PATH", "STYLEGAN_OPS_IMPL", "TORCH_CUDA_ARCH_LIST"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.setattr(_build.glob, "glob", _glob_without_usr_local)
+    monkeypatch.setattr(_build, "check_cuda_root", _check_without_usr_local)
+    monkeypatch.setenv("STYLEGAN_OPS_CACHE", str(tmp_path / "cache"))
+    _build.reset()
+    yield tmp_path
+    _build.reset()
+
+
+_real_glob = _build.glob.glob
+_real_check = _build.check_cuda_root
+
+
+def _glob_without_usr_local(pattern, *a, **k):
+    return [] if pattern.startswith("/usr/local/cuda") else _real_glob(pattern, *a, **k)
+
+
+def _check_without_usr_local(root):
+    return "hidden in tests" if root.startswith("/usr/local/cuda") else _real_check(root)
+
+
+def test_wrapper_script_followed_to_real_root(clean_env):
+    real = fake_toolkit(clean_env / "cuda-13.0")
+    wrapper = clean_env / "bin" / "nvcc"
+    wrapper.write_text(f"#!/bin/sh\nexec {real}/bin/nvcc \"$@\"\n")
+    wrapper.chmod(0o755)
+    root, _ = _build.find_cuda_root()
+    assert root == str(real)
+    assert _build.nvcc_version(root) == "13.0"
+
+
+def test_symlinked_root_resolved(clean_env):
+    real = fake_toolkit(clean_env / "cuda-13.0")
+    (clean_env / "cuda").symlink_to(real)
+    (clean_env / "bin" / "nvcc").symlink_to(clean_env / "cuda" / "bin" / "nvcc")
+    root, _ = _build.find_cuda_root()
+    assert root == str(real)
+
+
+def test_cuda_home_overrides_path(clean_env, monkeypatch):
+    on_path = fake_toolkit(clean_env / "cuda-a")
+    (clean_env / "bin" / "nvcc").symlink_to(on_path / "bin" / "nvcc")
+    chosen = fake_toolkit(clean_env / "cuda-b")
+    monkeypatch.setenv("CUDA_HOME", str(chosen))
+    assert _build.find_cuda_root()[0] == str(chosen)
+
+
+def test_root_without_cudart_rejected(clean_env, monkeypatch):
+    broken = fake_toolkit(clean_env / "cuda-broken", cudart=False)
+    monkeypatch.setenv("CUDA_HOME", str(broken))
+    root, notes = _build.find_cuda_root()
+    assert root is None
+    assert any("libcudart" in n for n in notes)
+    assert "cuda_runtime.h" in _build.check_cuda_root(str(fake_toolkit(clean_env / "nohdr", header=False)))
+
+
+def test_cache_key_changes_with_each_input(tmp_path):
+    src = [tmp_path / "op.cpp", tmp_path / "op.cu"]
+    for s in src:
+        s.write_text("x")
+    src = [str(s) for s in src]
+    base = _build.cache_key(src, "2.13", "13.0", ["8.0", "9.0+PTX"])
+    assert base == _build.cache_key(src, "2.13", "13.0", ["8.0", "9.0+PTX"])
+    assert base != _build.cache_key(src, "2.14", "13.0", ["8.0", "9.0+PTX"])
+    assert base != _build.cache_key(src, "2.13", "12.8", ["8.0", "9.0+PTX"])
+    assert base != _build.cache_key(src, "2.13", "13.0", ["8.0", "8.6", "9.0+PTX"])
+    (tmp_path / "op.cu").write_text("y")
+    assert base != _build.cache_key(src, "2.13", "13.0", ["8.0", "9.0+PTX"])
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_stale_lock_from_dead_pid_cleared(tmp_path):
+    lock = tmp_path / "x.lock"
+    lock.write_text(str(_dead_pid()))
+    t = time.monotonic()
+    with _build.build_lock(str(lock), timeout=5):
+        assert lock.read_text() == str(os.getpid())
+    assert time.monotonic() - t < 3
+    assert not lock.exists()
+
+
+def test_live_lock_waited_on_with_timeout(tmp_path):
+    lock = tmp_path / "x.lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        lock.write_text(str(holder.pid))
+        t = time.monotonic()
+        with pytest.raises(TimeoutError, match=str(holder.pid)):
+            with _build.build_lock(str(lock), timeout=0.6, poll=0.1):
+                pass
+        assert 0.5 < time.monotonic() - t < 5
+        assert lock.read_text() == str(holder.pid)  # someone else's lock is left alone
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_live_lock_acquired_once_released(tmp_path):
+    lock = tmp_path / "x.lock"
+    lock.write_text(str(os.getppid()))  # alive
+    threading.Timer(0.3, lock.unlink).start()
+    with _build.build_lock(str(lock), timeout=5, poll=0.05):
+        assert lock.read_text() == str(os.getpid())
+
+
+def _load_warnings(name):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _build.load_op(name) is None
+        assert _build.load_op(name) is None
+    return [w for w in caught if issubclass(w.category, _build.OpsBuildWarning)]
+
+
+def test_missing_nvcc_warns_once_and_returns_none(clean_env, monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", "13.0")  # pretend a CUDA torch, so nvcc is the cause
+    caught = _load_warnings("upfirdn2d")
+    assert len(caught) == 1
+    msg = str(caught[0].message)
+    assert "nvcc" in msg and "CUDA_HOME" in msg and "Fix:" in msg
+
+
+def test_missing_ninja_named(clean_env, monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setenv("CUDA_HOME", str(fake_toolkit(clean_env / "cuda-13.0")))
+    monkeypatch.setattr(_build.shutil, "which", lambda n: None)
+    assert "pip install ninja" in _build.toolchain().problem
+
+
+def test_cpu_torch_warns_once_and_returns_none(clean_env, monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", None)
+    caught = _load_warnings("bias_act")
+    assert len(caught) == 1
+    msg = str(caught[0].message)
+    assert "CPU-only" in msg and "install a CUDA build of torch" in msg
+
+
+def test_forced_cuda_raises(clean_env, monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setenv("STYLEGAN_OPS_IMPL", "cuda")
+    with pytest.raises(_build.OpsBuildError, match="forced.*CPU-only"):
+        _build.load_op("filtered_lrelu")
+
+
+def test_cli_build_fails_per_op_on_cpu_torch(clean_env, monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", None)
+    r = CliRunner().invoke(ops_group, ["build"])
+    assert r.exit_code == 1, r.output
+    for name in _build.OPS:
+        line = next(l for l in r.output.splitlines() if l.startswith(name))
+        assert "failed" in line and "CPU-only" in line
+    assert "cache folder: " + str(clean_env / "cache") in r.output
+
+
+def test_cli_status_reports_without_building(clean_env, monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(_build, "build_op", lambda *a, **k: pytest.fail("status must not build"))
+    r = CliRunner().invoke(ops_group, ["status"])
+    assert r.exit_code == 0, r.output
+    for name in _build.OPS:
+        assert any(l.startswith(name) and " fast " in l for l in r.output.splitlines())
+    monkeypatch.setenv("STYLEGAN_OPS_IMPL", "cuda")
+    r = CliRunner().invoke(ops_group, ["status"])
+    assert r.exit_code == 0 and "forced by STYLEGAN_OPS_IMPL; it will fail" in r.output
+    assert "Examples:" in CliRunner().invoke(ops_group, ["--help"]).output
+
+
+def test_interrupted_build_leftover_is_rebuilt(clean_env, monkeypatch):
+    """A cache folder without the completion marker (half-written) is rebuilt, not loaded."""
+    src = clean_env / "src"
+    src.mkdir()
+    for ext in (".cpp", ".cu"):
+        (src / f"op{ext}").write_text("//")
+    tc = _build.Toolchain(root="/x", nvcc_version="13.0", archs=["9.0"])
+    key = _build.cache_key(_build.source_files("op", str(src)), torch.__version__, "13.0", ["9.0"])
+    final = clean_env / "cache" / f"op-{key}"
+    final.mkdir(parents=True)
+    (final / "half.o").write_text("")
+    calls = []
+
+    def fake_compile(name, sources, module_name, tc, final_dir):
+        calls.append(final_dir)
+        os.makedirs(final_dir, exist_ok=True)
+        open(os.path.join(final_dir, _build.DONE_MARKER), "w").close()
+
+    monkeypatch.setattr(_build, "_compile", fake_compile)
+    monkeypatch.setattr(_build, "_import_so", lambda m, f: "module")
+    r = _build.build_op("op", str(src), tc)
+    assert (r.status, calls) == ("built", [str(final)])
+    assert _build.build_op("op", str(src), tc).status == "cached"
