@@ -53,6 +53,7 @@ class BuildResult:
 # Per-process memory: name -> module (success) / failure reason, so failures are not retried.
 _loaded: dict[str, object] = {}
 _failed: dict[str, str] = {}
+_warned: set[str] = set()
 
 
 # ---------------------------------------------------------------- CUDA toolkit discovery
@@ -308,11 +309,12 @@ def _compile(name: str, sources: list[str], module_name: str, tc: Toolchain, fin
 
 
 def _short_error(exc: BaseException) -> str:
-    """Last meaningful line(s) of a compiler/linker failure."""
+    """The compiler's or linker's own diagnostics from a failed build, else its last line."""
     text = str(exc).strip() or type(exc).__name__
     lines = [l.strip() for l in text.splitlines() if l.strip()]
-    errs = [l for l in lines if re.search(r"error|cannot find|undefined", l, re.I)]
-    return " | ".join((errs or lines)[-3:])[:600]
+    diagnostics = [l for l in lines if re.search(r"error:|cannot find -l|undefined reference|undefined symbol", l, re.I)]
+    picked = diagnostics[:3] or [l for l in lines if re.search(r"error", l, re.I)][-1:] or lines[-1:]
+    return " | ".join(l[:300] for l in picked)
 
 
 def build_op(name: str, source_dir: str = SOURCE_DIR, tc: Toolchain | None = None) -> BuildResult:
@@ -357,8 +359,10 @@ def load_op(name: str):
         if result.status != "failed":
             return _loaded[name]
         _failed[name] = result.reason
-        if not _forced_cuda():
-            warnings.warn(f"stylegan: CUDA op '{name}' unavailable, using the reference path: {result.reason}",
+        # One warning per cause: a missing toolkit fails every op for the same reason.
+        if not _forced_cuda() and result.reason not in _warned:
+            _warned.add(result.reason)
+            warnings.warn(f"stylegan: CUDA op '{name}' unavailable, using the PyTorch path: {result.reason}",
                           OpsBuildWarning, stacklevel=2)
     if _forced_cuda():
         raise OpsBuildError(f"CUDA op '{name}' was forced (STYLEGAN_OPS_IMPL=cuda) but cannot be built: "
@@ -379,3 +383,4 @@ def reset() -> None:
     """Forget per-process results (tests)."""
     _loaded.clear()
     _failed.clear()
+    _warned.clear()

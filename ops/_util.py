@@ -25,18 +25,22 @@ def use_impl(name: str):
         _IMPL_OVERRIDE.reset(token)
 
 
-def choose_impl(impl: str, x: torch.Tensor) -> str:
-    """Resolve impl='auto' to a concrete implementation for tensor `x`.
+def choose_impl(impl: str, x: torch.Tensor, *kernels: str) -> str:
+    """Resolve `impl` to the implementation that will run on tensor `x`.
 
     'ref' is the plain arithmetic the networks were defined with, 'fast' the CPU-friendly
-    reformulation (same maths, fewer flops), 'cuda' the fused kernels. STYLEGAN_OPS_IMPL overrides
-    'auto' for debugging. No CUDA kernels are wired in yet, so 'cuda' falls back to 'fast'."""
+    reformulation (same maths, fewer flops), 'cuda' the fused kernels named by `kernels`.
+    'auto' means STYLEGAN_OPS_IMPL or use_impl() if set, else 'cuda' for CUDA tensors and 'fast'
+    otherwise. 'cuda' falls back to 'fast' for CPU tensors and, after one warning, when a kernel
+    cannot be built (unless forced, when the build error is raised instead)."""
     if impl == "auto":
-        impl = _IMPL_OVERRIDE.get() or os.environ.get("STYLEGAN_OPS_IMPL", "fast")
+        impl = _IMPL_OVERRIDE.get() or os.environ.get("STYLEGAN_OPS_IMPL") or ("cuda" if x.is_cuda else "fast")
     if impl not in IMPLS:
         raise ValueError(f"unknown op implementation {impl!r}; expected one of {IMPLS} or 'auto'")
     if impl == "cuda":
-        impl = "fast"
+        from . import cuda_ops
+        if not kernels or any(cuda_ops.kernels(name, x) is None for name in kernels):
+            impl = "fast"
     return impl
 
 

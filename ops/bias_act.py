@@ -40,7 +40,13 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: 
              alpha: float | None = None, gain: float | None = None, clamp: float | None = None,
              impl: str = "auto") -> torch.Tensor:
     """Public entry point; `impl` selects 'ref' | 'fast' | 'cuda' | 'auto'."""
-    impl = choose_impl(impl, x)
+    impl = choose_impl(impl, x, "bias_act")
+    if impl == "cuda":
+        from . import cuda_ops
+        spec = ACTIVATIONS[act]
+        alpha = spec.def_alpha if alpha is None else alpha
+        gain = spec.def_gain if gain is None else gain
+        return cuda_ops.bias_act(cuda_ops.kernels("bias_act", x).bias_act, x, b, dim, act, alpha, gain, clamp)
     # The reference is already a handful of elementwise kernels; nothing cheaper exists on CPU.
     return _bias_act_ref(x, b, dim, act, alpha, gain, clamp)
 

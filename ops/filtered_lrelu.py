@@ -21,7 +21,12 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Te
                    gain: float = math.sqrt(2), slope: float = 0.2, clamp: float | None = None,
                    flip_filter: bool = False, impl: str = "auto") -> torch.Tensor:
     """Public entry point; `impl` selects 'ref' | 'fast' | 'cuda' | 'auto'."""
-    impl = choose_impl(impl, x)
+    impl = choose_impl(impl, x, "filtered_lrelu", "upfirdn2d")
+    if impl == "cuda":
+        from . import cuda_ops
+        return cuda_ops.filtered_lrelu(cuda_ops.kernels("filtered_lrelu", x).filtered_lrelu,
+                                       cuda_ops.kernels("upfirdn2d", x).upfirdn2d, x, fu, fd, b, up, down, padding,
+                                       gain, slope, clamp, flip_filter)
     if impl == "fast":
         return _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
     return _filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, impl=impl)

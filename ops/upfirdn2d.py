@@ -44,7 +44,10 @@ def setup_filter(f, device=torch.device("cpu"), normalize: bool = True, flip_fil
 def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding=0, flip_filter: bool = False,
               gain: float = 1, impl: str = "auto") -> torch.Tensor:
     """Public entry point; `impl` selects 'ref' | 'fast' | 'cuda' | 'auto'."""
-    impl = choose_impl(impl, x)
+    impl = choose_impl(impl, x, "upfirdn2d")
+    if impl == "cuda":
+        from . import cuda_ops
+        return cuda_ops.upfirdn2d(cuda_ops.kernels("upfirdn2d", x).upfirdn2d, x, f, up, down, padding, flip_filter, gain)
     if impl == "ref":
         return _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
     from . import upfirdn2d_fast

@@ -163,6 +163,14 @@ def test_missing_nvcc_warns_once_and_returns_none(clean_env, monkeypatch):
     assert "nvcc" in msg and "CUDA_HOME" in msg and "Fix:" in msg
 
 
+def test_one_warning_for_a_cause_shared_by_all_ops(clean_env, monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert all(_build.load_op(name) is None for name in _build.OPS)
+    assert len([w for w in caught if issubclass(w.category, _build.OpsBuildWarning)]) == 1
+
+
 def test_missing_ninja_named(clean_env, monkeypatch):
     monkeypatch.setattr(torch.version, "cuda", "13.0")
     monkeypatch.setenv("CUDA_HOME", str(fake_toolkit(clean_env / "cuda-13.0")))
