@@ -14,6 +14,7 @@ import glob
 import hashlib
 import importlib.machinery
 import importlib.util
+import logging
 import os
 import re
 import shutil
@@ -274,7 +275,14 @@ def _build_env(tc: Toolchain):
     saved_env = {k: os.environ.get(k) for k in ("CUDA_HOME", "TORCH_CUDA_ARCH_LIST")}
     os.environ["CUDA_HOME"] = tc.root  # set before the import so torch's own guess is right too
     os.environ["TORCH_CUDA_ARCH_LIST"] = ";".join(tc.archs)
-    from torch.utils import cpp_extension
+    # torch warns "No CUDA runtime is found" on a build node without a GPU; building needs none.
+    ext_logger = logging.getLogger("torch.utils.cpp_extension")
+    level = ext_logger.level
+    ext_logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        ext_logger.setLevel(level)
     saved_home = cpp_extension.CUDA_HOME
     cpp_extension.CUDA_HOME = tc.root
     try:

@@ -88,7 +88,8 @@ class _BiasActGrad(torch.autograd.Function):
 
 
 def _sum_except(t: torch.Tensor, dim: int) -> torch.Tensor:
-    return t.sum([i for i in range(t.ndim) if i != dim])
+    """Bias gradient: summed in the accumulation dtype, never in fp16."""
+    return t.sum([i for i in range(t.ndim) if i != dim], dtype=_acc_dtype(t))
 
 
 def bias_act(kern, x, b, dim, act, alpha, gain, clamp):
@@ -193,7 +194,7 @@ class _FilteredLReLU(torch.autograd.Function):
         dx = _UpFirDn2d.apply(dv.contiguous(), fu, kern_up, (1, 1), (up, up),
                               _adjoint_padding(fu, x.shape[2:], v.shape[2:], (up, up), (1, 1), padding),
                               not flip_filter, float(up ** 2))
-        db = dx.sum([0, 2, 3]).to(b.dtype) if b is not None and ctx.needs_input_grad[3] else None
+        db = _sum_except(dx, 1).to(b.dtype) if b is not None and ctx.needs_input_grad[3] else None
         return dx, None, None, db, *([None] * 10)
 
 
