@@ -39,7 +39,7 @@ class OpsBuildError(RuntimeError):
 
 
 class OpsBuildWarning(UserWarning):
-    """Emitted once per op when the CUDA path is unavailable and the reference path is used."""
+    """Emitted once per cause when a CUDA op is unavailable and the PyTorch path is used."""
 
 
 @dataclasses.dataclass

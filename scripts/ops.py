@@ -55,7 +55,7 @@ def build(names):
         click.echo(f"{name:15s} {r.status:7s} {detail}")
         failed += r.status == "failed"
     if failed:
-        click.echo(f"Error: {failed} op(s) failed to build; the reference path will be used for them.", err=True)
+        click.echo(f"Error: {failed} op(s) failed to build; the PyTorch path will be used for them.", err=True)
         sys.exit(1)
 
 
