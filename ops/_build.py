@@ -296,24 +296,42 @@ def _build_env(tc: Toolchain):
                 os.environ[k] = v
 
 
-def _compile(name: str, sources: list[str], module_name: str, tc: Toolchain, final: str) -> None:
-    """Compile into a fresh temp folder, then rename it to `final` (atomic: never half-written)."""
+def _compile(name: str, sources: list[str], module_name: str, tc: Toolchain | None, final: str) -> None:
+    """Compile into a fresh temp folder, then rename it to `final` (atomic: never half-written).
+    `tc` None builds a C++-only extension (the CPU emulation the tests use)."""
     os.makedirs(os.path.dirname(final), exist_ok=True)
     # We hold this key's lock, so any temp folder for it is a leftover of a killed build.
     for stale in glob.glob(os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.tmp-*")):
         shutil.rmtree(stale, ignore_errors=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.tmp-", dir=os.path.dirname(final))
     try:
-        with _build_env(tc) as cpp_extension:
+        if tc is None:
+            from torch.utils import cpp_extension
+            env = contextlib.nullcontext(cpp_extension)
+        else:
+            env = _build_env(tc)
+        with env as cpp_extension:
             cpp_extension.load(name=module_name, sources=sources, build_directory=tmp,
                                extra_cflags=["-O3"], extra_cuda_cflags=["-O3", "-lineinfo"],
-                               with_cuda=True, verbose=False)
+                               with_cuda=tc is not None, verbose=False)
         open(os.path.join(tmp, DONE_MARKER), "w").close()
         if os.path.isdir(final):  # incomplete leftover of an interrupted build
             shutil.rmtree(final, ignore_errors=True)
         os.rename(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cached_module(name: str, sources: list[str], module_name: str, tc: Toolchain | None, final: str):
+    """(module, 'cached' | 'built'): under the key's lock, reuse the complete build in `final` or
+    compile one into it, then import it."""
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    with build_lock(final + ".lock"):
+        status = "cached"
+        if not os.path.isfile(os.path.join(final, DONE_MARKER)):
+            _compile(name, sources, module_name, tc, final)
+            status = "built"
+        return sys.modules.get(module_name) or _import_so(module_name, final), status
 
 
 def _short_error(exc: BaseException) -> str:
@@ -339,13 +357,7 @@ def build_op(name: str, source_dir: str = SOURCE_DIR, tc: Toolchain | None = Non
     final = os.path.join(cache_dir(), f"{name}-{key}")
     start = time.perf_counter()
     try:
-        os.makedirs(cache_dir(), exist_ok=True)
-        with build_lock(final + ".lock"):
-            status = "cached"
-            if not os.path.isfile(os.path.join(final, DONE_MARKER)):
-                _compile(name, sources, module_name, tc, final)
-                status = "built"
-            _loaded[name] = sys.modules.get(module_name) or _import_so(module_name, final)
+        _loaded[name], status = cached_module(name, sources, module_name, tc, final)
     except Exception as exc:  # compiler, linker, import, lock: all reported, none fatal here
         return BuildResult(name, "failed", f"build failed: {_short_error(exc)}. Fix: run `stylegan ops build` "
                            f"for details, or set STYLEGAN_OPS_IMPL=fast", time.perf_counter() - start)

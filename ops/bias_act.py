@@ -43,20 +43,23 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: 
     impl = choose_impl(impl, x, "bias_act")
     if impl == "cuda":
         from . import cuda_ops
-        spec = ACTIVATIONS[act]
-        alpha = spec.def_alpha if alpha is None else alpha
-        gain = spec.def_gain if gain is None else gain
+        alpha, gain = _defaults(act, alpha, gain)
         return cuda_ops.bias_act(cuda_ops.kernels("bias_act", x).bias_act, x, b, dim, act, alpha, gain, clamp)
     # The reference is already a handful of elementwise kernels; nothing cheaper exists on CPU.
     return _bias_act_ref(x, b, dim, act, alpha, gain, clamp)
+
+
+def _defaults(act: str, alpha: float | None, gain: float | None) -> tuple[float, float]:
+    """alpha and gain, taking the activation's defaults where None."""
+    spec = ACTIVATIONS[act]
+    return (float(spec.def_alpha if alpha is None else alpha), float(spec.def_gain if gain is None else gain))
 
 
 def _bias_act_ref(x, b, dim, act, alpha, gain, clamp):
     assert isinstance(x, torch.Tensor)
     assert clamp is None or clamp >= 0
     spec = ACTIVATIONS[act]
-    alpha = float(alpha if alpha is not None else spec.def_alpha)
-    gain = float(gain if gain is not None else spec.def_gain)
+    alpha, gain = _defaults(act, alpha, gain)
     if b is not None:
         assert b.ndim == 1 and 0 <= dim < x.ndim and b.shape[0] == x.shape[dim]
         x = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])

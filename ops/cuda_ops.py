@@ -37,6 +37,17 @@ def _empty(x: torch.Tensor) -> torch.Tensor:
     return x.new_empty([0])
 
 
+def _filter_or_identity(f: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+    return torch.ones([1, 1], dtype=torch.float32, device=x.device) if f is None else f
+
+
+def _taps(f: torch.Tensor, x: torch.Tensor, flip_filter: bool, gain: float) -> torch.Tensor:
+    """Correlation taps in x's accumulation dtype (the kernels correlate): flipped unless
+    flip_filter, scaled so the whole filter (both passes, if separable) gains `gain`."""
+    w = f if flip_filter else f.flip(list(range(f.ndim)))
+    return (w * (gain ** (w.ndim / 2))).to(_acc_dtype(x)).contiguous()
+
+
 # ---------------------------------------------------------------- bias_act
 def _dense_like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """`t` with exactly x's strides, which the kernel needs for dy and dy2."""
@@ -108,8 +119,7 @@ def _run_upfirdn2d(kern, x, f, up, down, padding, flip_filter, gain):
     upx, upy = up
     downx, downy = down
     px0, px1, py0, py1 = padding
-    w = f if flip_filter else f.flip(list(range(f.ndim)))  # the kernel correlates
-    w = (w * (gain ** (w.ndim / 2))).to(_acc_dtype(x)).contiguous()
+    w = _taps(f, x, flip_filter, gain)
     if w.ndim == 2:
         return kern(x, w, upx, upy, downx, downy, px0, px1, py0, py1)
     x = kern(x, w[None, :].contiguous(), upx, 1, downx, 1, px0, px1, 0, 0)
@@ -145,29 +155,21 @@ class _UpFirDn2d(torch.autograd.Function):
 
 def upfirdn2d(kern, x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
     assert isinstance(x, torch.Tensor) and x.ndim == 4
-    if f is None:
-        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    f = _filter_or_identity(f, x)
     assert isinstance(f, torch.Tensor) and f.ndim in (1, 2)
     return _UpFirDn2d.apply(x.contiguous(), f, kern, parse_scaling(up), parse_scaling(down), parse_padding(padding),
                             bool(flip_filter), float(gain))
 
 
 # ---------------------------------------------------------------- filtered_lrelu
-def _flr_filter(f, x, flip_filter, gain):
-    """Correlation taps in the accumulation dtype: flipped unless flip_filter, scaled by gain."""
-    if f is None:
-        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
-    w = f if flip_filter else f.flip(list(range(f.ndim)))
-    return (w * (gain ** (w.ndim / 2))).to(_acc_dtype(x)).contiguous()
-
-
 class _FilteredLReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, fu, fd, b, kern, kern_up, up, down, padding, gain, slope, clamp, flip_filter, max_smem):
         px0, px1, py0, py1 = padding
         e = x.new_empty([0], dtype=_acc_dtype(x))
-        y = kern(x, b.to(_acc_dtype(x)).contiguous() if b is not None else e, _flr_filter(fu, x, flip_filter, up ** 2),
-                 _flr_filter(fd, x, flip_filter, 1), up, down, px0, px1, py0, py1, gain, slope,
+        y = kern(x, b.to(_acc_dtype(x)).contiguous() if b is not None else e,
+                 _taps(_filter_or_identity(fu, x), x, flip_filter, up ** 2),
+                 _taps(_filter_or_identity(fd, x), x, flip_filter, 1), up, down, px0, px1, py0, py1, gain, slope,
                  -1.0 if clamp is None else clamp, max_smem)
         ctx.save_for_backward(x, fu, fd, b)
         ctx.args = (kern_up, up, down, padding, gain, slope, clamp, flip_filter)
@@ -177,9 +179,7 @@ class _FilteredLReLU(torch.autograd.Function):
     def backward(ctx, dy):
         x, fu, fd, b = ctx.saved_tensors
         kern_up, up, down, padding, gain, slope, clamp, flip_filter = ctx.args
-        ones = torch.ones([1, 1], dtype=torch.float32, device=x.device)
-        fu = ones if fu is None else fu
-        fd = ones if fd is None else fd
+        fu, fd = _filter_or_identity(fu, x), _filter_or_identity(fd, x)
         # The pre-activation v, recomputed rather than stored (it is up**2 times the size of x).
         xb = x if b is None else x + b.to(x.dtype).reshape(1, -1, 1, 1)
         v = _run_upfirdn2d(kern_up, xb.contiguous(), fu, (up, up), (1, 1), padding, flip_filter, up ** 2)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import glob
 import os
-import shutil
-import tempfile
 
 import torch
 
@@ -20,20 +18,6 @@ def load():
     """The compiled module (built once per source hash and torch version)."""
     # cpu_check.cpp #includes the ops' .cpp files, so they are part of the key too.
     key = _build.cache_key(sorted(glob.glob(os.path.join(_build.SOURCE_DIR, "*.cpp"))), torch.__version__, "cpu", [])
-    name = f"stylegan_cpu_check_{key}"
     final = os.path.join(_build.cache_dir(), f"cpu_check-{key}")
-    os.makedirs(_build.cache_dir(), exist_ok=True)
-    with _build.build_lock(final + ".lock"):
-        if not os.path.isfile(os.path.join(final, _build.DONE_MARKER)):
-            from torch.utils import cpp_extension
-            tmp = tempfile.mkdtemp(prefix=f".cpu_check-{key}.tmp-", dir=_build.cache_dir())
-            try:
-                cpp_extension.load(name=name, sources=[SOURCE], build_directory=tmp, extra_cflags=["-O2"],
-                                   with_cuda=False, verbose=False)
-                open(os.path.join(tmp, _build.DONE_MARKER), "w").close()
-                shutil.rmtree(final, ignore_errors=True)
-                os.rename(tmp, final)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        import sys
-        return sys.modules.get(name) or _build._import_so(name, final)
+    module, _ = _build.cached_module("cpu_check", [SOURCE], f"stylegan_cpu_check_{key}", None, final)
+    return module
