@@ -12,7 +12,6 @@ import os
 import re
 import socket
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -21,12 +20,11 @@ from pathlib import Path
 from typing import Optional, Union
 
 from . import model_zoo
+from ._files import atomic_output, sweep_stale_temps
 
 CHUNK = 1 << 20
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = "stylegan-hub/0.1"
-# A temp file untouched this long belongs to a process that died; a live download writes often.
-STALE_PART_S = 3600.0
 
 
 class DownloadError(ValueError):
@@ -107,28 +105,13 @@ def download(url: str, dest: Union[str, os.PathLike], *, size: Optional[int] = N
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DownloadError(f"{url}: cannot create cache folder {dest.parent}: {e.strerror or e}") from None
-    _sweep_stale(dest)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    sweep_stale_temps(dest.parent)
+    # Atomic: concurrent downloaders (torchrun ranks) each land a complete file.
+    with atomic_output(dest) as tmp:
+        with open(tmp, "wb") as out:
             got, digest = _stream(url, out, size, progress, timeout)
         _verify(url, got, digest, size, sha256)
-        os.replace(tmp, dest)  # atomic: concurrent downloaders each land a complete file
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return dest
-
-
-def _sweep_stale(dest: Path) -> None:
-    now = time.time()
-    for part in dest.parent.glob(f".{dest.name}.*.part"):
-        try:
-            if now - part.stat().st_mtime > STALE_PART_S:
-                part.unlink()
-        except OSError:
-            pass  # another process took it; not our business
 
 
 def _stream(url: str, out, size: Optional[int], progress: bool, timeout: float) -> tuple[int, str]:

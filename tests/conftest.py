@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,13 @@ def prefixed(npz: dict[str, np.ndarray], prefix: str) -> dict[str, torch.Tensor]
 
 def init_kwargs(npz: dict[str, np.ndarray], key: str = "init_kwargs") -> dict:
     return json.loads(str(npz[key]))
+
+
+def dead_pid() -> int:
+    """The PID of a process that has exited (as a writer killed outright leaves in its temp names)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
 
 
 @pytest.fixture(autouse=True)

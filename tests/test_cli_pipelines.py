@@ -13,9 +13,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from scripts.cli import main
+from stylegan import _files
 from stylegan.images import to_uint8
 
-from conftest import REPO, load_npz, reference_path
+from conftest import REPO, dead_pid, load_npz, reference_path
 from test_pipelines import assert_uint8_close
 
 import torch
@@ -88,6 +89,8 @@ def test_generate_interrupted_run_resumes(tmp_path):
     proc.wait()
     first = {p.name for p in out.glob("seed*.png")}
     assert 3 <= len(first) < 200
+    # SIGKILL may or may not land mid-write; make sure the resumed run meets an abandoned temporary.
+    (out / f".seed0199.{_files._HOST}-{dead_pid()}.tmp.png").write_bytes(b"half an image")
     r = run("generate", "--network", reference_path("sg3_t.pkl"), "--seeds", "0-199", "--outdir", out, "--batch", "16")
     assert r.exit_code == 0, r.output
     names = sorted(p.name for p in out.iterdir())

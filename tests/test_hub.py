@@ -14,7 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from scripts.models import models
+from conftest import dead_pid
 from stylegan import hub, model_zoo
+from stylegan._files import _HOST
 
 BODY = os.urandom(300_000)  # big enough that a cut connection really ends mid-body
 
@@ -183,15 +185,18 @@ def test_interrupt_removes_temp_file(server, cache, monkeypatch):
 
 
 def test_stale_temp_files_are_swept(server, cache):
+    """A download killed outright leaves its temp file; the next download into the cache removes it,
+    and leaves alone the temp file of a download still running."""
     url = server.url + "/models/net.pkl"
     dest = hub.cache_path(url)
     cache.mkdir()
-    old, fresh = cache / f".{dest.name}.old.part", cache / f".{dest.name}.live.part"
+    dead, live = dead_pid(), os.getpid()
+    old = cache / f".{dest.stem}.{_HOST}-{dead}.tmp{dest.suffix}"
+    running = cache / f".other.{_HOST}-{live}.tmp.pkl"
     old.write_bytes(b"x")
-    fresh.write_bytes(b"y")
-    os.utime(old, (time.time() - 2 * hub.STALE_PART_S,) * 2)
+    running.write_bytes(b"y")
     hub.resolve(url, progress=False)
-    assert not old.exists() and fresh.exists()
+    assert not old.exists() and running.exists()
 
 
 def test_local_paths(tmp_path, cache):

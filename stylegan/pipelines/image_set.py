@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .._files import atomic_output, sweep_stale_temps
 from .generate import generate_batches
 from .writer import FORMATS, ImageWriter
 
@@ -39,6 +40,7 @@ def prepare_outdir(outdir: str | os.PathLike) -> Path:
     if outdir.exists() and not outdir.is_dir():
         raise ValueError(f"output folder {outdir} exists and is not a folder")
     outdir.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(outdir)  # left by a run that was killed outright
     return outdir
 
 
@@ -52,10 +54,8 @@ def grid_image(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 def _save_w(w: np.ndarray, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
         np.save(f, w)
-    os.replace(tmp, path)
 
 
 def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: float = 1.0,

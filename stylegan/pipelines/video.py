@@ -7,6 +7,8 @@ from typing import Iterable
 
 import numpy as np
 
+from .._files import atomic_output, sweep_stale_temps
+
 
 def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int = 30) -> int:
     """Write uint8 [H, W, C] frames to .mp4 (libx264 via imageio-ffmpeg) or .gif; returns the frame count.
@@ -16,21 +18,16 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int 
     import imageio.v2 as imageio
     path = Path(path)
     ext = path.suffix.lower()
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{ext}")
     if ext == ".mp4":
         kwargs = dict(fps=fps, codec="libx264", quality=8, macro_block_size=1, ffmpeg_log_level="error")
     elif ext == ".gif":
         kwargs = dict(duration=1000 / fps, loop=0)
     else:
         raise ValueError(f"{path}: unsupported video format {ext!r}: expected .mp4 or .gif")
+    sweep_stale_temps(path.parent)
     n = 0
-    try:
-        with imageio.get_writer(tmp, **kwargs) as writer:
-            for frame in frames:
-                writer.append_data(frame)
-                n += 1
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_output(path) as tmp, imageio.get_writer(tmp, **kwargs) as writer:
+        for frame in frames:
+            writer.append_data(frame)
+            n += 1
     return n

@@ -1,7 +1,6 @@
 """Image files written off the generator's thread, atomically, never overwriting by accident."""
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from pathlib import Path
@@ -9,21 +8,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .._files import atomic_output
+
 FORMATS = {"png": {"compress_level": 1}, "jpg": {"quality": 95}}
 
 
 def save_image(img: np.ndarray, path: Path, **params) -> None:
-    """Write via a temporary file in the same folder and rename: a reader never sees half a file,
-    and an interrupted run leaves no truncated image behind to be skipped on resume."""
+    """Write atomically: an interrupted run leaves no truncated image behind to be skipped on resume."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     fmt = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG"}[path.suffix[1:].lower()]
-    try:
+    with atomic_output(path) as tmp:
         Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(tmp, format=fmt, **params)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 class ImageWriter:
