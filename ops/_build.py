@@ -26,6 +26,8 @@ import warnings
 
 import torch
 
+from torch_utils.processes import pid_alive
+
 OPS = ("bias_act", "upfirdn2d", "filtered_lrelu")
 SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda")
 # Built when no GPU is visible (build nodes): Ampere, Ada, Hopper, plus PTX for newer GPUs.
@@ -171,16 +173,6 @@ def cache_key(sources: list[str], torch_version: str, cuda_version: str, archs: 
 
 
 # ---------------------------------------------------------------- lock with owner PID
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
-
-
 def _lock_owner(lock: str) -> int | None:
     try:
         with open(lock) as f:
@@ -204,7 +196,7 @@ def build_lock(lock: str, timeout: float = LOCK_TIMEOUT_S, poll: float = 0.5):
                 age = time.time() - os.path.getmtime(lock)
             except OSError:
                 continue  # removed meanwhile: retry at once
-            if (pid is not None and not _pid_alive(pid)) or (pid is None and age > 10):
+            if (pid is not None and not pid_alive(pid)) or (pid is None and age > 10):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(lock)
                 continue
@@ -250,6 +242,14 @@ def toolchain() -> Toolchain:
     elif not shutil.which("ninja"):
         tc.problem = "ninja not found. Fix: pip install ninja"
     return tc
+
+
+def _op_key(sources: list[str], tc: Toolchain) -> str:
+    return cache_key(sources, torch.__version__, tc.nvcc_version, tc.archs)
+
+
+def _build_folder(name: str, key: str) -> str:
+    return os.path.join(cache_dir(), f"{name}-{key}")
 
 
 def _module_name(name: str, key: str) -> str:
@@ -299,7 +299,6 @@ def _build_env(tc: Toolchain):
 def _compile(name: str, sources: list[str], module_name: str, tc: Toolchain | None, final: str) -> None:
     """Compile into a fresh temp folder, then rename it to `final` (atomic: never half-written).
     `tc` None builds a C++-only extension (the CPU emulation the tests use)."""
-    os.makedirs(os.path.dirname(final), exist_ok=True)
     # We hold this key's lock, so any temp folder for it is a leftover of a killed build.
     for stale in glob.glob(os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.tmp-*")):
         shutil.rmtree(stale, ignore_errors=True)
@@ -322,16 +321,17 @@ def _compile(name: str, sources: list[str], module_name: str, tc: Toolchain | No
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def cached_module(name: str, sources: list[str], module_name: str, tc: Toolchain | None, final: str):
-    """(module, 'cached' | 'built'): under the key's lock, reuse the complete build in `final` or
-    compile one into it, then import it."""
+def cached_module(name: str, key: str, sources: list[str], tc: Toolchain | None):
+    """(module, folder, 'cached' | 'built'): under the key's lock, reuse the complete build in the
+    key's cache folder or compile one into it, then import it."""
+    final, module_name = _build_folder(name, key), _module_name(name, key)
     os.makedirs(os.path.dirname(final), exist_ok=True)
     with build_lock(final + ".lock"):
         status = "cached"
         if not os.path.isfile(os.path.join(final, DONE_MARKER)):
             _compile(name, sources, module_name, tc, final)
             status = "built"
-        return sys.modules.get(module_name) or _import_so(module_name, final), status
+        return sys.modules.get(module_name) or _import_so(module_name, final), final, status
 
 
 def _short_error(exc: BaseException) -> str:
@@ -352,12 +352,10 @@ def build_op(name: str, source_dir: str = SOURCE_DIR, tc: Toolchain | None = Non
     missing = [s for s in sources if not os.path.isfile(s)]
     if missing:
         return BuildResult(name, "failed", f"sources missing: {', '.join(missing)}. Fix: reinstall stylegan")
-    key = cache_key(sources, torch.__version__, tc.nvcc_version, tc.archs)
-    module_name = _module_name(name, key)
-    final = os.path.join(cache_dir(), f"{name}-{key}")
+    key = _op_key(sources, tc)
     start = time.perf_counter()
     try:
-        _loaded[name], status = cached_module(name, sources, module_name, tc, final)
+        _loaded[name], final, status = cached_module(name, key, sources, tc)
     except Exception as exc:  # compiler, linker, import, lock: all reported, none fatal here
         return BuildResult(name, "failed", f"build failed: {_short_error(exc)}. Fix: run `stylegan ops build` "
                            f"for details, or set STYLEGAN_OPS_IMPL=fast", time.perf_counter() - start)
@@ -395,7 +393,7 @@ def cached_build(name: str, tc: Toolchain, source_dir: str = SOURCE_DIR) -> str 
     sources = source_files(name, source_dir)
     if tc.problem or not all(os.path.isfile(s) for s in sources):
         return None
-    final = os.path.join(cache_dir(), f"{name}-{cache_key(sources, torch.__version__, tc.nvcc_version, tc.archs)}")
+    final = _build_folder(name, _op_key(sources, tc))
     return final if os.path.isfile(os.path.join(final, DONE_MARKER)) else None
 
 

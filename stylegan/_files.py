@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from torch_utils.processes import pid_alive
+
 # Owners on other hosts (a shared file system under multi-node torchrun) cannot be asked whether
 # they are alive; their temporaries count as abandoned only once this old.
 FOREIGN_STALE_S = 24 * 3600.0
@@ -40,16 +42,6 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
 def sweep_stale_temps(folder: str | os.PathLike) -> int:
     """Remove temporaries in `folder` left by writers that died; returns how many were removed."""
     removed = 0
@@ -64,7 +56,7 @@ def sweep_stale_temps(folder: str | os.PathLike) -> int:
             continue
         try:
             if m["host"] == _HOST:
-                stale = not _alive(int(m["pid"]))
+                stale = not pid_alive(int(m["pid"]))
             else:
                 stale = now - p.stat().st_mtime > FOREIGN_STALE_S
             if stale:

@@ -18,6 +18,5 @@ def load():
     """The compiled module (built once per source hash and torch version)."""
     # cpu_check.cpp #includes the ops' .cpp files, so they are part of the key too.
     key = _build.cache_key(sorted(glob.glob(os.path.join(_build.SOURCE_DIR, "*.cpp"))), torch.__version__, "cpu", [])
-    final = os.path.join(_build.cache_dir(), f"cpu_check-{key}")
-    module, _ = _build.cached_module("cpu_check", [SOURCE], f"stylegan_cpu_check_{key}", None, final)
+    module, _, _ = _build.cached_module("cpu_check", key, [SOURCE], None)
     return module

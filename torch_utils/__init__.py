@@ -1,1 +1,1 @@
-"""Small PyTorch helpers shared by ops and networks."""
+"""Small helpers shared by ops, networks and the rest of the library."""
