@@ -1,0 +1,217 @@
+"""FFHQ alignment: the recipe's closed form, its equivariance, and real photos that ship in packages."""
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stylegan.faces import AlignedFace, NoFaceError, align_face, align_landmarks, ffhq_quad, read_photo
+
+SIZE = 256
+
+
+def synthetic_landmarks(eye_l, eye_r, mouth_l, mouth_r) -> np.ndarray:
+    """68 points whose eye contours average to eye_l / eye_r and whose outer mouth corners are given."""
+    lm = np.zeros([68, 2])
+    ring = np.array([[-3, 0], [-1, -1], [1, -1], [3, 0], [1, 1], [-1, 1]], dtype=np.float64)  # sums to 0
+    lm[36:42] = np.asarray(eye_l) + ring
+    lm[42:48] = np.asarray(eye_r) + ring
+    lm[48], lm[54] = mouth_l, mouth_r
+    return lm
+
+
+def test_quad_closed_form():
+    # Eyes 20 apart, mouth 20 below: |x| = max(2 * 20, 1.8 * 20) = 40, centre 0.1 * 20 below the eyes.
+    quad = ffhq_quad(synthetic_landmarks((40, 50), (60, 50), (45, 70), (55, 70)))
+    np.testing.assert_allclose(quad, [[10, 12], [10, 92], [90, 92], [90, 12]], atol=1e-12)
+    # A long face: the eye-to-mouth term wins, 1.8 * 40 = 72 > 2 * 20.
+    quad = ffhq_quad(synthetic_landmarks((40, 50), (60, 50), (45, 90), (55, 90)))
+    np.testing.assert_allclose(quad[2] - quad[0], [144, 144], atol=1e-12)
+
+
+@pytest.mark.parametrize("angle, scale, shift", [(0.3, 1.0, (0, 0)), (-1.1, 2.5, (13.5, -7)), (2.9, 0.4, (-100, 50))])
+def test_quad_is_similarity_equivariant(angle, scale, shift):
+    rng = np.random.default_rng(0)
+    lm = synthetic_landmarks((40, 50), (62, 48), (44, 75), (57, 73)) + rng.normal(0, 0.5, [68, 2])
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = lm @ rot.T + shift
+    np.testing.assert_allclose(ffhq_quad(moved), ffhq_quad(lm) @ rot.T + shift, atol=1e-9)
+
+
+def test_synthetic_crop_puts_pixels_where_the_transform_says():
+    # A photo whose colour encodes position: the crop's pixel (u, v) must show photo point to_photo(u, v).
+    h = w = 200
+    yy, xx = np.mgrid[:h, :w]
+    photo = np.stack([xx, yy, np.full_like(xx, 128)], axis=2).astype(np.uint8)
+    face = align_landmarks(photo, synthetic_landmarks((80, 90), (120, 86), (88, 130), (112, 128)), size=64)
+    assert isinstance(face, AlignedFace) and face.image.shape == (64, 64, 3)
+    a = face.to_photo()
+    for u, v in [(8, 8), (32, 32), (50, 20), (20, 55)]:
+        x, y, _ = a @ [u + 0.5, v + 0.5, 1]
+        assert abs(face.image[v, u, 0] - (x - 0.5)) < 1.5 and abs(face.image[v, u, 1] - (y - 0.5)) < 1.5
+    np.testing.assert_allclose(face.to_crop() @ a, np.eye(3), atol=1e-12)
+
+
+def test_padding_blends_instead_of_showing_an_edge():
+    photo = np.full([120, 120, 3], 200, np.uint8)
+    # Eyes near the top-left corner: the quad reaches far outside the photo.
+    face = align_landmarks(photo, synthetic_landmarks((10, 12), (40, 12), (15, 45), (35, 45)), size=64)
+    assert np.isfinite(face.image.astype(float)).all()
+    # A flat photo padded by reflection, blur and median stays flat: no black border.
+    assert np.abs(face.image.astype(int) - 200).max() <= 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Real photos (dlib + its 68-point model from face-recognition-models).
+
+@pytest.fixture(scope="module")
+def detector():
+    pytest.importorskip("dlib")
+    from stylegan.faces.landmarks import DlibLandmarks, packaged_model
+    if packaged_model("landmarks-68") is None:
+        if os.environ.get("CI"):
+            pytest.fail("face-recognition-models is not installed")
+        pytest.skip("face-recognition-models is not installed")
+    return DlibLandmarks()
+
+
+def real_photos() -> dict[str, np.ndarray]:
+    import matplotlib
+    from skimage import data
+    hopper = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data", "grace_hopper.jpg")
+    return {"astronaut": data.astronaut(), "grace_hopper": read_photo(hopper)}
+
+
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    err = (a.astype(np.float64) - b.astype(np.float64)) ** 2
+    mse = err[mask].mean() if mask is not None else err.mean()
+    return 10 * np.log10(255 ** 2 / mse)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
+def test_real_photo_lands_where_the_recipe_puts_it(detector, name):
+    photo = real_photos()[name]
+    face = align_face(photo, detector, size=SIZE)[0]
+    again = detector(face.image)
+    assert again, "no face found in the aligned crop"
+    # The landmarks found in the crop are the photo's landmarks carried by the recorded transform...
+    mapped = (np.c_[face.landmarks + 0.5, np.ones(68)] @ face.to_crop().T)[:, :2] - 0.5
+    assert np.abs(mapped - again[0]).mean() < 0.01 * SIZE
+    # ...and the recipe applied to the crop finds the crop itself: aligning is idempotent.
+    np.testing.assert_allclose(ffhq_quad(again[0]) + 0.5, [[0, 0], [0, SIZE], [SIZE, SIZE], [SIZE, 0]],
+                               atol=0.06 * SIZE)
+
+
+def similar_copy(photo: np.ndarray, angle_deg: float, scale: float, shift: tuple[float, float]):
+    """The photo rotated, scaled and shifted on a larger grey canvas (reflection would add mirrored
+    faces), and the 3x3 matrix taking photo coordinates to the copy's."""
+    h, w, _ = photo.shape
+    big = np.pad(photo, ((h // 2, h // 2), (w // 2, w // 2), (0, 0)), constant_values=128)
+    a = np.deg2rad(angle_deg)
+    fwd = np.array([[scale * np.cos(a), -scale * np.sin(a)], [scale * np.sin(a), scale * np.cos(a)]])
+    centre = np.array([big.shape[1] / 2, big.shape[0] / 2])
+    # copy = fwd (big - centre) + centre + shift, and big = photo + (w // 2, h // 2).
+    m = np.eye(3)
+    m[:2, :2] = fwd
+    m[:2, 2] = fwd @ (np.array([w // 2, h // 2]) - centre) + centre + np.asarray(shift)
+    inv = np.linalg.inv(m)   # copy -> photo; PIL asks for big -> copy's inverse
+    to_big = np.eye(3)
+    to_big[:2, 2] = [w // 2, h // 2]
+    coeffs = (to_big @ inv)[:2].flatten()
+    copy = Image.fromarray(big).transform(big.shape[1::-1], Image.Transform.AFFINE, tuple(coeffs),
+                                          Image.Resampling.BICUBIC)
+    return np.asarray(copy), m
+
+
+@pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
+@pytest.mark.parametrize("angle, scale, shift", [(17.0, 1.3, (25.0, -40.0)), (-10.0, 0.8, (5.0, 5.0))])
+def test_moved_photo_gives_the_same_crop(detector, name, angle, scale, shift):
+    photo = real_photos()[name]
+    base = align_face(photo, detector, size=SIZE)[0]
+    copy, m = similar_copy(photo, angle, scale, shift)
+    moved = align_face(copy, detector, size=SIZE)[0]
+    # The crop's square, carried back into the original photo, is the same square within landmark jitter.
+    back = (np.c_[moved.quad, np.ones(4)] @ np.linalg.inv(m).T)[:, :2]
+    side = np.hypot(*(base.quad[3] - base.quad[0]))
+    assert np.hypot(*(back - base.quad).T).max() < 0.05 * side
+    # And so the pixels agree: closer than a crop shifted by 4 % of its size.
+    off = np.roll(base.image, int(0.04 * SIZE), axis=1)
+    assert psnr(base.image, moved.image) > psnr(base.image, off) + 3.0
+
+
+def test_no_face_is_a_clear_error(detector):
+    with pytest.raises(NoFaceError, match="no face"):
+        align_face(np.full([200, 200, 3], 90, np.uint8), detector, size=64)
+
+
+def test_all_faces_largest_first(detector):
+    photo = real_photos()["astronaut"]
+    small = np.asarray(Image.fromarray(photo).resize((256, 256), Image.Resampling.LANCZOS))
+    canvas = np.concatenate([photo, np.pad(small, ((0, 256), (0, 0), (0, 0)), mode="edge")], axis=1)
+    faces = align_face(canvas, detector, size=64, all_faces=True)
+    assert len(faces) >= 2
+    sides = [np.hypot(*(f.quad[3] - f.quad[0])) for f in faces]
+    assert sides == sorted(sides, reverse=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Photos as people have them.
+
+def encode(img: Image.Image, fmt: str, **params) -> io.BytesIO:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **params)
+    buf.seek(0)
+    return buf
+
+
+def test_read_photo_modes(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, [20, 30, 3], dtype=np.uint8)
+    grey = rgb[..., 0]
+    cases = {
+        "grey.png": (Image.fromarray(grey), np.repeat(grey[..., None], 3, 2)),
+        "rgba.png": (Image.fromarray(np.dstack([rgb, np.full([20, 30], 255, np.uint8)])), rgb),
+        "grey16.png": (Image.fromarray(grey.astype(np.uint16) * 257), np.repeat(grey[..., None], 3, 2)),
+        "cmyk.tif": (Image.fromarray(rgb).convert("CMYK"), np.asarray(Image.fromarray(rgb).convert("CMYK").convert("RGB"))),
+    }
+    for name, (img, want) in cases.items():
+        img.save(tmp_path / name)
+        got = read_photo(tmp_path / name)
+        assert got.shape == (20, 30, 3) and got.dtype == np.uint8, name
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    # Transparent pixels become white, not black.
+    clear = np.zeros([4, 4, 4], np.uint8)
+    Image.fromarray(clear).save(tmp_path / "clear.png")
+    assert (read_photo(tmp_path / "clear.png") == 255).all()
+
+
+def test_read_photo_exif_orientation(tmp_path):
+    rgb = np.zeros([20, 30, 3], np.uint8)
+    rgb[:5, :5] = 255                                   # a white top-left corner
+    img = Image.fromarray(rgb)
+    exif = img.getexif()
+    exif[0x0112] = 6                                    # "rotate 90 degrees clockwise to view"
+    img.save(tmp_path / "rot.jpg", exif=exif, quality=100)
+    got = read_photo(tmp_path / "rot.jpg")
+    assert got.shape == (30, 20, 3)
+    assert got[:5, -5:].mean() > 200 and got[:5, :5].mean() < 50   # the corner is now top-right
+
+
+@pytest.mark.parametrize("content, message", [(None, "no such file"), (b"", "not an image"),
+                                              (b"hello", "not an image"), ("folder", "folder")])
+def test_read_photo_bad_files(tmp_path, content, message):
+    path = tmp_path / "x.jpg"
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        read_photo(path)
+    # Truncated JPEG data is reported too, in one line.
+    good = encode(Image.fromarray(np.zeros([64, 64, 3], np.uint8)), "JPEG").getvalue()
+    (tmp_path / "cut.jpg").write_bytes(good[:len(good) // 3])
+    with pytest.raises(ValueError) as e:
+        read_photo(tmp_path / "cut.jpg")
+    assert "\n" not in str(e.value)
