@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import stylegan
-from stylegan.inversion import load_feature_net, project
+from stylegan.inversion import load_feature_net, project, project_batch
 from stylegan.inversion.project import learning_rate, noise_regularizer
 
 from conftest import load_npz, reference_path
@@ -84,8 +84,8 @@ def test_learning_rate_schedule():
 
 def test_noise_regularizer_is_zero_for_white_noise_and_large_for_smooth():
     rng = torch.Generator().manual_seed(0)
-    white = [torch.randn([64, 64], generator=rng)]
-    smooth = [torch.ones([64, 64])]
+    white = [torch.randn([1, 1, 64, 64], generator=rng)]
+    smooth = [torch.ones([1, 1, 64, 64])]
     assert float(noise_regularizer(white)) < 1e-3
     # A constant map correlates perfectly with its shifts: 2 terms of 1 at each of 4 octaves.
     assert float(noise_regularizer(smooth)) == pytest.approx(8.0)
@@ -97,3 +97,78 @@ def test_bad_targets(G):
         project(G, torch.zeros([3, 64, 64]), net, num_steps=1)
     with pytest.raises(ValueError, match="latent space"):
         project(G, torch.zeros([3, 32, 32]), net, space="z", num_steps=1)
+
+
+def test_batch_targets_are_independent(reference, G):
+    # Each target's trajectory depends on its own loss only: its partner in the batch changes nothing.
+    net = StandinFeatures(load_npz("lpips_standin"))
+    t1 = torch.from_numpy(reference["target_uint8"]).float()
+    t2, t3 = t1.flip(2), 255 - t1
+    a = project_batch(G, torch.stack([t1, t2]), net, num_steps=8, w_avg_samples=500, seed=5)
+    b = project_batch(G, torch.stack([t1, t3]), net, num_steps=8, w_avg_samples=500, seed=5)
+    torch.testing.assert_close(a[0].w_steps, b[0].w_steps, rtol=0, atol=1e-6)
+    assert not torch.allclose(a[1].w_steps, b[1].w_steps)
+    assert a[0].noise.keys() == {name for name, _ in G.synthesis.named_modules() if hasattr(_, "noise_const")}
+
+
+def test_w_plus_reconstructs_an_in_domain_target(G):
+    # A target the network made from a known w: W+ gets far closer than the mean face it starts from.
+    net = StandinFeatures(load_npz("lpips_standin"))
+    with torch.no_grad():
+        ws = G.mapping(torch.from_numpy(np.random.RandomState(11).randn(1, G.z_dim)), None)
+        target = ((G.synthesis(ws, noise_mode="const")[0] + 1) * 127.5).clamp(0, 255)
+    dists = []
+    result = project(G, target, net, space="w+", num_steps=80, w_avg_samples=1000, seed=1,
+                     progress=lambda info: dists.append(info.dist))
+    assert result.space == "w+" and result.ws.shape == (G.num_ws, G.w_dim)
+    assert len(dists) == 80 and dists[-1] < 0.5 * dists[0]
+    psnr = 10 * np.log10(255 ** 2 / np.mean((result.image.astype(float) - target.permute(1, 2, 0).numpy()) ** 2))
+    assert psnr > 20, psnr
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return 10 * np.log10(255 ** 2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+
+
+def test_pivotal_tuning_reaches_what_the_pivot_cannot(G, tmp_path):
+    from stylegan.inversion import pivotal_tuning
+    net = StandinFeatures(load_npz("lpips_standin"))
+    with torch.no_grad():
+        ws = G.mapping(torch.from_numpy(np.random.RandomState(3).randn(1, G.z_dim)), None)
+        img = ((G.synthesis(ws, noise_mode="const")[0] + 1) * 127.5).clamp(0, 255)
+    target = img.flip(1)                          # upside down: outside what W can draw
+    target_hwc = target.permute(1, 2, 0).numpy()
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    pivot = project(G, target, net, num_steps=40, w_avg_samples=1000, seed=2)
+    tuned = pivotal_tuning(G, target, pivot, net, num_steps=60, dist_threshold=0.0)
+    assert len(tuned.dists) == 60 and tuned.dists[-1] < tuned.dists[0]
+    assert _psnr(tuned.image, target_hwc) > _psnr(pivot.image, target_hwc) + 3
+    assert all(torch.equal(v, before[k]) for k, v in G.state_dict().items())     # G untouched
+
+    # The tuned generator is a whole network: saved and loaded, it draws the same image at the pivot.
+    path = stylegan.save({"G_ema": tuned.G}, tmp_path / "tuned.stylegan")
+    again = stylegan.load(path)["G_ema"]
+    with torch.no_grad():
+        a = again.synthesis(tuned.ws[None], noise_mode="const")
+        b = tuned.G.synthesis(tuned.ws[None], noise_mode="const")
+    assert torch.equal(a, b)
+
+    # Early stop: a threshold above the first distance ends tuning before any update.
+    stopped = pivotal_tuning(G, target, pivot, net, num_steps=60, dist_threshold=1e9)
+    assert len(stopped.dists) == 1
+
+
+def test_pivotal_tuning_locality_keeps_the_rest_of_the_space(G):
+    from stylegan.inversion import pivotal_tuning
+    net = StandinFeatures(load_npz("lpips_standin"))
+    target = torch.from_numpy(load_npz("projector_sg2ada_skip")["target_uint8"]).float().flip(2)
+    pivot = project(G, target, net, num_steps=20, w_avg_samples=500, seed=2)
+    far = G.mapping(torch.from_numpy(np.random.RandomState(99).randn(4, G.z_dim)), None)
+
+    def drift(locality_weight):
+        tuned = pivotal_tuning(G, target, pivot, net, num_steps=40, dist_threshold=0.0, learning_rate=3e-3,
+                               locality_weight=locality_weight, locality_samples=4, locality_alpha=10.0)
+        with torch.no_grad():
+            return float((tuned.G.synthesis(far, noise_mode="none") - G.synthesis(far, noise_mode="none")).abs().mean())
+
+    assert drift(10.0) < 0.8 * drift(0.0)

@@ -30,7 +30,7 @@ FEATURE_SIZE = 256
 class StepInfo:
     step: int            # 1-based
     num_steps: int
-    dist: float          # perceptual distance before this step's update
+    dist: float          # perceptual distance before this step's update (mean over targets)
     loss: float
 
 
@@ -40,7 +40,7 @@ class ProjectionResult:
     ws: torch.Tensor              # [num_ws, w_dim]: the latent after the last step, as synthesis takes it
     w_steps: torch.Tensor         # [num_steps, num_ws, w_dim]: the latent after each step
     dists: list[float] = field(default_factory=list)   # distance before each step's update
-    noise: dict[str, torch.Tensor] = field(default_factory=dict)   # the optimised noise inputs
+    noise: dict[str, torch.Tensor] = field(default_factory=dict)   # layer -> optimised noise map [R, R]
     image: np.ndarray | None = None                    # [H, W, C] uint8 of the final latent
 
 
@@ -64,17 +64,22 @@ def learning_rate(t: float, initial: float, rampup: float, rampdown: float) -> f
 
 
 def noise_regularizer(noise: list[torch.Tensor]) -> torch.Tensor | float:
-    """Sum of squared 1-pixel autocorrelations (x and y) of each noise map at every octave down to 8 px."""
+    """Sum over targets and layers of the squared 1-pixel autocorrelations (x and y) of each noise
+    map [B, 1, R, R], at every octave down to 8 px: zero for white noise."""
     reg = 0.0
     for n in noise:
-        n = n[None, None, :, :]
         while True:
-            reg += (n * torch.roll(n, shifts=1, dims=3)).mean() ** 2
-            reg += (n * torch.roll(n, shifts=1, dims=2)).mean() ** 2
+            reg += ((n * torch.roll(n, shifts=1, dims=3)).mean(dim=[1, 2, 3]) ** 2).sum()
+            reg += ((n * torch.roll(n, shifts=1, dims=2)).mean(dim=[1, 2, 3]) ** 2).sum()
             if n.shape[2] <= 8:
                 break
             n = F.avg_pool2d(n, kernel_size=2)
     return reg
+
+
+def noise_layers(G: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """The synthesis layers that add a noise input ('const' noise: their `noise_const` buffer)."""
+    return {name: m for name, m in G.synthesis.named_modules() if "noise_const" in m._buffers}
 
 
 def to_feature_range(images: torch.Tensor) -> torch.Tensor:
@@ -89,44 +94,54 @@ def shrink_for_features(images: torch.Tensor) -> torch.Tensor:
     return images
 
 
-def project(G: torch.nn.Module, target: torch.Tensor | np.ndarray, features: FeatureNet, *, space: str = "w",
-            num_steps: int = 1000, w_avg_samples: int = 10000, initial_learning_rate: float = 0.1,
-            initial_noise_factor: float = 0.05, lr_rampdown_length: float = 0.25, lr_rampup_length: float = 0.05,
-            noise_ramp_length: float = 0.75, regularize_noise_weight: float = 1e5, seed: int | None = 303,
-            progress: Callable[[StepInfo], None] | None = None) -> ProjectionResult:
-    """Project `target` ([C, H, W] in 0..255, the generator's size) into W or W+ of G.
+def project(G: torch.nn.Module, target: torch.Tensor | np.ndarray, features: FeatureNet, **kwargs) -> ProjectionResult:
+    """Project one `target` ([C, H, W] in 0..255, the generator's size) into W or W+ of G; see project_batch."""
+    target = torch.as_tensor(target)
+    if target.ndim != 3:
+        raise ValueError(f"target has shape {tuple(target.shape)}: expected one image (C, H, W)")
+    return project_batch(G, target[None], features, **kwargs)[0]
 
-    `features` maps images in 0..255 to LPIPS-style features. `seed` fixes the random numbers (the
-    noise inputs' start and the w noise); None draws from torch's global generator. G is not changed."""
+
+def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, features: FeatureNet, *, space: str = "w",
+                  num_steps: int = 1000, w_avg_samples: int = 10000, initial_learning_rate: float = 0.1,
+                  initial_noise_factor: float = 0.05, lr_rampdown_length: float = 0.25,
+                  lr_rampup_length: float = 0.05, noise_ramp_length: float = 0.75,
+                  regularize_noise_weight: float = 1e5, seed: int | None = 303,
+                  progress: Callable[[StepInfo], None] | None = None) -> list[ProjectionResult]:
+    """Project targets [B, C, H, W] (0..255) together: one batched forward and backward per step.
+
+    Adam works element by element and each target's loss depends only on its own latent and noise
+    maps, so this is B independent projections, computed at once. `features` maps images in 0..255
+    to LPIPS-style features. `seed` fixes the random numbers (the noise maps' start, then the w
+    noise of each step); None draws a fresh seed. G itself is not changed."""
     if space not in ("w", "w+"):
         raise ValueError(f"unknown latent space {space!r}: expected 'w' or 'w+'")
     if num_steps < 1:
         raise ValueError(f"num_steps must be at least 1, got {num_steps}")
     device = _device(G)
-    target = torch.as_tensor(np.asarray(target) if isinstance(target, np.ndarray) else target)
+    targets = torch.as_tensor(targets)
     want = (G.img_channels, G.img_resolution, G.img_resolution)
-    if tuple(target.shape) != want:
-        raise ValueError(f"target has shape {tuple(target.shape)}, the generator makes {want} (C, H, W)")
+    if targets.ndim != 4 or tuple(targets.shape[1:]) != want or len(targets) == 0:
+        raise ValueError(f"targets have shape {tuple(targets.shape)}: the generator makes {want} (C, H, W)")
+    batch = len(targets)
     rng = torch.Generator(device=device)
-    if seed is None:
-        rng.seed()
-    else:
-        rng.manual_seed(seed)
+    rng.manual_seed(seed) if seed is not None else rng.seed()
 
     G = copy.deepcopy(G).eval().requires_grad_(False)
     w_avg, w_std = w_stats(G, w_avg_samples)
-    noise_bufs = {name: buf for name, buf in G.synthesis.named_buffers() if "noise_const" in name}
-
     with torch.no_grad():
-        target_features = features(shrink_for_features(target.unsqueeze(0).to(device, torch.float32)))
+        target_features = features(shrink_for_features(targets.to(device, torch.float32)))
 
-    w_init = np.repeat(w_avg, G.num_ws, axis=1) if space == "w+" else w_avg
-    w_opt = torch.tensor(w_init, dtype=torch.float32, device=device, requires_grad=True)
-    w_steps = torch.zeros([num_steps, *w_opt.shape[1:]], dtype=torch.float32, device=device)
-    optimizer = torch.optim.Adam([w_opt, *noise_bufs.values()], betas=(0.9, 0.999), lr=initial_learning_rate)
-    for buf in noise_bufs.values():
-        buf[:] = torch.randn(buf.shape, generator=rng, device=device, dtype=buf.dtype)
-        buf.requires_grad = True
+    w_init = np.repeat(w_avg, G.num_ws, axis=1) if space == "w+" else w_avg      # [1, 1 | num_ws, C]
+    w_opt = torch.tensor(np.repeat(w_init, batch, axis=0), dtype=torch.float32, device=device, requires_grad=True)
+    w_steps = torch.zeros([num_steps, *w_opt.shape], dtype=torch.float32, device=device)
+    # Each target gets its own noise maps: the layers' const noise becomes [B, 1, R, R].
+    noise = {}
+    for name, layer in noise_layers(G).items():
+        r = layer.noise_const.shape[-1]
+        layer.noise_const = torch.randn([batch, 1, r, r], generator=rng, device=device).requires_grad_(True)
+        noise[name] = layer.noise_const
+    optimizer = torch.optim.Adam([w_opt, *noise.values()], betas=(0.9, 0.999), lr=initial_learning_rate)
 
     dists = []
     for step in range(num_steps):
@@ -140,26 +155,29 @@ def project(G: torch.nn.Module, target: torch.Tensor | np.ndarray, features: Fea
         if space == "w":
             ws = ws.repeat([1, G.num_ws, 1])
         synth_features = features(to_feature_range(G.synthesis(ws, noise_mode="const")))
-        dist = (target_features - synth_features).square().sum()
-        loss = dist + noise_regularizer(list(noise_bufs.values())) * regularize_noise_weight
+        dist = (target_features - synth_features).square().sum(dim=1)       # [B]
+        loss = dist.sum() + noise_regularizer(list(noise.values())) * regularize_noise_weight
 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        w_steps[step] = w_opt.detach()[0]
-        dists.append(float(dist.detach()))
+        w_steps[step] = w_opt.detach()
+        dists.append(dist.detach().cpu())
         with torch.no_grad():
-            for buf in noise_bufs.values():
-                buf -= buf.mean()
-                buf *= buf.square().mean().rsqrt()
+            for n in noise.values():
+                n -= n.mean(dim=[1, 2, 3], keepdim=True)
+                n *= n.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
         if progress is not None:
-            progress(StepInfo(step + 1, num_steps, dists[-1], float(loss.detach())))
+            progress(StepInfo(step + 1, num_steps, float(dist.detach().mean()), float(loss.detach())))
 
-    w_steps = w_steps.repeat([1, G.num_ws, 1]) if space == "w" else w_steps
-    noise = {name: buf.detach().clone() for name, buf in noise_bufs.items()}
+    if space == "w":
+        w_steps = w_steps.repeat([1, 1, G.num_ws, 1])
     with torch.no_grad():
-        image = to_uint8(G.synthesis(w_steps[-1:], noise_mode="const"))[0]
-    return ProjectionResult(space, w_steps[-1].clone(), w_steps, dists, noise, image)
+        images = to_uint8(G.synthesis(w_steps[-1], noise_mode="const"))
+    dists = torch.stack(dists, dim=1)                                              # [B, num_steps]
+    return [ProjectionResult(space, w_steps[-1, i].clone(), w_steps[:, i].clone(), dists[i].tolist(),
+                             {k: n[i, 0].detach().clone() for k, n in noise.items()}, images[i])
+            for i in range(batch)]
 
 
 def _device(G: torch.nn.Module) -> torch.device:

@@ -1,0 +1,107 @@
+"""Pivotal tuning (Roich et al. 2021, "Pivotal Tuning for Latent-based Editing of Real Images").
+
+A W projection (the pivot) is close to the target but rarely reaches it. PTI then tunes the
+generator's synthesis weights, with the pivot held fixed, until the generator draws the target at
+the pivot: an L2 + perceptual loss, Adam at 3e-4, stopping early once the perceptual distance
+falls below a threshold. Edits made around the pivot keep working because the rest of the latent
+space barely moves; the optional locality regulariser enforces that by keeping the tuned
+generator equal to the original at latents drawn towards random w's from the pivot.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..images import to_uint8
+from .features import FeatureNet
+from .project import ProjectionResult, noise_layers, shrink_for_features, to_feature_range
+
+
+@dataclass
+class TuneStep:
+    step: int
+    num_steps: int
+    dist: float       # perceptual distance at the pivot, before this step's update
+    loss: float
+
+
+@dataclass
+class TuningResult:
+    G: torch.nn.Module                          # the tuned generator (eval, frozen), pivot noise baked in
+    ws: torch.Tensor                            # [num_ws, w_dim]: the pivot
+    dists: list[float] = field(default_factory=list)
+    image: np.ndarray | None = None             # [H, W, C] uint8: the tuned generator at the pivot
+
+
+def pivotal_tuning(G: torch.nn.Module, target: torch.Tensor, pivot: ProjectionResult, features: FeatureNet, *,
+                   num_steps: int = 350, learning_rate: float = 3e-4, dist_threshold: float = 0.06,
+                   l2_weight: float = 1.0, dist_weight: float = 1.0, locality_weight: float = 0.0,
+                   locality_alpha: float = 30.0, locality_samples: int = 1, seed: int | None = 0,
+                   progress: Callable[[TuneStep], None] | None = None) -> TuningResult:
+    """Tune a copy of G so that it draws `target` ([C, H, W], 0..255) at the pivot's latent."""
+    device = next(G.parameters()).device
+    target = torch.as_tensor(target).to(device, torch.float32)
+    want = (G.img_channels, G.img_resolution, G.img_resolution)
+    if tuple(target.shape) != want:
+        raise ValueError(f"target has shape {tuple(target.shape)}, the generator makes {want} (C, H, W)")
+    rng = torch.Generator(device=device)
+    rng.manual_seed(seed) if seed is not None else rng.seed()
+
+    original = copy.deepcopy(G).eval().requires_grad_(False)
+    tuned = copy.deepcopy(G).eval().requires_grad_(False)
+    # The pivot was found with its own noise maps: they belong to the reconstruction, so keep them.
+    for name, layer in noise_layers(tuned).items():
+        if name in pivot.noise:
+            layer.noise_const = pivot.noise[name].to(device).clone()
+    for name, layer in noise_layers(original).items():
+        if name in pivot.noise:
+            layer.noise_const = pivot.noise[name].to(device).clone()
+    tuned.synthesis.requires_grad_(True)
+    optimizer = torch.optim.Adam(tuned.synthesis.parameters(), lr=learning_rate, betas=(0.9, 0.999))
+
+    ws = pivot.ws.to(device)[None]
+    target = target[None]
+    with torch.no_grad():
+        target_features = features(shrink_for_features(target))
+    target_pm1 = target / 127.5 - 1
+    dists = []
+    for step in range(num_steps):
+        synth = tuned.synthesis(ws, noise_mode="const")
+        dist = (features(to_feature_range(synth)) - target_features).square().sum()
+        dists.append(float(dist.detach()))
+        if dists[-1] <= dist_threshold:
+            break
+        loss = l2_weight * (synth - target_pm1).square().mean() + dist_weight * dist
+        if locality_weight > 0:
+            loss = loss + locality_weight * _locality(original, tuned, ws, features, locality_alpha,
+                                                      locality_samples, rng, l2_weight, dist_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if progress is not None:
+            progress(TuneStep(step + 1, num_steps, dists[-1], float(loss.detach())))
+
+    tuned.requires_grad_(False)
+    with torch.no_grad():
+        image = to_uint8(tuned.synthesis(ws, noise_mode="const"))[0]
+    return TuningResult(tuned, pivot.ws.clone(), dists, image)
+
+
+def _locality(original, tuned, ws_pivot, features, alpha, samples, rng, l2_weight, dist_weight) -> torch.Tensor:
+    """L2 + perceptual difference between the original and tuned generators at latents a fixed
+    distance `alpha` from the pivot, towards random mapped w's."""
+    z = torch.randn([samples, original.z_dim], generator=rng, device=ws_pivot.device)
+    with torch.no_grad():
+        w_rand = original.mapping(z, None)[:, :1]                        # [S, 1, C]
+        step = w_rand - ws_pivot[:, :1]
+        w_near = ws_pivot[:, :1] + alpha * step / step.norm(dim=2, keepdim=True)
+        w_near = w_near.repeat([1, original.num_ws, 1])
+        ref = original.synthesis(w_near, noise_mode="const")
+        ref_features = features(to_feature_range(ref))
+    got = tuned.synthesis(w_near, noise_mode="const")
+    dist = (features(to_feature_range(got)) - ref_features).square().sum(dim=1).mean()
+    return l2_weight * (got - ref).square().mean() + dist_weight * dist
