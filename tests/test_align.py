@@ -215,3 +215,13 @@ def test_read_photo_bad_files(tmp_path, content, message):
     with pytest.raises(ValueError) as e:
         read_photo(tmp_path / "cut.jpg")
     assert "\n" not in str(e.value)
+
+
+def test_identity_tells_people_apart(detector):
+    from stylegan.faces.identity import SAME_PERSON, FaceIdentity
+    ident = FaceIdentity()
+    photos = real_photos()
+    crops = {k: align_face(p, detector, size=SIZE)[0].image for k, p in photos.items()}
+    assert ident.distance(photos["astronaut"], crops["astronaut"]) < SAME_PERSON / 2
+    assert ident.distance(crops["astronaut"], crops["grace_hopper"]) > SAME_PERSON
+    assert ident.distance(crops["astronaut"], np.full([64, 64, 3], 128, np.uint8)) is None

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from ..images import to_uint8
 from .features import FeatureNet
+from .losses import Distance, as_distance
 
 # The feature networks were made for ~224 px images: larger ones are area-downsampled to this.
 FEATURE_SIZE = 256
@@ -94,15 +95,15 @@ def shrink_for_features(images: torch.Tensor) -> torch.Tensor:
     return images
 
 
-def project(G: torch.nn.Module, target: torch.Tensor | np.ndarray, features: FeatureNet, **kwargs) -> ProjectionResult:
+def project(G: torch.nn.Module, target: torch.Tensor | np.ndarray, loss: Distance | FeatureNet, **kwargs) -> ProjectionResult:
     """Project one `target` ([C, H, W] in 0..255, the generator's size) into W or W+ of G; see project_batch."""
     target = torch.as_tensor(target)
     if target.ndim != 3:
         raise ValueError(f"target has shape {tuple(target.shape)}: expected one image (C, H, W)")
-    return project_batch(G, target[None], features, **kwargs)[0]
+    return project_batch(G, target[None], loss, **kwargs)[0]
 
 
-def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, features: FeatureNet, *, space: str = "w",
+def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, loss: Distance | FeatureNet, *, space: str = "w",
                   num_steps: int = 1000, w_avg_samples: int = 10000, initial_learning_rate: float = 0.1,
                   initial_noise_factor: float = 0.05, lr_rampdown_length: float = 0.25,
                   lr_rampup_length: float = 0.05, noise_ramp_length: float = 0.75,
@@ -111,9 +112,10 @@ def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, featur
     """Project targets [B, C, H, W] (0..255) together: one batched forward and backward per step.
 
     Adam works element by element and each target's loss depends only on its own latent and noise
-    maps, so this is B independent projections, computed at once. `features` maps images in 0..255
-    to LPIPS-style features. `seed` fixes the random numbers (the noise maps' start, then the w
-    noise of each step); None draws a fresh seed. G itself is not changed."""
+    maps, so this is B independent projections, computed at once. `loss` is a Distance, or a
+    feature network (images in 0..255 -> LPIPS-style features) whose feature distance is used.
+    `seed` fixes the random numbers (the noise maps' start, then the w noise of each step); None
+    draws a fresh seed. G itself is not changed."""
     if space not in ("w", "w+"):
         raise ValueError(f"unknown latent space {space!r}: expected 'w' or 'w+'")
     if num_steps < 1:
@@ -129,8 +131,8 @@ def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, featur
 
     G = copy.deepcopy(G).eval().requires_grad_(False)
     w_avg, w_std = w_stats(G, w_avg_samples)
-    with torch.no_grad():
-        target_features = features(shrink_for_features(targets.to(device, torch.float32)))
+    distance = as_distance(loss)
+    distance.set_targets(shrink_for_features(targets.to(device, torch.float32)))
 
     w_init = np.repeat(w_avg, G.num_ws, axis=1) if space == "w+" else w_avg      # [1, 1 | num_ws, C]
     w_opt = torch.tensor(np.repeat(w_init, batch, axis=0), dtype=torch.float32, device=device, requires_grad=True)
@@ -154,12 +156,11 @@ def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, featur
         ws = w_opt + w_noise
         if space == "w":
             ws = ws.repeat([1, G.num_ws, 1])
-        synth_features = features(to_feature_range(G.synthesis(ws, noise_mode="const")))
-        dist = (target_features - synth_features).square().sum(dim=1)       # [B]
-        loss = dist.sum() + noise_regularizer(list(noise.values())) * regularize_noise_weight
+        dist = distance(to_feature_range(G.synthesis(ws, noise_mode="const")))          # [B]
+        total = dist.sum() + noise_regularizer(list(noise.values())) * regularize_noise_weight
 
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         optimizer.step()
         w_steps[step] = w_opt.detach()
         dists.append(dist.detach().cpu())
@@ -168,7 +169,7 @@ def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, featur
                 n -= n.mean(dim=[1, 2, 3], keepdim=True)
                 n *= n.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
         if progress is not None:
-            progress(StepInfo(step + 1, num_steps, float(dist.detach().mean()), float(loss.detach())))
+            progress(StepInfo(step + 1, num_steps, float(dist.detach().mean()), float(total.detach())))
 
     if space == "w":
         w_steps = w_steps.repeat([1, 1, G.num_ws, 1])

@@ -18,6 +18,7 @@ import torch
 
 from ..images import to_uint8
 from .features import FeatureNet
+from .losses import Distance, as_distance
 from .project import ProjectionResult, noise_layers, shrink_for_features, to_feature_range
 
 
@@ -37,7 +38,7 @@ class TuningResult:
     image: np.ndarray | None = None             # [H, W, C] uint8: the tuned generator at the pivot
 
 
-def pivotal_tuning(G: torch.nn.Module, target: torch.Tensor, pivot: ProjectionResult, features: FeatureNet, *,
+def pivotal_tuning(G: torch.nn.Module, target: torch.Tensor, pivot: ProjectionResult, loss: Distance | FeatureNet, *,
                    num_steps: int = 350, learning_rate: float = 3e-4, dist_threshold: float = 0.06,
                    l2_weight: float = 1.0, dist_weight: float = 1.0, locality_weight: float = 0.0,
                    locality_alpha: float = 30.0, locality_samples: int = 1, seed: int | None = 0,
@@ -65,25 +66,25 @@ def pivotal_tuning(G: torch.nn.Module, target: torch.Tensor, pivot: ProjectionRe
 
     ws = pivot.ws.to(device)[None]
     target = target[None]
-    with torch.no_grad():
-        target_features = features(shrink_for_features(target))
+    distance = as_distance(loss)
+    distance.set_targets(shrink_for_features(target))
     target_pm1 = target / 127.5 - 1
     dists = []
     for step in range(num_steps):
         synth = tuned.synthesis(ws, noise_mode="const")
-        dist = (features(to_feature_range(synth)) - target_features).square().sum()
+        dist = distance(to_feature_range(synth)).sum()
         dists.append(float(dist.detach()))
         if dists[-1] <= dist_threshold:
             break
-        loss = l2_weight * (synth - target_pm1).square().mean() + dist_weight * dist
+        total = l2_weight * (synth - target_pm1).square().mean() + dist_weight * dist
         if locality_weight > 0:
-            loss = loss + locality_weight * _locality(original, tuned, ws, features, locality_alpha,
-                                                      locality_samples, rng, l2_weight, dist_weight)
+            total = total + locality_weight * _locality(original, tuned, ws, distance, locality_alpha,
+                                                        locality_samples, rng, l2_weight, dist_weight)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         optimizer.step()
         if progress is not None:
-            progress(TuneStep(step + 1, num_steps, dists[-1], float(loss.detach())))
+            progress(TuneStep(step + 1, num_steps, dists[-1], float(total.detach())))
 
     tuned.requires_grad_(False)
     with torch.no_grad():
@@ -91,7 +92,7 @@ def pivotal_tuning(G: torch.nn.Module, target: torch.Tensor, pivot: ProjectionRe
     return TuningResult(tuned, pivot.ws.clone(), dists, image)
 
 
-def _locality(original, tuned, ws_pivot, features, alpha, samples, rng, l2_weight, dist_weight) -> torch.Tensor:
+def _locality(original, tuned, ws_pivot, distance: Distance, alpha, samples, rng, l2_weight, dist_weight):
     """L2 + perceptual difference between the original and tuned generators at latents a fixed
     distance `alpha` from the pivot, towards random mapped w's."""
     z = torch.randn([samples, original.z_dim], generator=rng, device=ws_pivot.device)
@@ -101,7 +102,8 @@ def _locality(original, tuned, ws_pivot, features, alpha, samples, rng, l2_weigh
         w_near = ws_pivot[:, :1] + alpha * step / step.norm(dim=2, keepdim=True)
         w_near = w_near.repeat([1, original.num_ws, 1])
         ref = original.synthesis(w_near, noise_mode="const")
-        ref_features = features(to_feature_range(ref))
+    # A fresh copy of the distance measures against these images, leaving the target's in place.
+    near = copy.copy(distance)
+    near.set_targets(to_feature_range(ref))
     got = tuned.synthesis(w_near, noise_mode="const")
-    dist = (features(to_feature_range(got)) - ref_features).square().sum(dim=1).mean()
-    return l2_weight * (got - ref).square().mean() + dist_weight * dist
+    return l2_weight * (got - ref).square().mean() + dist_weight * near(to_feature_range(got)).mean()
