@@ -1,0 +1,6 @@
+"""Editing: find directions in latent space (SeFa, GANSpace, InterFaceGAN, StyleSpace) and apply them."""
+from .directions import Direction, cosine, load_direction, save_direction
+from .ganspace import ganspace
+from .interfacegan import interfacegan
+
+__all__ = ["Direction", "cosine", "load_direction", "save_direction", "ganspace", "interfacegan"]

@@ -1,0 +1,126 @@
+"""Directions: methods recover planted truths; every shared file format loads."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import stylegan
+from stylegan.editing import Direction, cosine, ganspace, load_direction, save_direction
+from stylegan.editing.ganspace import pca
+from stylegan.editing.interfacegan import boundary, linear_svm
+
+from conftest import reference_path
+
+
+def planted(n=4000, dim=32, seed=0):
+    rng = np.random.default_rng(seed)
+    axis = rng.normal(size=dim)
+    axis /= np.linalg.norm(axis)
+    x = rng.normal(0, 0.3, [n, dim]) + rng.normal(0, 3.0, [n, 1]) * axis + 5.0
+    return x, axis
+
+
+def test_pca_recovers_a_planted_axis_in_any_batching():
+    x, axis = planted()
+    whole = pca([x], x.shape[1], 3)
+    split = pca(np.array_split(x, 7), x.shape[1], 3)
+    assert abs(float(whole.vectors[0].double() @ torch.from_numpy(axis))) > 0.999
+    assert whole.std[0] == pytest.approx(3.0, rel=0.05) and whole.std[1] < 0.35
+    np.testing.assert_allclose(whole.mean.numpy(), x.mean(axis=0), rtol=1e-5)
+    torch.testing.assert_close(whole.vectors, split.vectors, rtol=0, atol=1e-5)
+
+
+def test_ganspace_on_a_network():
+    G = stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
+    d = ganspace(G, num_samples=3000, num_components=5, batch_size=1000)
+    assert d.vectors.shape == (5, G.w_dim) and d.space == "w" and d.method == "ganspace"
+    assert torch.all(d.std[:-1] >= d.std[1:])
+    torch.testing.assert_close(d.vectors @ d.vectors.T, torch.eye(5), rtol=0, atol=1e-5)
+
+
+def test_linear_svm_separates():
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(2, 1, [100, 2]), rng.normal(-2, 1, [100, 2])])
+    y = np.r_[np.ones(100), -np.ones(100)]
+    w, b = linear_svm(x, y)
+    assert np.mean(np.sign(x @ w + b) == y) > 0.95
+
+
+def test_interfacegan_recovers_a_planted_direction_and_conditions_hold():
+    rng = np.random.default_rng(2)
+    dim = 64
+    x = rng.normal(size=[5000, dim])
+    v = rng.normal(size=dim)
+    v /= np.linalg.norm(v)
+    scores = x @ v + rng.normal(0, 0.1, 5000)
+    n = boundary(x, scores, ratio=0.1)
+    assert n @ v >= 0.95
+    # Conditional: orthogonal to the conditions, and still the planted direction within the rest.
+    c1, c2 = rng.normal(size=dim), v + rng.normal(0, 0.5, dim)
+    nc = boundary(x, scores, ratio=0.1, conditions=[c1, c2])
+    basis, _ = np.linalg.qr(np.stack([c1, c2], 1))
+    assert np.abs(basis.T @ nc).max() < 1e-10
+    rest = v - basis @ (basis.T @ v)
+    assert nc @ rest / np.linalg.norm(rest) >= 0.95
+    with pytest.raises(ValueError, match="span"):                     # conditions that span everything
+        boundary(x, scores, conditions=list(np.eye(dim)))
+
+
+def test_own_format_round_trip(tmp_path):
+    d = Direction(torch.nn.functional.normalize(torch.randn(3, 16), dim=1), "w", "ganspace", std=torch.rand(3),
+                  mean=torch.randn(16), layers=[0, 1, 2], network_digest="abc", params={"num_samples": 10})
+    path = save_direction(d, tmp_path / "d.direction")
+    e = load_direction(path)
+    assert torch.equal(e.vectors, d.vectors) and torch.equal(e.std, d.std) and torch.equal(e.mean, d.mean)
+    assert (e.space, e.method, e.layers, e.network_digest, e.params) == ("w", "ganspace", [0, 1, 2], "abc",
+                                                                         {"num_samples": 10})
+    with pytest.raises(FileExistsError):
+        save_direction(d, path)
+    assert cosine(d, e, 1, 1) == pytest.approx(1.0)
+
+
+def test_shared_formats(tmp_path):
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=[1, 512]).astype(np.float32)
+    np.save(tmp_path / "smile.npy", v / np.linalg.norm(v))                       # InterFaceGAN boundary
+    d = load_direction(tmp_path / "smile.npy", w_dim=512)
+    np.testing.assert_allclose(d.vectors.numpy(), v / np.linalg.norm(v), rtol=1e-6)
+
+    comp = rng.normal(size=[10, 1, 512]).astype(np.float32)
+    comp /= np.linalg.norm(comp, axis=2, keepdims=True)
+    np.savez(tmp_path / "ganspace.npz", lat_comp=comp, lat_mean=np.zeros([1, 512], np.float32),
+             lat_stdev=np.arange(10, 0, -1).astype(np.float32))                  # GANSpace
+    d = load_direction(tmp_path / "ganspace.npz")
+    assert d.vectors.shape == (10, 512) and d.std[0] == 10 and d.method == "ganspace"
+
+    torch.save({"comp": torch.from_numpy(comp), "std": torch.ones(10), "mean": torch.zeros(1, 512)},
+               tmp_path / "ffhq_pca.pt")                                          # e4e
+    assert load_direction(tmp_path / "ffhq_pca.pt").vectors.shape == (10, 512)
+    eig = torch.linalg.qr(torch.randn(512, 512))[0]
+    torch.save({"ckpt": "stylegan2-ffhq.pt", "eigvec": eig}, tmp_path / "factor.pt")  # rosinality SeFa
+    d = load_direction(tmp_path / "factor.pt")
+    torch.testing.assert_close(d.vectors[5], eig[:, 5])
+    torch.save(torch.from_numpy(v), tmp_path / "age.pt")                            # e4e / PTI tensor
+    assert load_direction(tmp_path / "age.pt").vectors.shape == (1, 512)
+
+
+def test_bad_direction_files(tmp_path):
+    (tmp_path / "x.txt").write_text("hello")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    np.save(tmp_path / "cube.npy", np.zeros([2, 2, 2]))
+    np.save(tmp_path / "small.npy", np.ones([1, 64]))
+
+    class Evil:
+        def __reduce__(self):
+            import os
+            return (os.system, ("echo pwned",))
+    torch.save({"eigvec": Evil()}, tmp_path / "evil.pt", _use_new_zipfile_serialization=True)
+    cases = {"missing.npy": "no such file", "x.txt": "not a direction", "other.npz": "lat_comp",
+             "cube.npy": "must be", "evil.pt": "not a readable direction", ".": "folder"}
+    for name, message in cases.items():
+        with pytest.raises(ValueError, match=message) as e:
+            load_direction(tmp_path / name)
+        assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="64 dimensions"):
+        load_direction(tmp_path / "small.npy", w_dim=512)
