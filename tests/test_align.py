@@ -225,3 +225,39 @@ def test_identity_tells_people_apart(detector):
     assert ident.distance(photos["astronaut"], crops["astronaut"]) < SAME_PERSON / 2
     assert ident.distance(crops["astronaut"], crops["grace_hopper"]) > SAME_PERSON
     assert ident.distance(crops["astronaut"], np.full([64, 64, 3], 128, np.uint8)) is None
+
+
+def test_attributes_closed_form():
+    from stylegan.faces.attributes import measure
+    lm = synthetic_landmarks((40, 50), (60, 50), (40, 70), (60, 70))
+    lm[0], lm[16], lm[30] = (20, 60), (80, 60), (50, 60)              # jaw ends, nose tip
+    lm[61:64], lm[65:68] = [(45, 68), (50, 68), (55, 68)], [(55, 72), (50, 72), (45, 72)]
+    m = measure(lm)
+    assert m["smile"] == pytest.approx(1.0) and m["roll"] == pytest.approx(0.0, abs=1e-9)
+    assert m["yaw"] == pytest.approx(0.0) and m["pitch"] == pytest.approx(0.5)
+    assert m["mouth_open"] == pytest.approx(4 / 20)
+    assert m["eyes_open"] == pytest.approx(2 / 6)                      # ring: lids 2 apart, corners 6
+    # Rotating the face rotates only the roll.
+    a = np.radians(10)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    r = measure(lm @ rot.T)
+    assert r["roll"] == pytest.approx(10.0)
+    for k in ("smile", "mouth_open", "eyes_open", "yaw", "pitch"):
+        assert r[k] == pytest.approx(m[k]), k
+
+
+@pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
+def test_attributes_mirror_on_real_photos(detector, name):
+    # A mirrored photo is the same face turned the other way: roll and yaw change sign, the rest stays.
+    from stylegan.faces.attributes import FaceAttributes
+    attrs = FaceAttributes(detector)
+    photo = real_photos()[name]
+    a, b = attrs(photo), attrs(np.ascontiguousarray(photo[:, ::-1]))
+    # Tolerances are the landmark fit's own jitter between a photo and its mirror image.
+    assert b["roll"] == pytest.approx(-a["roll"], abs=2.0)
+    assert b["yaw"] == pytest.approx(-a["yaw"], abs=0.03)
+    assert b["smile"] == pytest.approx(a["smile"], rel=0.1)
+    assert b["mouth_open"] == pytest.approx(a["mouth_open"], abs=0.04)
+    assert b["eyes_open"] == pytest.approx(a["eyes_open"], rel=0.25)
+    assert b["pitch"] == pytest.approx(a["pitch"], abs=0.02)
+    assert all(np.isnan(v) for v in attrs(np.full([80, 80, 3], 100, np.uint8)).values())
