@@ -17,6 +17,7 @@ from torch_utils.misc import assert_shape
 
 from .layers import FullyConnectedLayer, MappingNetwork
 from .registry import register_arch, register_config
+from .styles import StyleLayer, check_styles
 
 
 class Conv2dLayer(torch.nn.Module):
@@ -90,12 +91,14 @@ class SynthesisLayer(torch.nn.Module):
             self.noise_strength = torch.nn.Parameter(torch.zeros([]))
         self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused_modconv: bool = True,
-                gain: float = 1) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor | None, noise_mode: str = "random",
+                fused_modconv: bool = True, gain: float = 1, styles: torch.Tensor | None = None) -> torch.Tensor:
+        """Styles from w through the affine, or given (`w=None, styles=...`)."""
         assert noise_mode in ("random", "const", "none")
         in_res = self.resolution // self.up
         assert_shape(x, [None, self.in_channels, in_res, in_res])
-        styles = self.affine(w)
+        assert (w is None) != (styles is None)
+        styles = self.affine(w) if styles is None else styles
 
         noise = None
         if self.use_noise and noise_mode == "random":
@@ -129,8 +132,10 @@ class ToRGBLayer(torch.nn.Module):
         self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: bool = True) -> torch.Tensor:
-        styles = self.affine(w) * self.weight_gain
+    def forward(self, x: torch.Tensor, w: torch.Tensor | None, fused_modconv: bool = True,
+                styles: torch.Tensor | None = None) -> torch.Tensor:
+        assert (w is None) != (styles is None)
+        styles = (self.affine(w) if styles is None else styles) * self.weight_gain
         x = ops.modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
         return ops.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
 
@@ -177,11 +182,22 @@ class SynthesisBlock(torch.nn.Module):
             self.skip = Conv2dLayer(in_channels, out_channels, kernel_size=1, bias=False, up=2,
                                     resample_filter=resample_filter, channels_last=self.channels_last)
 
+    def style_layer_names(self) -> list[str]:
+        """The modulated layers in the order they consume rows of ws: [conv0,] conv1[, torgb]."""
+        return [name for name in ("conv0", "conv1", "torgb") if hasattr(self, name)]
+
     def forward(self, x, img, ws, force_fp32: bool = False, fused_modconv: bool | None = None,
-                update_emas: bool = False, **layer_kwargs):
-        assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim])
-        w_iter = iter(ws.unbind(dim=1))
-        if ws.device.type != "cuda":
+                update_emas: bool = False, styles: dict[str, torch.Tensor] | None = None, **layer_kwargs):
+        """ws [N, num_conv + num_torgb, w_dim], or `ws=None` and styles {'conv0'?, 'conv1', 'torgb'?: [N, C]}."""
+        names = self.style_layer_names()
+        if styles is None:
+            assert_shape(ws, [None, len(names), self.w_dim])
+            inputs = iter([dict(w=w) for w in ws.unbind(dim=1)])
+        else:
+            assert ws is None and sorted(styles) == sorted(names)
+            inputs = iter([dict(w=None, styles=styles[name]) for name in names])
+        ref = ws if ws is not None else styles["conv1"]      # batch size and device
+        if ref.device.type != "cuda":
             force_fp32 = True
         dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
         memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
@@ -193,28 +209,28 @@ class SynthesisBlock(torch.nn.Module):
 
         if self.in_channels == 0:
             x = self.const.to(dtype=dtype, memory_format=memory_format)
-            x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = x.unsqueeze(0).repeat([ref.shape[0], 1, 1, 1])
         else:
             assert_shape(x, [None, self.in_channels, self.resolution // 2, self.resolution // 2])
             x = x.to(dtype=dtype, memory_format=memory_format)
 
         if self.in_channels == 0:
-            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
+            x = self.conv1(x, **next(inputs), fused_modconv=fused_modconv, **layer_kwargs)
         elif self.architecture == "resnet":
             # Residual branches are summed with gain sqrt(0.5) to keep unit variance.
             y = self.skip(x, gain=np.sqrt(0.5))
-            x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
-            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, gain=np.sqrt(0.5), **layer_kwargs)
+            x = self.conv0(x, **next(inputs), fused_modconv=fused_modconv, **layer_kwargs)
+            x = self.conv1(x, **next(inputs), fused_modconv=fused_modconv, gain=np.sqrt(0.5), **layer_kwargs)
             x = y.add_(x)
         else:
-            x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
-            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
+            x = self.conv0(x, **next(inputs), fused_modconv=fused_modconv, **layer_kwargs)
+            x = self.conv1(x, **next(inputs), fused_modconv=fused_modconv, **layer_kwargs)
 
         if img is not None:
             assert_shape(img, [None, self.img_channels, self.resolution // 2, self.resolution // 2])
             img = ops.upsample2d(img, self.resample_filter)
         if self.is_last or self.architecture == "skip":
-            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv)
+            y = self.torgb(x, **next(inputs), fused_modconv=fused_modconv)
             y = y.to(dtype=torch.float32, memory_format=torch.contiguous_format)
             img = img.add_(y) if img is not None else y
 
@@ -247,19 +263,45 @@ class SynthesisNetwork(torch.nn.Module):
             if is_last:
                 self.num_ws += block.num_torgb
             setattr(self, f"b{res}", block)
+        self.architecture = block.architecture  # 'orig' | 'skip' | 'resnet'
 
-    def forward(self, ws: torch.Tensor, **block_kwargs) -> torch.Tensor:
-        assert_shape(ws, [None, self.num_ws, self.w_dim])
-        ws = ws.to(torch.float32)
-        # Consecutive blocks share a row of ws: torgb of block k and conv0 of block k+1.
-        block_ws, w_idx = [], 0
+    def first_ws_rows(self) -> list[int]:
+        """The first row of ws each block reads. A block's torgb and the next block's conv0 share a row."""
+        rows, w_idx = [], 0
         for res in self.block_resolutions:
+            rows.append(w_idx)
+            w_idx += getattr(self, f"b{res}").num_conv
+        return rows
+
+    def style_layers(self) -> list[StyleLayer]:
+        """Per block [conv0,] conv1[, torgb], named 'b{res}.{layer}' (see stylegan.networks.styles)."""
+        layers = []
+        for res, row in zip(self.block_resolutions, self.first_ws_rows()):
             block = getattr(self, f"b{res}")
-            block_ws.append(ws.narrow(1, w_idx, block.num_conv + block.num_torgb))
-            w_idx += block.num_conv
+            for i, name in enumerate(block.style_layer_names()):
+                affine = getattr(block, name).affine
+                layers.append(StyleLayer(f"b{res}.{name}", row + i, affine.out_features,
+                                         "torgb" if name == "torgb" else "conv", affine))
+        return layers
+
+    def forward(self, ws: torch.Tensor | None = None, styles: dict[str, torch.Tensor] | None = None,
+                **block_kwargs) -> torch.Tensor:
+        """ws [N, num_ws, w_dim] -> image; or from styles {name: [N, C]} (see `style_layers`), skipping the affines."""
+        blocks = [getattr(self, f"b{res}") for res in self.block_resolutions]
+        if (ws is None) == (styles is None):
+            raise ValueError("synthesis takes either ws or styles")
+        if styles is None:
+            assert_shape(ws, [None, self.num_ws, self.w_dim])
+            ws = ws.to(torch.float32)
+            inputs = [dict(ws=ws.narrow(1, row, block.num_conv + block.num_torgb))
+                      for block, row in zip(blocks, self.first_ws_rows())]
+        else:
+            styles = check_styles(self.style_layers(), styles)
+            inputs = [dict(ws=None, styles={name: styles[f"b{block.resolution}.{name}"]
+                                            for name in block.style_layer_names()}) for block in blocks]
         x = img = None
-        for res, cur_ws in zip(self.block_resolutions, block_ws):
-            x, img = getattr(self, f"b{res}")(x, img, cur_ws, **block_kwargs)
+        for block, block_inputs in zip(blocks, inputs):
+            x, img = block(x, img, **block_inputs, **block_kwargs)
         return img
 
     def extra_repr(self) -> str:
@@ -434,6 +476,7 @@ class Discriminator(torch.nn.Module):
                  mapping_kwargs: dict | None = None, epilogue_kwargs: dict | None = None):
         super().__init__()
         self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
+        self.architecture = architecture
         self.img_resolution_log2 = int(np.log2(img_resolution))
         self.block_resolutions = [2 ** i for i in range(self.img_resolution_log2, 2, -1)]
         channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions + [4]}

@@ -22,6 +22,7 @@ from torch_utils.misc import assert_shape
 
 from .layers import FullyConnectedLayer, MappingNetwork
 from .registry import register_arch, register_config
+from .styles import StyleLayer, check_styles
 
 
 def modulated_conv2d(x: torch.Tensor, w: torch.Tensor, s: torch.Tensor, demodulate: bool = True, padding=0,
@@ -105,14 +106,19 @@ class SynthesisInput(torch.nn.Module):
         self.register_buffer("freqs", freqs)
         self.register_buffer("phases", phases)
 
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
-        n = w.shape[0]
-        assert_shape(w, [None, self.w_dim])
+    def forward(self, w: torch.Tensor | None, styles: torch.Tensor | None = None) -> torch.Tensor:
+        """w [N, w_dim], or `w=None` and styles [N, 4]: the affine's output (r_c, r_s, t_x, t_y)."""
+        assert (w is None) != (styles is None)
+        if styles is None:
+            assert_shape(w, [None, self.w_dim])
+            styles = self.affine(w)
+        assert_shape(styles, [None, 4])
+        n = styles.shape[0]
         c = self.channels
         width, height = int(self.size[0]), int(self.size[1])
 
         # t = (r_c, r_s, t_x, t_y), rotation part normalised to a unit complex number.
-        t = self.affine(w)
+        t = styles
         t = t / t[:, :2].norm(dim=1, keepdim=True)
         r_c, r_s, t_x, t_y = t.unbind(dim=1)
         one, zero = torch.ones_like(r_c), torch.zeros_like(r_c)
@@ -134,7 +140,7 @@ class SynthesisInput(torch.nn.Module):
                       / (self.sampling_rate / 2 - self.bandwidth)).clamp(0, 1)  # [N, C]
 
         # Sample positions: pixel centres, spanning size / sampling_rate units of the continuous plane.
-        theta = torch.eye(2, 3, device=w.device)
+        theta = torch.eye(2, 3, device=styles.device)
         theta[0, 0] = 0.5 * width / self.sampling_rate
         theta[1, 1] = 0.5 * height / self.sampling_rate
         grid = torch.nn.functional.affine_grid(theta.unsqueeze(0), [1, 1, height, width], align_corners=False)
@@ -235,12 +241,17 @@ class SynthesisLayer(torch.nn.Module):
         f = _jinc_lowpass(numtaps, cutoff, width, fs) if radial else _kaiser_lowpass(numtaps, cutoff, width, fs)
         return torch.as_tensor(f, dtype=torch.float32)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False,
-                update_emas: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor | None, noise_mode: str = "random", force_fp32: bool = False,
+                update_emas: bool = False, styles: torch.Tensor | None = None) -> torch.Tensor:
+        """Styles from w [N, w_dim] through the affine, or given (`w=None, styles=[N, in_channels]`)."""
         assert noise_mode in ("random", "const", "none")  # StyleGAN3 has no noise inputs
         in_w, in_h = int(self.in_size[0]), int(self.in_size[1])
         assert_shape(x, [None, self.in_channels, in_h, in_w])
-        assert_shape(w, [x.shape[0], self.w_dim])
+        assert (w is None) != (styles is None)
+        if styles is None:
+            assert_shape(w, [x.shape[0], self.w_dim])
+        else:
+            assert_shape(styles, [x.shape[0], self.in_channels])
 
         # Running mean square of the input: input_gain = 1/RMS keeps activations at unit scale
         # without a per-sample normalisation.
@@ -249,7 +260,7 @@ class SynthesisLayer(torch.nn.Module):
             self.magnitude_ema.copy_(magnitude_cur.lerp(self.magnitude_ema, self.magnitude_ema_beta))
         input_gain = self.magnitude_ema.rsqrt()
 
-        styles = self.affine(w)
+        styles = self.affine(w) if styles is None else styles
         if self.is_torgb:
             # No demodulation in ToRGB: equalised-lr gain 1/sqrt(fan_in) goes on the styles.
             styles = styles * (1 / np.sqrt(self.in_channels * self.conv_kernel ** 2))
@@ -328,7 +339,8 @@ class SynthesisNetwork(torch.nn.Module):
     def __init__(self, w_dim: int, img_resolution: int, img_channels: int,
                  channel_base: int = 32768, channel_max: int = 512, num_layers: int = 14, num_critical: int = 2,
                  first_cutoff: float = 2, first_stopband: float = 2 ** 2.1, last_stopband_rel: float = 2 ** 0.3,
-                 margin_size: int = 10, output_scale: float = 0.25, num_fp16_res: int = 4, **layer_kwargs):
+                 margin_size: int = 10, output_scale: float = 0.25, num_fp16_res: int = 4,
+                 use_radial_filters: bool = False, **layer_kwargs):
         super().__init__()
         self.w_dim = w_dim
         self.num_ws = num_layers + 2            # input + num_layers + ToRGB
@@ -339,6 +351,7 @@ class SynthesisNetwork(torch.nn.Module):
         self.margin_size = margin_size
         self.output_scale = output_scale
         self.num_fp16_res = num_fp16_res
+        self.use_radial_filters = use_radial_filters    # config R (with 1x1 convs) vs T
 
         sched = alias_free_schedule(img_resolution, img_channels, channel_base, channel_max, num_layers,
                                     num_critical, first_cutoff, first_stopband, last_stopband_rel, margin_size)
@@ -357,17 +370,35 @@ class SynthesisNetwork(torch.nn.Module):
                 in_size=int(sizes[prev]), out_size=int(sizes[idx]),
                 in_sampling_rate=int(sampling_rates[prev]), out_sampling_rate=int(sampling_rates[idx]),
                 in_cutoff=cutoffs[prev], out_cutoff=cutoffs[idx],
-                in_half_width=half_widths[prev], out_half_width=half_widths[idx], **layer_kwargs)
+                in_half_width=half_widths[prev], out_half_width=half_widths[idx],
+                use_radial_filters=use_radial_filters, **layer_kwargs)
             name = f"L{idx}_{int(layer.out_size[0])}_{layer.out_channels}"
             setattr(self, name, layer)
             self.layer_names.append(name)
 
-    def forward(self, ws: torch.Tensor, **layer_kwargs) -> torch.Tensor:
-        assert_shape(ws, [None, self.num_ws, self.w_dim])
-        ws = ws.to(torch.float32).unbind(dim=1)
-        x = self.input(ws[0])
-        for name, w in zip(self.layer_names, ws[1:]):
-            x = getattr(self, name)(x, w, **layer_kwargs)
+    def style_layers(self) -> list[StyleLayer]:
+        """'input' (the Fourier features' transform) reads ws row 0, layer L{i} row i + 1: no sharing."""
+        layers = [StyleLayer("input", 0, 4, "input", self.input.affine)]
+        for idx, name in enumerate(self.layer_names):
+            layer = getattr(self, name)
+            layers.append(StyleLayer(name, idx + 1, layer.affine.out_features,
+                                     "torgb" if layer.is_torgb else "conv", layer.affine))
+        return layers
+
+    def forward(self, ws: torch.Tensor | None = None, styles: dict[str, torch.Tensor] | None = None,
+                **layer_kwargs) -> torch.Tensor:
+        """ws [N, num_ws, w_dim] -> image; or from styles {name: [N, C]} (see `style_layers`), skipping the affines."""
+        if (ws is None) == (styles is None):
+            raise ValueError("synthesis takes either ws or styles")
+        if styles is None:
+            assert_shape(ws, [None, self.num_ws, self.w_dim])
+            inputs = [dict(w=w) for w in ws.to(torch.float32).unbind(dim=1)]
+        else:
+            styles = check_styles(self.style_layers(), styles)
+            inputs = [dict(w=None, styles=styles[name]) for name in ["input"] + self.layer_names]
+        x = self.input(**inputs[0])
+        for name, layer_inputs in zip(self.layer_names, inputs[1:]):
+            x = getattr(self, name)(x, **layer_inputs, **layer_kwargs)
         if self.output_scale != 1:
             x = x * self.output_scale
         assert_shape(x, [None, self.img_channels, self.img_resolution, self.img_resolution])
