@@ -1,0 +1,88 @@
+"""Apply a direction to latents: w (one vector for every layer), w+ (per-layer rows) or S (styles)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..images import to_uint8
+from ..networks.styles import style_layers, synthesize_styles, ws_to_styles
+from .directions import Direction
+
+
+def as_ws(G: torch.nn.Module, latent: torch.Tensor) -> torch.Tensor:
+    """w [w_dim] / [N, w_dim] or w+ [num_ws, w_dim] / [N, num_ws, w_dim] -> ws [N, num_ws, w_dim]."""
+    latent = torch.as_tensor(latent, dtype=torch.float32)
+    if latent.ndim == 1:
+        latent = latent[None]
+    if latent.ndim == 2 and latent.shape == (G.num_ws, G.w_dim) and G.num_ws != 1:
+        latent = latent[None]
+    if latent.ndim == 2:
+        latent = latent[:, None].repeat([1, G.num_ws, 1])
+    if latent.ndim != 3 or latent.shape[1:] != (G.num_ws, G.w_dim):
+        raise ValueError(f"latent of shape {tuple(latent.shape)} does not fit this network's "
+                         f"w [{G.w_dim}] or w+ [{G.num_ws}, {G.w_dim}]")
+    return latent
+
+
+def step(direction: Direction, component: int = 0, use_std: bool = True) -> torch.Tensor:
+    """The vector one unit of strength moves: v_k, times std_k when the direction has one (GANSpace)."""
+    v = direction.component(component)
+    if use_std and direction.std is not None:
+        v = v * direction.std[component]
+    return v
+
+
+def shift_ws(G, ws: torch.Tensor, direction: Direction, strength: float, component: int = 0,
+             rows: Sequence[int] | None = None, use_std: bool = True) -> torch.Tensor:
+    """ws [N, num_ws, w_dim] moved along a w direction on the given rows (default: the direction's, else all)."""
+    if direction.space != "w":
+        raise ValueError(f"a {direction.space}-space direction cannot move w")
+    if direction.dim != G.w_dim:
+        raise ValueError(f"direction has {direction.dim} dimensions, the network's w has {G.w_dim}")
+    rows = list(range(G.num_ws)) if rows is None and direction.layers is None else list(rows or direction.layers)
+    bad = [r for r in rows if not 0 <= r < G.num_ws]
+    if bad:
+        raise ValueError(f"layers {bad} out of range: this network has ws rows 0..{G.num_ws - 1}")
+    out = ws.clone()
+    out[:, rows] += strength * step(direction, component, use_std).to(ws.device)
+    return out
+
+
+def shift_styles(G, styles: dict[str, torch.Tensor], direction: Direction, strength: float,
+                 component: int = 0) -> dict[str, torch.Tensor]:
+    """Styles moved along an S direction (a vector over all layers' channels, in table order)."""
+    if direction.space != "s":
+        raise ValueError(f"a {direction.space}-space direction cannot move styles")
+    total = sum(s.shape[1] for s in styles.values())
+    if direction.dim != total:
+        raise ValueError(f"direction has {direction.dim} dimensions, this network's S has {total}")
+    delta = strength * step(direction, component)
+    out, at = {}, 0
+    for layer in style_layers(G):
+        s = styles[layer.name]
+        out[layer.name] = s + delta[at:at + layer.channels].to(s.device)
+        at += layer.channels
+    return out
+
+
+@torch.no_grad()
+def edit(G: torch.nn.Module, latent: torch.Tensor, direction: Direction, strengths: Sequence[float],
+         component: int = 0, layers: Sequence[int] | None = None, noise_mode: str = "const",
+         use_std: bool = True) -> np.ndarray:
+    """Images of `latent` (w or w+) moved by each strength along `direction`: [S, N, H, W, C] uint8.
+
+    w directions move the chosen ws rows; S directions move the styles. Strength 0 is the input."""
+    ws = as_ws(G, latent).to(next(G.parameters()).device)
+    out = []
+    for strength in strengths:
+        if not np.isfinite(strength):
+            raise ValueError(f"strength must be a finite number, got {strength}")
+        if direction.space == "w":
+            img = G.synthesis(shift_ws(G, ws, direction, strength, component, layers, use_std), noise_mode=noise_mode)
+        else:
+            styles = shift_styles(G, ws_to_styles(G, ws), direction, strength, component)
+            img = synthesize_styles(G, styles, noise_mode=noise_mode)
+        out.append(to_uint8(img))
+    return np.stack(out)
