@@ -261,3 +261,28 @@ def test_attributes_mirror_on_real_photos(detector, name):
     assert b["eyes_open"] == pytest.approx(a["eyes_open"], rel=0.25)
     assert b["pitch"] == pytest.approx(a["pitch"], abs=0.02)
     assert all(np.isnan(v) for v in attrs(np.full([80, 80, 3], 100, np.uint8)).values())
+
+
+@pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
+def test_paste_back(detector, name):
+    from stylegan.faces.paste import paste_back
+    photo = real_photos()[name]
+    face = align_face(photo, detector, size=SIZE)[0]
+    same = paste_back(photo, face.image, face)
+    # The unedited crop pasted back is the photo again (up to two resamplings) ...
+    lo = np.floor(face.quad.min(axis=0)).astype(int).clip(0)
+    hi = np.ceil(face.quad.max(axis=0)).astype(int)
+    assert psnr(same[lo[1]:hi[1], lo[0]:hi[0]], photo[lo[1]:hi[1], lo[0]:hi[0]]) > 28
+    # ... and nothing outside the quad's box moves.
+    outside = np.ones(photo.shape[:2], bool)
+    outside[max(lo[1] - 1, 0):hi[1] + 1, max(lo[0] - 1, 0):hi[0] + 1] = False
+    np.testing.assert_array_equal(same[outside], photo[outside])
+    # An edit shows where the crop maps it: the crop's centre lands on the quad's centre.
+    edited = face.image.copy()
+    edited[SIZE // 2 - 8:SIZE // 2 + 8, SIZE // 2 - 8:SIZE // 2 + 8] = [255, 0, 255]
+    out = paste_back(photo, edited, face)
+    cx, cy = np.rint(face.quad.mean(axis=0) - 0.5).astype(int)
+    assert tuple(out[cy, cx]) == pytest.approx((255, 0, 255), abs=8)
+    # A crop of another size (a 1024 model's output for a 256 alignment) maps onto the same quad.
+    big = np.asarray(Image.fromarray(edited).resize((2 * SIZE, 2 * SIZE), Image.Resampling.NEAREST))
+    assert tuple(paste_back(photo, big, face)[cy, cx]) == pytest.approx((255, 0, 255), abs=8)
