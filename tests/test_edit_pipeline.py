@@ -1,0 +1,48 @@
+"""The edit pipeline: edit specs, directions by name or file, strips."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import stylegan
+from stylegan.editing import Direction, save_direction
+from stylegan.pipelines.edit import parse_edit, parse_strengths, render_edits, resolve_direction, strip
+
+from conftest import reference_path
+
+
+def test_parse_edit():
+    e = parse_edit("smile.npy:-3..3", steps=7)
+    assert (e.source, e.component, e.rows) == ("smile.npy", 0, None)
+    np.testing.assert_allclose(e.strengths, np.linspace(-3, 3, 7))
+    e = parse_edit("sefa:2@0-3:5")
+    assert (e.source, e.component, e.rows, e.strengths) == ("sefa", 2, [0, 1, 2, 3], [5.0])
+    e = parse_edit("dirs/pca.direction:1:-2,0,2.5")
+    assert (e.source, e.component, e.strengths) == ("dirs/pca.direction", 1, [-2.0, 0.0, 2.5])
+    assert parse_strengths("1e-1") == [0.1]
+    for bad in ["smile.npy", ":3", "smile.npy:abc", "smile.npy:1..", "sefa@x:1", "a:nan", "a:inf"]:
+        with pytest.raises(ValueError):
+            parse_edit(bad)
+
+
+def test_render_edits_by_name_and_file(tmp_path):
+    G = stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
+    ws = G.mapping(torch.from_numpy(np.random.RandomState(0).randn(2, G.z_dim)), None)
+    d = Direction(torch.nn.functional.normalize(torch.randn(3, G.w_dim), dim=1))
+    save_direction(d, tmp_path / "d.direction")
+    specs = [parse_edit("sefa:1@0-3:-2,0,2"), parse_edit(f"{tmp_path / 'd.direction'}:2:0,1")]
+    a, b = render_edits(G, ws, specs)
+    assert a.shape == (3, 2, 32, 32, 3) and b.shape == (2, 2, 32, 32, 3)
+    np.testing.assert_array_equal(a[1], b[0])                # strength 0 is the input, whatever the edit
+    assert strip(a[:, 0]).shape == (32, 96, 3)
+    with pytest.raises(ValueError, match="component 7 out of range"):
+        resolve_direction(parse_edit(f"{tmp_path / 'd.direction'}:7:1"), G)
+    small = Direction(torch.ones(1, 8))
+    save_direction(small, tmp_path / "small.direction")
+    with pytest.raises(ValueError, match="8 dimensions"):
+        resolve_direction(parse_edit(f"{tmp_path / 'small.direction'}:1"), G)
+    with pytest.raises(ValueError, match="no such file"):
+        resolve_direction(parse_edit("missing.npy:1"), G)
+    with pytest.raises(ValueError, match="out of range"):
+        render_edits(G, ws, [parse_edit("sefa@0-99:1")])
