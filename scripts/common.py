@@ -49,11 +49,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_networks(network: str, device: torch.device | str = "cpu") -> dict:
-    """Path, URL or model-zoo name -> stylegan.load's dict; errors become one line."""
+def load_networks(network: str, device: torch.device | str = "cpu", trainable: bool = False):
+    """Path, URL or model-zoo name -> stylegan.load's LoadedModel; errors become one line."""
     import stylegan
     try:
-        return stylegan.load(network, device=device)
+        return stylegan.load(network, device=device, trainable=trainable)
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
 
@@ -61,7 +61,7 @@ def load_networks(network: str, device: torch.device | str = "cpu") -> dict:
 def load_generator(network: str, device: torch.device) -> torch.nn.Module:
     """The inference generator (G_ema, else G) of a network, on `device`."""
     nets = load_networks(network, device)
-    G = nets["G_ema"] if "G_ema" in nets else nets.get("G")
-    if G is None:
-        raise click.ClickException(f"{network}: the file holds no generator")
-    return G.eval()
+    try:
+        return nets.generator
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None

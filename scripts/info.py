@@ -9,12 +9,11 @@ from .common import load_networks
 def describe(net) -> str:
     """'StyleGAN3-T generator', 'StyleGAN2 generator (skip)', 'StyleGAN2 discriminator (resnet)'."""
     if net.arch == "stylegan3":
-        radial = any(getattr(layer, "down_radial", False) for layer in net.synthesis.children())
-        return f"StyleGAN3-{'R' if radial else 'T'} generator"
+        return f"StyleGAN3-{'R' if net.synthesis.use_radial_filters else 'T'} generator"
     if net.arch == "stylegan2":
-        return f"StyleGAN2 generator ({net.synthesis.b4.architecture})"
+        return f"StyleGAN2 generator ({net.synthesis.architecture})"
     if net.arch == "stylegan2_discriminator":
-        return f"StyleGAN2 discriminator ({net.b4.architecture})"
+        return f"StyleGAN2 discriminator ({net.architecture})"
     return net.arch
 
 
@@ -24,11 +23,12 @@ Examples:
   stylegan info ffhq""")
 @click.argument("network")
 def info(network):
-    """Print the networks in NETWORK: kind, resolution, z/w/c dims, num_ws, parameters, format."""
+    """Print the networks in NETWORK: kind, resolution, z/w/c dims, num_ws, style layers, parameters, format."""
     from stylegan.loaders import FORMAT_NAMES
+    from stylegan.networks.styles import style_layers
     from torch_utils.misc import num_params
     nets = load_networks(network)
-    click.echo(f"{network}: {FORMAT_NAMES[nets['format']]} ({nets['format']})")
+    click.echo(f"{network}: {FORMAT_NAMES[nets.format]} ({nets.format})")
     for key in ("G_ema", "G", "D"):
         if key not in nets:
             continue
@@ -37,6 +37,10 @@ def info(network):
             f"z_dim {net.z_dim}, w_dim {net.w_dim}, c_dim {net.c_dim}, num_ws {net.num_ws}"
         click.echo(f"  {key:<6} {describe(net)}, {net.img_resolution}x{net.img_resolution}x{net.img_channels}, "
                    f"{dims}, {num_params(net):,} parameters")
-    tsk = nets.get("training_set_kwargs")
+        if key != "D":
+            layers = style_layers(net)
+            channels = sum(layer.channels for layer in layers)
+            click.echo(f"         {len(layers)} style layers, {channels:,} style channels")
+    tsk = nets.metadata.get("training_set_kwargs")
     if isinstance(tsk, dict) and tsk.get("path"):
         click.echo(f"  trained on {tsk['path']}")

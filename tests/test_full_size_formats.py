@@ -72,7 +72,8 @@ def test_rosinality_1024_converts_to_paper1024():
     g = {n: torch.randn(s, generator=gen) for n, s, _ in e["tensors"]}
     ckpt = {"g_ema": g, "latent_avg": torch.zeros(512)}
     spec = rosinality.convert(ckpt)["G_ema"]
-    assert spec.kwargs["channel_base"] == 32768 and spec.kwargs["channel_max"] == 512
+    synthesis = spec.kwargs["synthesis_kwargs"]
+    assert synthesis["channel_base"] == 32768 and synthesis["channel_max"] == 512
     G = build(spec)
     assert shapes(G) == nvidia_shapes("stylegan2-ada-pytorch paper1024 G_ema")
     assert G.num_ws == e["n_latent"]

@@ -294,7 +294,7 @@ def test_load_and_generate_from_url(server, cache, tmp_path):
     server.routes["/fixtures/sg3_r.pkl"] = _serve(reference_path("sg3_r.pkl").read_bytes())
     url = server.url + "/fixtures/sg3_r.pkl"
     nets = stylegan.load(url)
-    assert nets["format"] == "nvidia-pickle" and nets["G_ema"].arch == "stylegan3"
+    assert nets.format == "nvidia-pickle" and nets["G_ema"].arch == "stylegan3"
     r = CliRunner().invoke(main, ["generate", "--network", url, "--seeds", "0-3", "--trunc", "0.7",
                                   "--outdir", str(tmp_path / "o")])
     assert r.exit_code == 0, r.output

@@ -31,9 +31,10 @@ def images(G, npz, psi=0.7):
 def test_pickles_load_as_reference(name):
     nets = stylegan.load(reference_path(f"{name}.pkl"))
     npz = load_npz(name)
-    assert nets["format"] == ("tf-pickle" if name == "tf_sg2" else "nvidia-pickle")
-    assert {"G", "D", "G_ema"} <= set(nets)
+    assert nets.format == ("tf-pickle" if name == "tf_sg2" else "nvidia-pickle")
+    assert set(nets) == {"G", "D", "G_ema"} and nets.source == str(reference_path(f"{name}.pkl"))
     G = nets["G_ema"]
+    assert nets.generator is G and nets.G_ema is G
     assert G.arch == FAMILY[name] and nets["D"].arch == "stylegan2_discriminator"
     assert not G.training and not any(p.requires_grad for p in G.parameters())
     want = prefixed(npz, "G")
@@ -48,14 +49,14 @@ def test_pickles_load_as_reference(name):
         for k, v in prefixed(npz, "D").items():
             assert torch.equal(nets["D"].state_dict()[k], v), k
     if name != "tf_sg2":
-        assert nets["training_set_kwargs"]["resolution"] == 32
-        assert "augment_pipe_kwargs" in nets
+        assert nets.metadata["training_set_kwargs"]["resolution"] == 32
+        assert "augment_pipe_kwargs" in nets.metadata and "augment_pipe_kwargs" not in nets
 
 
 def test_rosinality_checkpoint():
     nets = stylegan.load(reference_path("rosinality.pt"))
     npz = load_npz("rosinality")
-    assert nets["format"] == "rosinality" and set(nets) == {"G_ema", "format"}
+    assert nets.format == "rosinality" and set(nets) == {"G_ema"} and nets.metadata == {}
     G = nets["G_ema"]
     assert G.num_ws == 8 and G.img_resolution == 32
     torch.testing.assert_close(G.mapping.w_avg, torch.from_numpy(npz["latent_avg"]), atol=0, rtol=0)
@@ -93,12 +94,12 @@ def test_native_round_trip(tmp_path, name):
     path = stylegan.save(nets, tmp_path / "model.stylegan")
     assert b"\x80\x04\x95" not in path.read_bytes()[:64]   # a JSON header, not a pickle
     again = stylegan.load(path)
-    assert again["format"] == "stylegan"
+    assert again.format == "stylegan"
     for key in ("G", "D", "G_ema"):
         a, b = nets[key].state_dict(), again[key].state_dict()
         assert list(a) == list(b)
         assert all(torch.equal(a[k], b[k]) for k in a)
-    assert again.get("training_set_kwargs") == nets.get("training_set_kwargs")
+    assert again.metadata == nets.metadata
     npz = load_npz(name)
     assert torch.equal(images(nets["G_ema"], npz), images(again["G_ema"], npz))
     with pytest.raises(FileExistsError):
@@ -119,8 +120,8 @@ def test_native_file_has_no_pickle_opcodes(tmp_path):
     (lambda p: None, "no such file"),
     (lambda p: p.mkdir(), "is a folder"),
     (lambda p: p.write_bytes(b""), "empty file"),
-    (lambda p: p.write_text("hello, I am a text file\n"), "unknown format"),
-    (lambda p: p.write_bytes(np.random.RandomState(0).bytes(4096)), "unknown format"),
+    (lambda p: p.write_text("hello, I am a text file\n"), "a text file, not a model file"),
+    (lambda p: p.write_bytes(np.random.RandomState(0).bytes(4096)), "a file of unknown format"),
 ])
 def test_bad_files(tmp_path, make, reason):
     path = tmp_path / "net.pkl"

@@ -9,6 +9,7 @@ import torch
 
 import stylegan
 from stylegan.images import to_uint8
+from stylegan.loaders.kwargs import canonical_kwargs
 
 from conftest import IMG_ATOL, SG2_FIXTURES, init_kwargs, load_npz, prefixed, reference_path
 
@@ -17,7 +18,7 @@ FIXTURES = SG2_FIXTURES + ["tf_sg2"]
 
 def build(name: str):
     npz = load_npz(name)
-    G = stylegan.create_model("stylegan2", **init_kwargs(npz)).eval()
+    G = stylegan.create_model("stylegan2", **canonical_kwargs("stylegan2", init_kwargs(npz))).eval()
     G.load_state_dict(prefixed(npz, "G"), strict=True)
     return G, npz
 
@@ -30,7 +31,7 @@ def per_seed(fn, npz):
 @pytest.mark.parametrize("name", FIXTURES)
 def test_state_dict_names_and_order(name):
     npz = load_npz(name)
-    G = stylegan.create_model("stylegan2", **init_kwargs(npz))
+    G = stylegan.create_model("stylegan2", **canonical_kwargs("stylegan2", init_kwargs(npz)))
     want = prefixed(npz, "G")
     got = G.state_dict()
     assert list(got) == list(want)

@@ -227,7 +227,7 @@ def test_gradients_reach_styles(loaded):
 
 def test_bad_styles_raise_one_line_value_errors():
     G = stylegan.create_model("stylegan2", z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3,
-                              channel_base=64, channel_max=8, num_fp16_res=0)
+                              synthesis_kwargs=dict(channel_base=64, channel_max=8, num_fp16_res=0))
     styles = S.ws_to_styles(G, torch.randn(2, G.num_ws, G.w_dim))
     first = next(iter(styles))
     cases = [

@@ -1,7 +1,8 @@
 """The toolkit's own format: a safetensors file, tensors plus a JSON header, no pickled code.
 
 Tensors are stored as `<network>.<parameter>`; the header records each network's architecture and
-constructor kwargs, and JSON metadata such as `training_set_kwargs`."""
+constructor kwargs, and JSON metadata such as `training_set_kwargs`. Version 1 files recorded
+kwargs as given (NVIDIA's flat or nested StyleGAN2 form); version 2 records our canonical form."""
 from __future__ import annotations
 
 import json
@@ -10,40 +11,46 @@ from pathlib import Path
 
 import torch
 
+from .._files import atomic_output
+from .kwargs import canonical_kwargs
+from .result import NETWORK_KEYS, LoadedModel
 from .spec import NetSpec
 
 FORMAT_TAG = "stylegan"
-VERSION = 1
-NETWORK_KEYS = ("G", "D", "G_ema")
+VERSION = 2
 
 
-def save(nets: dict, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write networks (and JSON-able metadata entries) of `nets` to `path`, atomically."""
+def save(nets: LoadedModel | dict, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write networks and JSON-able metadata to `path`, atomically.
+
+    `nets` is what `load` returned, or a dict of networks (G, D, G_ema) and metadata entries."""
     from safetensors.torch import save_file
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists: pass overwrite=True to replace it")
-    tensors, networks, meta = {}, {}, {}
-    for key, value in nets.items():
-        if isinstance(value, torch.nn.Module):
-            if not hasattr(value, "arch") or not hasattr(value, "init_kwargs"):
-                raise ValueError(f"{key} was not built by stylegan.create_model, so it cannot be saved")
-            networks[key] = {"arch": value.arch, "kwargs": value.init_kwargs}
-            for name, t in value.state_dict().items():
-                tensors[f"{key}.{name}"] = t.detach().cpu().contiguous().clone()
-        elif key != "format":
-            meta[key] = value
+    if isinstance(nets, LoadedModel):
+        modules, meta = nets.networks(), dict(nets.metadata)
+    else:
+        modules = {k: v for k, v in nets.items() if isinstance(v, torch.nn.Module)}
+        meta = {k: v for k, v in nets.items() if not isinstance(v, torch.nn.Module) and k != "format"}
+    tensors, networks = {}, {}
+    for key, module in modules.items():
+        if key not in NETWORK_KEYS:
+            raise ValueError(f"unknown network key {key!r}: expected one of {', '.join(NETWORK_KEYS)}")
+        if not hasattr(module, "arch") or not hasattr(module, "init_kwargs"):
+            raise ValueError(f"{key} was not built by stylegan.create_model, so it cannot be saved")
+        networks[key] = {"arch": module.arch, "kwargs": module.init_kwargs}
+        for name, t in module.state_dict().items():
+            tensors[f"{key}.{name}"] = t.detach().cpu().contiguous().clone()
     if not networks:
         raise ValueError("nothing to save: no networks given")
-    header = {"format": FORMAT_TAG, "version": str(VERSION), "networks": json.dumps(networks),
-              "metadata": json.dumps(meta)}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
+        header = {"format": FORMAT_TAG, "version": str(VERSION), "networks": json.dumps(networks),
+                  "metadata": json.dumps(meta)}
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"metadata is not JSON-able ({e})") from None
+    with atomic_output(path) as tmp:
         save_file(tensors, tmp, metadata=header)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -52,18 +59,52 @@ def is_native(header: dict | None) -> bool:
 
 
 def read(path: str | os.PathLike) -> tuple[dict[str, NetSpec], dict]:
-    from safetensors import safe_open
-    with safe_open(str(path), framework="pt") as f:
-        header = f.metadata() or {}
-        if not is_native(header):
-            raise ValueError("a safetensors file, but not one written by stylegan.save")
-        if int(header.get("version", 0)) > VERSION:
-            raise ValueError(f"written by a newer stylegan (format version {header['version']})")
-        networks = json.loads(header["networks"])
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    from safetensors import SafetensorError, safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+            if not is_native(header):
+                raise ValueError("a safetensors file, but not one written by stylegan.save")
+            version = _version(header)
+            networks, meta = _json(header, "networks"), _json(header, "metadata", "{}")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except SafetensorError as e:
+        raise ValueError(f"truncated or corrupt stylegan file ({_first_line(e)})") from None
+    if not isinstance(networks, dict) or not networks or not isinstance(meta, dict):
+        raise ValueError("corrupt stylegan file header (networks or metadata malformed)")
     specs = {}
     for key, info in networks.items():
+        if key not in NETWORK_KEYS or not isinstance(info, dict) or not isinstance(info.get("arch"), str):
+            raise ValueError(f"corrupt stylegan file header (network entry {key!r})")
         prefix = key + "."
         sd = {k[len(prefix):]: t for k, t in tensors.items() if k.startswith(prefix)}
-        specs[key] = NetSpec(info["arch"], info["kwargs"], sd)
-    return specs, json.loads(header.get("metadata", "{}"))
+        # Version 1 kept NVIDIA's forms; its discriminators were built with our defaults.
+        ada = None if version < 2 and info["arch"] != "stylegan2_discriminator" else False
+        specs[key] = NetSpec(info["arch"], canonical_kwargs(info["arch"], info.get("kwargs", {}), ada=ada), sd)
+    return specs, meta
+
+
+def _version(header: dict) -> int:
+    try:
+        version = int(header.get("version", "1"))
+    except ValueError:
+        raise ValueError(f"corrupt stylegan file header (version {header.get('version')!r})") from None
+    if version > VERSION:
+        raise ValueError(f"written by a newer version of stylegan (file format {version}, this version reads "
+                         f"up to {VERSION}): upgrade stylegan")
+    return version
+
+
+def _json(header: dict, key: str, default: str | None = None):
+    text = header.get(key, default)
+    if text is None:
+        raise ValueError(f"corrupt stylegan file header (no {key!r} entry)")
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"corrupt stylegan file header ({key}: {e})") from None
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__

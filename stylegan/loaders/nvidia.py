@@ -9,46 +9,85 @@ import collections
 import json
 from typing import Any
 
+import numpy as np
 import torch
 
+from .kwargs import canonical_kwargs, is_ada_form
 from .safe_pickle import PersistentObject
 from .spec import NetSpec
 
 NETWORK_KEYS = ("G", "D", "G_ema")
 
 
+# Settings and metadata are a few dozen values; shared references in a pickle could make a small
+# file expand into an enormous tree when copied, so copying stops well before that.
+MAX_PLAIN_VALUES = 100_000
+MAX_PLAIN_DEPTH = 32
+
+
 def plain(obj: Any) -> Any:
     """EasyDicts, OrderedDicts, tuples and numpy scalars -> JSON-able Python values."""
-    if isinstance(obj, dict):
-        return {str(k): plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v) for v in obj]
-    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
-        return obj.item()
-    return obj
+    count = [0]
+
+    def copy(obj: Any, depth: int) -> Any:
+        count[0] += 1
+        if count[0] > MAX_PLAIN_VALUES or depth > MAX_PLAIN_DEPTH:
+            raise ValueError("settings or metadata nest too deeply or hold too many values")
+        if isinstance(obj, dict):
+            return {str(k): copy(v, depth + 1) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [copy(v, depth + 1) for v in obj]
+        if isinstance(obj, np.ndarray) and obj.ndim == 0:
+            return obj.item()
+        if isinstance(obj, np.generic):
+            return obj.item()
+        return obj
+    return copy(obj, 0)
 
 
-def state_dict(obj: PersistentObject, prefix: str = "", out: dict | None = None) -> dict[str, torch.Tensor]:
+def state_dict(obj: PersistentObject, prefix: str = "", out: dict | None = None,
+               seen: set | None = None) -> dict[str, torch.Tensor]:
     """Parameters, then persistent buffers, then submodules: torch's own state_dict order."""
     out = collections.OrderedDict() if out is None else out
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        # A module listed twice (or inside itself) would multiply the tensors walked; no network does it.
+        raise ValueError(f"submodule {prefix.rstrip('.')} appears more than once in the network")
+    seen.add(id(obj))
     st = obj.state
+    if not isinstance(st, dict):
+        raise ValueError(f"module {prefix.rstrip('.') or obj.class_name} has no state dict")
     skip = set(st.get("_non_persistent_buffers_set") or ())
-    for name, t in (st.get("_parameters") or {}).items():
+    for name, t in _entries(st, "_parameters"):
         if t is not None:
-            out[prefix + name] = t
-    for name, t in (st.get("_buffers") or {}).items():
+            out[prefix + name] = _tensor(t, prefix + name)
+    for name, t in _entries(st, "_buffers"):
         if t is not None and name not in skip:
-            out[prefix + name] = t
-    for name, m in (st.get("_modules") or {}).items():
+            out[prefix + name] = _tensor(t, prefix + name)
+    for name, m in _entries(st, "_modules"):
         if isinstance(m, PersistentObject):
-            state_dict(m, f"{prefix}{name}.", out)
+            state_dict(m, f"{prefix}{name}.", out, seen)
         elif m is not None:
             raise ValueError(f"submodule {prefix}{name} is not a network module")
     return out
 
 
+def _entries(state: dict, key: str) -> list:
+    value = state.get(key) or {}
+    if not isinstance(value, dict):
+        raise ValueError(f"module {key} is not a dict")
+    return [(str(k), v) for k, v in value.items()]
+
+
+def _tensor(t: Any, name: str) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{name} is a {type(t).__name__}, not a tensor")
+    return t
+
+
 def submodules(obj: PersistentObject) -> dict:
-    return obj.state.get("_modules") or {}
+    modules = obj.state.get("_modules") or {}
+    return modules if isinstance(modules, dict) else {}
 
 
 def arch_of(obj: PersistentObject) -> str:
@@ -77,10 +116,21 @@ def convert(data: dict) -> tuple[dict[str, NetSpec], dict]:
             nets[key] = NetSpec(arch_of(value), kwargs, state_dict(value))
         elif key == "augment_pipe" and isinstance(value, PersistentObject):
             meta["augment_pipe_kwargs"] = plain(value.state.get("_init_kwargs") or {})
-        elif not isinstance(value, PersistentObject) and _jsonable(plain(value)):
-            meta[key] = plain(value)
+        elif not isinstance(value, PersistentObject):
+            try:
+                value = plain(value)
+            except ValueError:
+                continue        # metadata too large to keep; the networks load without it
+            if _jsonable(value):
+                meta[str(key)] = value
     if not nets:
-        raise ValueError("the pickle holds no G, D or G_ema network")
+        keys = ", ".join(sorted(map(str, data))[:8]) or "none"
+        raise ValueError(f"a pickle of a dict, but not a network snapshot: no G, D or G_ema network (keys: {keys})")
+    # A snapshot from stylegan2-ada-pytorch nests its generators' settings; its discriminator then
+    # follows that code's defaults too.
+    ada = any(is_ada_form(spec.arch, spec.kwargs) for spec in nets.values())
+    for spec in nets.values():
+        spec.kwargs = canonical_kwargs(spec.arch, spec.kwargs, ada=ada)
     return nets, meta
 
 

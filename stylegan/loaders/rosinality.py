@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 import re
+import zipfile
 
 import numpy as np
 import torch
 
+from .kwargs import canonical_kwargs
+from .limits import Budget
 from .spec import NetSpec
 
 LAYER_FIELDS = {"conv.weight": "weight", "conv.modulation.weight": "affine.weight",
@@ -18,14 +21,70 @@ LAYER_FIELDS = {"conv.weight": "weight", "conv.modulation.weight": "affine.weigh
                 "activate.bias": "bias", "bias": "bias"}
 
 
-def read_checkpoint(path) -> dict:
+def read_checkpoint(path, budget: Budget | None = None) -> dict:
     """torch.load with weights_only; training checkpoints also hold an argparse.Namespace of options,
     the one class allowed beyond plain tensors and containers."""
+    if budget is not None:
+        _check_archive(path, budget)
     with torch.serialization.safe_globals([argparse.Namespace]):
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    _check_tensors(ckpt, budget)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("g_ema", ckpt.get("g")), dict):
-        raise ValueError("a torch checkpoint, but not a rosinality StyleGAN2 one (no 'g_ema' state dict)")
+        keys = ", ".join(sorted(map(str, ckpt))[:8]) if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"a torch checkpoint, but not a rosinality StyleGAN2 one (no 'g_ema' state dict; has {keys})")
     return ckpt
+
+
+def _check_archive(path, budget: Budget) -> None:
+    # torch.load reads each record whole: compressed records must not unpack to more than the budget.
+    with zipfile.ZipFile(path) as z:
+        budget.charge(sum(info.file_size for info in z.infolist()), "the checkpoint's unpacked records")
+
+
+def _check_tensors(obj, budget: Budget | None) -> None:
+    """Refuse tensors larger than their storage (a zero stride repeats one element without bound), and
+    charge every tensor to the budget: one storage listed under many names is counted each time,
+    since converting may copy each."""
+    seen, todo = set(), [obj]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            held = obj.untyped_storage().nbytes() // max(obj.element_size(), 1)
+            if obj.numel() > held:
+                raise ValueError(f"a tensor of shape {list(obj.shape)} reaches past its storage of {held} elements")
+            if budget is not None:
+                budget.charge(obj.numel() * obj.element_size(), "the checkpoint's tensors")
+        elif isinstance(obj, dict):
+            todo.extend(obj.values())
+        elif isinstance(obj, (list, tuple)):
+            todo.extend(obj)
+
+
+def layer_names(n_mlp: int, num_up: int) -> list[str]:
+    """Every tensor a rosinality generator with these sizes holds (blur kernels aside)."""
+    conv = ["conv.weight", "conv.modulation.weight", "conv.modulation.bias", "noise.weight", "activate.bias"]
+    rgb = ["conv.weight", "conv.modulation.weight", "conv.modulation.bias", "bias"]
+    names = [f"style.{i}.{f}" for i in range(1, n_mlp + 1) for f in ("weight", "bias")] + ["input.input"]
+    names += [f"conv1.{f}" for f in conv] + [f"to_rgb1.{f}" for f in rgb]
+    names += [f"convs.{i}.{f}" for i in range(2 * num_up) for f in conv]
+    names += [f"to_rgbs.{k}.{f}" for k in range(num_up) for f in rgb]
+    return names + [f"noises.noise_{i}" for i in range(2 * num_up + 1)]
+
+
+def check_generator(g: dict, key: str = "g_ema") -> None:
+    """Name the tensors a generator state dict lacks, or that are not tensors."""
+    n_mlp = max(1, sum(1 for k in g if re.fullmatch(r"style\.\d+\.weight", str(k))))
+    num_up = sum(1 for k in g if re.fullmatch(r"to_rgbs\.\d+\.bias", str(k)))
+    missing = [k for k in layer_names(n_mlp, num_up) if k not in g]
+    if missing:
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        raise ValueError(f"'{key}' is not a complete rosinality generator: it lacks {shown}")
+    wrong = [str(k) for k, v in g.items() if not isinstance(v, torch.Tensor)]
+    if wrong:
+        raise ValueError(f"'{key}' entry {wrong[0]!r} is not a tensor")
 
 
 def _nvidia_layer(prefix: str) -> tuple[str, int] | None:
@@ -91,6 +150,13 @@ def channel_rule(channels: dict[int, int]) -> tuple[int, int]:
 
 
 def generator_kwargs(g: dict[str, torch.Tensor]) -> dict:
+    try:
+        return _generator_kwargs(g)
+    except IndexError:
+        raise ValueError("tensor shapes do not form a rosinality generator") from None
+
+
+def _generator_kwargs(g: dict[str, torch.Tensor]) -> dict:
     n_mlp = sum(1 for k in g if re.fullmatch(r"style\.\d+\.weight", k))
     w_dim = g["style.1.weight"].shape[0]
     num_up = sum(1 for k in g if re.fullmatch(r"to_rgbs\.\d+\.bias", k))
@@ -117,9 +183,14 @@ def convert(ckpt: dict) -> dict[str, NetSpec]:
         if src not in ckpt:
             continue
         g = ckpt[src]
-        kwargs = generator_kwargs(g)
+        if not isinstance(g, dict):
+            raise ValueError(f"'{src}' is a {type(g).__name__}, not a state dict")
+        check_generator(g, src)
+        kwargs = canonical_kwargs("stylegan2", generator_kwargs(g))
         sd = rename(g)
         latent_avg = ckpt.get("latent_avg") if key == "G_ema" else None
+        if latent_avg is not None and (not isinstance(latent_avg, torch.Tensor) or latent_avg.numel() != kwargs["w_dim"]):
+            raise ValueError(f"latent_avg does not match the generator's w_dim {kwargs['w_dim']}")
 
         def params(module, sd=sd, latent_avg=latent_avg):
             full = dict(module.state_dict())

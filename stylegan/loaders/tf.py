@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .kwargs import canonical_kwargs
 from .safe_pickle import TFNetwork
 from .spec import NetSpec
 
@@ -31,12 +32,29 @@ def _kwarg_reader(static_kwargs: dict):
     return kwarg, check
 
 
-def collect_params(net: TFNetwork, prefix: str = "", out: dict | None = None) -> dict[str, np.ndarray]:
+def collect_params(net: TFNetwork, prefix: str = "", out: dict | None = None, seen: set | None = None) -> dict[str, np.ndarray]:
+    """Every variable of a network and its components under 'component/name', as float32 arrays.
+
+    Variables must be arrays (a list shared many times over could expand enormously), and a network
+    listed twice is refused: either would let a small file stand for far more data."""
     out = {} if out is None else out
-    for name, value in net.state.get("variables", []):
-        out[prefix + name] = np.asarray(value, dtype=np.float32)
-    for name, comp in net.state.get("components", {}).items():
-        collect_params(comp, f"{prefix}{name}/", out)
+    seen = set() if seen is None else seen
+    if id(net) in seen:
+        raise ValueError("a TF network component appears more than once")
+    seen.add(id(net))
+    converted: dict[int, np.ndarray] = {}
+    for entry in net.state.get("variables", []):
+        if not (isinstance(entry, (tuple, list)) and len(entry) == 2 and isinstance(entry[1], (np.ndarray, np.generic))):
+            raise ValueError(f"TF variable entry in {prefix or 'the network'} is not a (name, array) pair")
+        name, value = entry
+        if id(value) not in converted:
+            converted[id(value)] = np.asarray(value, dtype=np.float32)
+        out[prefix + str(name)] = converted[id(value)]
+    components = net.state.get("components", {})
+    for name, comp in (components.items() if isinstance(components, dict) else ()):
+        if not isinstance(comp, TFNetwork):
+            raise ValueError(f"TF component {prefix}{name} is not a network")
+        collect_params(comp, f"{prefix}{name}/", out, seen)
     return out
 
 
@@ -180,14 +198,18 @@ def convert(nets: tuple) -> dict[str, NetSpec]:
         raise ValueError("not a (G, D, Gs) TF network tuple")
     out = {}
     for key, net in zip(("G", "D", "G_ema"), nets):
-        if net.state.get("version", 0) < 4:
-            raise ValueError(f"TF network format version {net.state.get('version')} is too old (need 4 or newer)")
+        version, static_kwargs = net.state.get("version", 0), net.state.get("static_kwargs", {})
+        if not isinstance(version, int) or version < 4:
+            raise ValueError(f"TF network format version {version!r} is not supported (need 4 or newer)")
+        if not isinstance(static_kwargs, dict):
+            raise ValueError(f"TF network {key} has no settings dict")
         tf = collect_params(net)
         if key == "D":
-            kwargs = discriminator_kwargs(net.state.get("static_kwargs", {}))
+            kwargs = discriminator_kwargs(static_kwargs)
             out[key] = NetSpec("stylegan2_discriminator", kwargs, lambda m, tf=tf: fill_state_dict(m, tf, discriminator_tensor))
         else:
-            kwargs = generator_kwargs(net.state.get("static_kwargs", {}))
+            kwargs = generator_kwargs(static_kwargs)
             _rename_orig_torgb(tf, kwargs)
-            out[key] = NetSpec("stylegan2", kwargs, lambda m, tf=tf: fill_state_dict(m, tf, generator_tensor))
+            out[key] = NetSpec("stylegan2", canonical_kwargs("stylegan2", kwargs),
+                               lambda m, tf=tf: fill_state_dict(m, tf, generator_tensor))
     return out

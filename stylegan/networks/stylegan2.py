@@ -310,18 +310,15 @@ class SynthesisNetwork(torch.nn.Module):
 
 @register_arch("stylegan2")
 class Generator(torch.nn.Module):
-    """z, c -> image. Accepts stylegan2-ada's nested `synthesis_kwargs={...}` as well as stylegan3's
-    flat keyword arguments, since loaders pass a file's recorded kwargs through verbatim."""
+    """z, c -> image. Settings of the synthesis network are nested (`synthesis_kwargs={...}`); the
+    loaders turn NVIDIA's flat and nested records into this form (loaders/kwargs.py)."""
 
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
-                 mapping_kwargs: dict | None = None, synthesis_kwargs: dict | None = None, **flat_synthesis_kwargs):
+                 mapping_kwargs: dict | None = None, synthesis_kwargs: dict | None = None):
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
-        if synthesis_kwargs is not None:
-            # stylegan2-ada-pytorch (the nested form) defaults to no clamp and no fp16 layers.
-            synthesis_kwargs = {"conv_clamp": None, "num_fp16_res": 0, **synthesis_kwargs}
-        synthesis_kwargs = {**(synthesis_kwargs or {}), **flat_synthesis_kwargs}
+        synthesis_kwargs = synthesis_kwargs or {}
         self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
                                           **synthesis_kwargs)
         self.num_ws = self.synthesis.num_ws

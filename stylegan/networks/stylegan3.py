@@ -423,7 +423,7 @@ class Generator(torch.nn.Module):
     """z, c -> w (2-layer mapping) -> image. Called like NVIDIA's: G(z, c, truncation_psi, ...)."""
 
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
-                 mapping_kwargs: dict = {}, **synthesis_kwargs):  # noqa: B006 (read only, NVIDIA's signature)
+                 mapping_kwargs: dict | None = None, **synthesis_kwargs):
         super().__init__()
         self.z_dim = z_dim
         self.c_dim = c_dim
@@ -434,7 +434,7 @@ class Generator(torch.nn.Module):
         self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
                                           **synthesis_kwargs)
         self.num_ws = self.synthesis.num_ws
-        mapping_kwargs = {"num_layers": 2, "w_avg_beta": 0.998, **mapping_kwargs}
+        mapping_kwargs = {"num_layers": 2, "w_avg_beta": 0.998, **(mapping_kwargs or {})}
         self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None, truncation_psi: float = 1,

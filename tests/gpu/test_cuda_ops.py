@@ -164,9 +164,11 @@ def test_fp16_generator_close_to_fp32():
     from stylegan.networks import create_model
     torch.manual_seed(0)
     G32 = create_model("stylegan2", z_dim=64, w_dim=64, c_dim=0, img_resolution=64, img_channels=3,
-                       mapping_kwargs={"num_layers": 2}, channel_base=1024, channel_max=64, num_fp16_res=0).eval()
+                       mapping_kwargs={"num_layers": 2},
+                       synthesis_kwargs=dict(channel_base=1024, channel_max=64, num_fp16_res=0)).eval()
     G16 = create_model("stylegan2", z_dim=64, w_dim=64, c_dim=0, img_resolution=64, img_channels=3,
-                       mapping_kwargs={"num_layers": 2}, channel_base=1024, channel_max=64, num_fp16_res=2).eval()
+                       mapping_kwargs={"num_layers": 2},
+                       synthesis_kwargs=dict(channel_base=1024, channel_max=64, num_fp16_res=2)).eval()
     G16.load_state_dict(G32.state_dict())
     z = torch.randn(8, 64)
     with torch.no_grad():
