@@ -1,0 +1,163 @@
+"""Latents as files: safetensors + JSON metadata, and the formats others share.
+
+Our format stores `ws` ([N, w_dim] in 'w', [N, num_ws, w_dim] in 'w+') or the styles of each layer
+('s': one tensor per style layer, [N, channels]) with what made them: the network's digest, the
+truncation psi, the source (seed, photo, projection). It also reads NVIDIA's projector output
+`projected_w.npz` (key 'w', [1, num_ws, w_dim]) and plain `.npy` arrays."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FORMAT_TAG = "stylegan-latent"
+VERSION = 1
+SPACES = ("w", "w+", "s")
+
+
+@dataclass
+class Latents:
+    ws: torch.Tensor | None                     # 'w': [N, w_dim]; 'w+': [N, num_ws, w_dim]; 's': None
+    space: str = "w+"
+    styles: dict[str, torch.Tensor] | None = None   # 's': {layer name: [N, channels]}
+    network_digest: str | None = None
+    psi: float | None = None
+    source: str | None = None
+    metadata: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ws) if self.ws is not None else len(next(iter(self.styles.values())))
+
+
+def _check(latents: Latents) -> None:
+    if latents.space not in SPACES:
+        raise ValueError(f"unknown latent space {latents.space!r}: expected one of {', '.join(SPACES)}")
+    if latents.space == "s":
+        if not latents.styles:
+            raise ValueError("'s' latents need styles {layer name: [N, channels]}")
+        sizes = {v.shape[0] for v in latents.styles.values()}
+        if len(sizes) != 1 or any(v.ndim != 2 for v in latents.styles.values()):
+            raise ValueError("styles must all be [N, channels] with one N")
+        return
+    want = 2 if latents.space == "w" else 3
+    if latents.ws is None or latents.ws.ndim != want:
+        shape = None if latents.ws is None else tuple(latents.ws.shape)
+        raise ValueError(f"'{latents.space}' latents must have {want} dimensions, got {shape}")
+
+
+def save_latents(path: str | os.PathLike, ws: torch.Tensor | dict | None = None, *, space: str = "w+",
+                 network_digest: str | None = None, psi: float | None = None, source: str | None = None,
+                 extra: dict | None = None, overwrite: bool = False) -> Path:
+    """Write latents atomically; never replaces a file unless `overwrite`. For space 's', `ws` is
+    the styles dict."""
+    from safetensors.torch import save_file
+    from .._files import atomic_output
+    path = Path(path)
+    styles = ws if isinstance(ws, dict) else None
+    latents = Latents(None if styles is not None else torch.as_tensor(ws), space, styles, network_digest, psi,
+                      source, dict(extra or {}))
+    _check(latents)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists: pass overwrite=True to replace it")
+    tensors = ({f"s.{k}": v.detach().float().cpu().contiguous() for k, v in styles.items()} if styles is not None
+               else {"ws": latents.ws.detach().float().cpu().contiguous()})
+    meta = {"format": FORMAT_TAG, "version": str(VERSION), "space": space,
+            "network_digest": network_digest or "", "psi": "" if psi is None else repr(float(psi)),
+            "source": source or "", "metadata": json.dumps(extra or {}),
+            "style_layers": json.dumps(list(styles)) if styles is not None else "[]"}
+    with atomic_output(path) as tmp:
+        save_file(tensors, tmp, metadata=meta)
+    return path
+
+
+def load_latents(path: str | os.PathLike, num_ws: int | None = None, w_dim: int | None = None) -> Latents:
+    """Read our latent files, NVIDIA's projected_w.npz, or a .npy array ([w_dim], [N, w_dim],
+    [num_ws, w_dim] or [N, num_ws, w_dim]; a 2-D array is w+ when it is [num_ws, w_dim] and
+    num_ws is given, else N w's)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a folder, not a latent file") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read ({e.strerror or e})") from None
+    try:
+        if head.startswith(b"\x93NUMPY"):
+            return _from_array(np.load(path, allow_pickle=False), num_ws, f"npy:{path.name}")
+        if head.startswith(b"PK\x03\x04"):
+            with np.load(path, allow_pickle=False) as z:
+                if "w" not in z.files:
+                    raise ValueError(f"an .npz without NVIDIA's 'w' array (keys: {', '.join(z.files) or 'none'})")
+                return _from_array(z["w"], num_ws, f"projected_w:{path.name}")
+        if head[8:9] == b"{":
+            return _from_native(path)
+        raise ValueError("not a latent file (expected a stylegan latent, projected_w.npz or .npy)")
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    except Exception as e:  # damage surfaces as many error types; say it in one line
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"{path}: not a readable latent file ({type(e).__name__}: {first})") from None
+
+
+def _from_array(a: np.ndarray, num_ws: int | None, source: str) -> Latents:
+    if a.dtype.kind != "f":
+        raise ValueError(f"latents must be floating point, got {a.dtype}")
+    t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+    if t.ndim == 1:
+        return Latents(t[None], "w", source=source)
+    if t.ndim == 2:
+        if num_ws is not None and t.shape[0] == num_ws:
+            return Latents(t[None], "w+", source=source)
+        return Latents(t, "w", source=source)
+    if t.ndim == 3:
+        return Latents(t, "w+", source=source)
+    raise ValueError(f"latents must have 1 to 3 dimensions, got shape {tuple(t.shape)}")
+
+
+def _from_native(path: Path) -> Latents:
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        if meta.get("format") != FORMAT_TAG:
+            raise ValueError("a safetensors file, but not a stylegan latent file")
+        if int(meta.get("version", 0)) > VERSION:
+            raise ValueError(f"written by a newer stylegan (latent format {meta['version']}): upgrade stylegan")
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    space = meta.get("space", "")
+    psi = float(meta["psi"]) if meta.get("psi") else None
+    common = dict(network_digest=meta.get("network_digest") or None, psi=psi, source=meta.get("source") or None,
+                  metadata=json.loads(meta.get("metadata") or "{}"))
+    if space == "s":
+        order = json.loads(meta.get("style_layers", "[]"))
+        latents = Latents(None, "s", {k: tensors[f"s.{k}"] for k in order}, **common)
+    else:
+        latents = Latents(tensors.get("ws"), space, **common)
+    _check(latents)
+    return latents
+
+
+def check_compatible(latents: Latents, G: torch.nn.Module, digest: str | None = None) -> list[str]:
+    """Raise a one-line ValueError when the latents cannot drive G (w_dim, num_ws, style layers);
+    return warnings (a different network digest: the latents came from other weights)."""
+    if latents.space == "s":
+        from ..networks.styles import style_layers
+        want = {layer.name: layer.channels for layer in style_layers(G)}
+        got = {k: v.shape[1] for k, v in latents.styles.items()}
+        if got != want:
+            raise ValueError("the styles do not match this network's style layers")
+    else:
+        if latents.ws.shape[-1] != G.w_dim:
+            raise ValueError(f"latents have w_dim {latents.ws.shape[-1]}, the network {G.w_dim}")
+        if latents.space == "w+" and latents.ws.shape[1] != G.num_ws:
+            raise ValueError(f"latents have {latents.ws.shape[1]} ws rows, the network {G.num_ws}")
+    if digest and latents.network_digest and digest != latents.network_digest:
+        return [f"the latents were made with another network ({latents.network_digest[:12]}, "
+                f"this one is {digest[:12]})"]
+    return []

@@ -1,0 +1,83 @@
+"""Latent files: our format round-trips bit-exactly; NVIDIA's and plain numpy files load; digests."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import stylegan
+from stylegan.io import check_compatible, load_latents, save_latents
+from stylegan.networks.styles import ws_to_styles
+from torch_utils.misc import network_digest
+
+from conftest import reference_path
+
+
+@pytest.fixture(scope="module")
+def G():
+    return stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
+
+
+def test_round_trip(tmp_path, G):
+    ws = torch.randn(3, G.num_ws, G.w_dim)
+    path = save_latents(tmp_path / "a.w.safetensors", ws, space="w+", network_digest=network_digest(G), psi=0.7,
+                        source="seeds 0-2", extra={"note": "x"})
+    got = load_latents(path)
+    assert torch.equal(got.ws, ws) and got.space == "w+" and got.psi == 0.7 and got.source == "seeds 0-2"
+    assert got.metadata == {"note": "x"} and got.network_digest == network_digest(G)
+    assert check_compatible(got, G, network_digest(G)) == []
+    with pytest.raises(FileExistsError):
+        save_latents(path, ws)
+    w = torch.randn(2, G.w_dim)
+    assert torch.equal(load_latents(save_latents(tmp_path / "w.safetensors", w, space="w")).ws, w)
+    styles = ws_to_styles(G, ws)
+    s = load_latents(save_latents(tmp_path / "s.safetensors", styles, space="s"))
+    assert list(s.styles) == list(styles) and all(torch.equal(s.styles[k], v) for k, v in styles.items())
+    check_compatible(s, G)
+
+
+def test_nvidia_and_numpy_files(tmp_path, G):
+    w = np.random.default_rng(0).normal(size=[1, G.num_ws, G.w_dim]).astype(np.float32)
+    np.savez(tmp_path / "projected_w.npz", w=w)                # NVIDIA projector.py's layout
+    got = load_latents(tmp_path / "projected_w.npz")
+    assert got.space == "w+" and np.array_equal(got.ws.numpy(), w)
+    np.save(tmp_path / "one.npy", w[0, 0])
+    assert load_latents(tmp_path / "one.npy").ws.shape == (1, G.w_dim)
+    np.save(tmp_path / "plus.npy", w[0])
+    assert load_latents(tmp_path / "plus.npy", num_ws=G.num_ws).space == "w+"
+    assert load_latents(tmp_path / "plus.npy").space == "w"  # without num_ws: N w's
+
+
+def test_mismatch_and_bad_files(tmp_path, G):
+    lat = load_latents(save_latents(tmp_path / "a.safetensors", torch.randn(1, 5, G.w_dim)))
+    with pytest.raises(ValueError, match="ws rows"):
+        check_compatible(lat, G)
+    other = load_latents(save_latents(tmp_path / "b.safetensors", torch.randn(1, G.w_dim + 1), space="w"))
+    with pytest.raises(ValueError, match="w_dim"):
+        check_compatible(other, G)
+    warn = load_latents(save_latents(tmp_path / "c.safetensors", torch.randn(1, G.w_dim), space="w",
+                                     network_digest="0" * 64))
+    assert "another network" in check_compatible(warn, G, network_digest(G))[0]
+    (tmp_path / "t.txt").write_text("hello there")
+    np.savez(tmp_path / "x.npz", a=np.zeros(2))
+    np.save(tmp_path / "i.npy", np.zeros(3, np.int64))
+    good = (tmp_path / "a.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(good[:len(good) // 2])
+    for name, message in {"missing": "no such file", "t.txt": "not a latent", "x.npz": "'w'",
+                          "i.npy": "floating", "cut.safetensors": "not a readable"}.items():
+        with pytest.raises(ValueError, match=message) as e:
+            load_latents(tmp_path / name)
+        assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="latent space"):
+        save_latents(tmp_path / "z.safetensors", torch.zeros(1, 4), space="z")
+
+
+def test_digest_follows_the_weights(tmp_path, G):
+    d = network_digest(G)
+    assert d == network_digest(G) and len(d) == 64
+    path = stylegan.save({"G_ema": G}, tmp_path / "g.stylegan")
+    assert network_digest(stylegan.load(path)["G_ema"]) == d         # a round trip keeps it
+    other = stylegan.load(path)["G_ema"]
+    with torch.no_grad():
+        other.synthesis.b4.conv1.bias[0] += 1e-6                       # one weight, a hair
+    assert network_digest(other) != d
