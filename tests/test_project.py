@@ -68,7 +68,9 @@ def test_w_trajectory_matches_nvidia(reference, G, features):
                                                  "lr_rampdown_length", "lr_rampup_length", "noise_ramp_length",
                                                  "regularize_noise_weight")})
     np.testing.assert_allclose(result.dists, reference["dist"], rtol=1e-5, atol=0)
-    # w moves 1.8 along the way; on a CPU of another instruction set it lands within 1.4e-6 of NVIDIA's.
+    # w moves 1.8 along the way. With torch's AVX2 or AVX-512 kernels (the fixture's machine had AVX2,
+    # this one AVX-512) it stays within 1.4e-6 of NVIDIA's; Adam amplifies rounding, so torch's scalar
+    # kernels (ATEN_CPU_CAPABILITY=default, no x86-64 CPU of the last decade needs them) drift to 2e-2.
     np.testing.assert_allclose(result.w_steps.numpy(), reference["w_out"], rtol=0, atol=2e-5)
     assert all(torch.equal(v, before[k]) for k, v in G.state_dict().items())   # G untouched
     assert result.ws.shape == (G.num_ws, G.w_dim) and result.image.shape == (32, 32, 3)
