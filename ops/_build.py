@@ -343,15 +343,32 @@ def _short_error(exc: BaseException) -> str:
     return " | ".join(l[:300] for l in picked)
 
 
+def missing_sources(name: str, source_dir: str = SOURCE_DIR) -> str | None:
+    """Why op `name` cannot be built from this installation, if its kernel sources are absent."""
+    names = [os.path.basename(p) for p in source_files(name, source_dir) + header_files(name, source_dir)
+             if not os.path.isfile(p)]
+    if not os.path.isdir(source_dir) or names:
+        what = ", ".join(names) if os.path.isdir(source_dir) else "the folder itself"
+        return (f"kernel sources missing from {source_dir} ({what}): this installation of stylegan is "
+                f"incomplete. Fix: reinstall stylegan")
+    return None
+
+
+def header_files(name: str, source_dir: str = SOURCE_DIR) -> list[str]:
+    """The headers op `name` includes: its own and the shared one."""
+    return [os.path.join(source_dir, f"{name}.h"), os.path.join(source_dir, "common.h")]
+
+
 def build_op(name: str, source_dir: str = SOURCE_DIR, tc: Toolchain | None = None) -> BuildResult:
     """Build (or find cached) one op; never raises for an expected failure."""
+    # Missing sources first: no toolchain fixes an incomplete install, so that is what to say.
+    problem = missing_sources(name, source_dir)
+    if problem:
+        return BuildResult(name, "failed", problem)
     tc = tc or toolchain()
     if tc.problem:
         return BuildResult(name, "failed", tc.problem)
     sources = source_files(name, source_dir)
-    missing = [s for s in sources if not os.path.isfile(s)]
-    if missing:
-        return BuildResult(name, "failed", f"sources missing: {', '.join(missing)}. Fix: reinstall stylegan")
     key = _op_key(sources, tc)
     start = time.perf_counter()
     try:

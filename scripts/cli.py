@@ -5,24 +5,30 @@ import click
 
 import stylegan
 
+from .align import align
+from .convert import convert
+from .directions import directions_group
+from .edit import edit
 from .generate import generate
 from .info import info
 from .mix import mix
 from .models import models
 from .ops import ops_group
+from .project import project
 from .video import video
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(stylegan.__version__, prog_name="stylegan")
 def main():
-    """StyleGAN toolkit: generate faces, mix styles, inspect and convert model files.
+    """StyleGAN toolkit: generate faces, mix styles, align and project photos, edit latents,
+    inspect and convert model files.
 
     NETWORK arguments take a file path (NVIDIA or TF pickle, rosinality .pt, stylegan file), an
     http(s) URL, or a model name from `stylegan models`."""
 
 
-for command in (info, generate, mix, video, models, ops_group):
+for command in (generate, mix, video, align, project, edit, directions_group, info, convert, models, ops_group):
     main.add_command(command)
 
 if __name__ == "__main__":

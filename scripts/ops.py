@@ -61,6 +61,9 @@ def build(names):
 
 def _cuda_choice(name: str, tc: _build.Toolchain) -> tuple[str, str]:
     """(impl, why) for a CUDA tensor, from what is installed and cached; builds nothing."""
+    missing = _build.missing_sources(name)
+    if missing:
+        return "fast", f"CUDA kernels unavailable: {missing}"
     if tc.problem:
         return "fast", f"CUDA kernels unavailable: {tc.problem}"
     cached = _build.cached_build(name, tc)
@@ -91,6 +94,9 @@ def status():
                 why += f"; it will fail: {tc.problem}"
         elif not gpu:
             impl, why = "fast", "no CUDA device visible (CPU tensors use the fast path)"
+            missing = _build.missing_sources(name)
+            if missing:
+                why += f"; on a GPU too: {missing}"
         else:
             impl, why = _cuda_choice(name, tc)
         click.echo(f"{name:15s} {impl:5s} {why}")

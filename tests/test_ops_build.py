@@ -220,8 +220,8 @@ def test_interrupted_build_leftover_is_rebuilt(clean_env, monkeypatch):
     """A cache folder without the completion marker (half-written) is rebuilt, not loaded."""
     src = clean_env / "src"
     src.mkdir()
-    for ext in (".cpp", ".cu"):
-        (src / f"op{ext}").write_text("//")
+    for name in ("op.cpp", "op.cu", "op.h", "common.h"):
+        (src / name).write_text("//")
     tc = _build.Toolchain(root="/x", nvcc_version="13.0", archs=["9.0"])
     key = _build.cache_key(_build.source_files("op", str(src)), torch.__version__, "13.0", ["9.0"])
     final = clean_env / "cache" / f"op-{key}"

@@ -1,0 +1,42 @@
+"""`stylegan convert`: any model file -> the toolkit's own format."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from .common import load_networks
+
+
+@click.command(epilog="""\b
+Examples:
+  stylegan convert network-snapshot-025000.pkl model.stylegan
+  stylegan convert stylegan2-ffhq-config-f.pkl ffhq.stylegan
+  stylegan convert 550000.pt model.stylegan      # rosinality checkpoint
+
+\b
+The output holds tensors and a JSON header, no pickled code: it loads without NVIDIA's code and
+without trusting the file. There is no NVIDIA-pickle output: that format embeds NVIDIA's source code.""")
+@click.argument("source")
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+def convert(source, output, overwrite):
+    """Read SOURCE (NVIDIA or TF pickle, rosinality .pt, stylegan file, URL or model name) and
+    write its networks and metadata to OUTPUT in the toolkit's own format."""
+    import stylegan
+    out = Path(output)
+    if Path(source).exists() and out.exists() and os.path.samefile(source, out):
+        raise click.ClickException(f"{output}: is the input file: write the conversion elsewhere")
+    if out.exists() and not overwrite:
+        raise click.ClickException(f"{output} exists: pass --overwrite to replace it")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise click.ClickException(f"{output}: {out.parent} is not a folder")
+    nets = load_networks(source)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stylegan.save(nets, out, overwrite=overwrite)
+    except (OSError, ValueError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise click.ClickException(f"{output}: cannot write ({reason})") from None
+    click.echo(f"wrote {output}: {', '.join(nets.keys())} from a {nets.format} file", err=True)
