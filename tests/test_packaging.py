@@ -41,8 +41,9 @@ def test_missing_sources_are_named_before_the_toolchain(tmp_path):
 def test_python_dash_m_is_the_cli():
     a = subprocess.run([sys.executable, "-m", "stylegan", "--help"], capture_output=True, text=True, cwd=REPO)
     assert a.returncode == 0, a.stderr
-    b = CliRunner().invoke(main, ["--help"], prog_name="stylegan")
-    assert a.stdout.replace("python -m stylegan", "stylegan") == b.output
+    assert a.stdout.startswith("Usage: stylegan ")
+    listed = {line.split()[0] for line in a.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    assert listed == set(main.commands)
     v = subprocess.run([sys.executable, "-m", "stylegan", "--version"], capture_output=True, text=True, cwd=REPO)
     assert v.stdout.strip() == f"stylegan, version {stylegan.__version__}"
 
