@@ -65,3 +65,15 @@ def load_generator(network: str, device: torch.device) -> torch.nn.Module:
         return nets.generator
     except ValueError as e:
         raise click.ClickException(str(e)) from None
+
+
+# The library names its arguments; the command line names its flags.
+_FLAG_WORDS = (("class_idx", "--class"), ("truncation_cutoff", "--trunc-cutoff"), ("batch_size", "--batch"))
+
+
+def cli_error(e: Exception) -> click.ClickException:
+    """A library ValueError as a one-line CLI error, in flag words."""
+    text = str(e)
+    for word, flag in _FLAG_WORDS:
+        text = text.replace(word, flag)
+    return click.ClickException(text)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import Grid, IntList, load_generator, resolve_device
+from .common import Grid, IntList, cli_error, load_generator, resolve_device
 
 
 @click.command(epilog="""\b
@@ -41,7 +41,7 @@ def generate(network, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, b
         if grid is not None and rank == 0:
             write_grids(seeds, outdir, grid, fmt, overwrite)
     except ValueError as e:
-        raise click.ClickException(str(e)) from None
+        raise cli_error(e) from None
     rate = summary.written / summary.seconds if summary.seconds > 0 else 0.0
     click.echo(f"{summary.written} images written, {summary.skipped} already present, to {outdir} ({rate:.2f} img/s)",
                err=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import IntList, load_generator, resolve_device
+from .common import IntList, cli_error, load_generator, resolve_device
 
 
 @click.command(epilog="""\b
@@ -38,7 +38,7 @@ def mix(network, rows, cols, styles, psi, noise_mode, class_idx, outdir, save_ce
             raise ValueError(f"{grid_path} exists: pass --overwrite to replace it")
         result = style_mix(G, rows, cols, styles, psi=psi, noise_mode=noise_mode, class_idx=class_idx)
     except ValueError as e:
-        raise click.ClickException(str(e)) from None
+        raise cli_error(e) from None
     save_image(result.grid(), grid_path)
     if save_cells:
         for (r, c), img in result.cells.items():

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import Grid, IntList, load_generator, resolve_device
+from .common import Grid, IntList, cli_error, load_generator, resolve_device
 
 
 @click.command(epilog="""\b
@@ -28,18 +28,24 @@ Examples:
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
 def video(network, seeds, frames_per_seed, grid, space, loop, easing, psi, class_idx, fps, out, overwrite, device):
     """Render a smooth latent walk through the seeds as an mp4 (bundled ffmpeg) or a gif."""
+    from stylegan.pipelines.checks import check_psi
     from stylegan.pipelines.interpolate import grid_frames, interpolation_frames
-    from stylegan.pipelines.video import write_video
+    from stylegan.pipelines.video import ensure_parent, write_video
     out = Path(out)
     if out.suffix.lower() not in (".mp4", ".gif"):
         raise click.BadParameter(f"{out}: expected a .mp4 or .gif file name", param_hint="--out")
     if out.exists() and not overwrite:
         raise click.ClickException(f"{out} exists: pass --overwrite to replace it")
+    try:
+        check_psi(psi)
+        ensure_parent(out)       # before any work: a render that cannot be saved is not started
+    except ValueError as e:
+        raise cli_error(e) from None
     G = load_generator(network, resolve_device(device))
     kw = dict(frames_per_seed=frames_per_seed, space=space, loop=loop, psi=psi, easing=easing, class_idx=class_idx)
     try:
         frames = grid_frames(G, seeds, grid, **kw) if grid else interpolation_frames(G, seeds, **kw)
         n = write_video(frames, out, fps=fps)
     except ValueError as e:
-        raise click.ClickException(str(e)) from None
+        raise cli_error(e) from None
     click.echo(f"wrote {out} ({n} frames)", err=True)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..images import to_uint8
+from .checks import check_psi
 from .latents import class_labels, z_from_seeds
 
 
@@ -48,6 +49,7 @@ def generate_batches(G: torch.nn.Module, seeds: Sequence[int], psi: float = 1.0,
                      truncation_cutoff: int | None = None, noise_mode: str = "const",
                      class_idx: int | None = None, batch_size: int = 8) -> Iterator[Batch]:
     """Stream images in batches of `batch_size` seeds, in seed-list order."""
+    psi = check_psi(psi, truncation_cutoff, G.num_ws)
     if noise_mode not in ("const", "random", "none"):
         raise ValueError(f"unknown noise mode {noise_mode!r}: expected const, random or none")
     if batch_size < 1:

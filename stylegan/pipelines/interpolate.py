@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .generate import network_device, synthesize
+from .checks import check_psi
 from .latents import class_labels, z_from_seeds
 
 EASINGS = {
@@ -36,14 +37,15 @@ def key_latents(G, seeds: Sequence[int], space: str, psi: float, class_idx: int 
     if space == "z":
         return z
     c = class_labels(G.c_dim, len(seeds), class_idx, device)
-    with torch.inference_mode():
-        return G.mapping(z, c, truncation_psi=psi)
+    return G.mapping(z, c, truncation_psi=psi)
 
 
+@torch.no_grad()
 def interpolation_frames(G, seeds: Sequence[int], frames_per_seed: int = 60, space: str = "w",
                          loop: bool = True, psi: float = 1.0, easing: str = "smooth", class_idx: int | None = None,
                          noise_mode: str = "const", batch_size: int = 8) -> Iterator[np.ndarray]:
     """Yield uint8 frames [H, W, C] walking through `seeds` in order."""
+    psi = check_psi(psi)
     if space not in ("z", "w"):
         raise ValueError(f"unknown interpolation space {space!r}: expected z or w")
     if easing not in EASINGS:
@@ -63,8 +65,7 @@ def interpolation_frames(G, seeds: Sequence[int], frames_per_seed: int = 60, spa
         chunk = ts[start:start + batch_size]
         if space == "z":
             z = torch.cat([slerp(keys[i:i + 1], keys[j:j + 1], t) for i, j, t in chunk])
-            with torch.inference_mode():
-                ws = G.mapping(z, c.expand(len(chunk), -1), truncation_psi=psi)
+            ws = G.mapping(z, c.expand(len(chunk), -1), truncation_psi=psi)
         else:
             ws = torch.stack([torch.lerp(keys[i], keys[j], t) for i, j, t in chunk])
         yield from synthesize(G, ws, noise_mode)

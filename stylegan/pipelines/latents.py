@@ -45,10 +45,10 @@ def class_labels(c_dim: int, n: int, class_idx: int | None, device: torch.device
     c = torch.zeros([n, c_dim], device=device)
     if c_dim == 0:
         if class_idx is not None:
-            raise ValueError("--class given, but the network is unconditional")
+            raise ValueError("class_idx given, but the network is unconditional")
         return c
     if class_idx is None:
-        raise ValueError(f"the network is conditional ({c_dim} classes): choose one with --class")
+        raise ValueError(f"the network is conditional ({c_dim} classes): choose one with class_idx")
     if not 0 <= class_idx < c_dim:
         raise ValueError(f"class {class_idx} out of range: the network has classes 0..{c_dim - 1}")
     c[:, class_idx] = 1

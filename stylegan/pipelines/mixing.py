@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .generate import network_device, synthesize
+from .checks import check_psi
 from .latents import check_seeds, class_labels
 
 
@@ -35,7 +36,6 @@ class MixResult:
         return canvas
 
 
-@torch.inference_mode()
 def mix_ws(G: torch.nn.Module, rows: Sequence[int], cols: Sequence[int], psi: float = 1.0,
            class_idx: int | None = None) -> dict[int, torch.Tensor]:
     """seed -> truncated w [num_ws, w_dim] for every seed of the grid."""
@@ -50,9 +50,11 @@ def mix_ws(G: torch.nn.Module, rows: Sequence[int], cols: Sequence[int], psi: fl
     return dict(zip(seeds, ws))
 
 
+@torch.no_grad()
 def style_mix(G: torch.nn.Module, rows: Sequence[int], cols: Sequence[int], styles: Sequence[int],
               psi: float = 1.0, noise_mode: str = "const", class_idx: int | None = None) -> MixResult:
     rows, cols, styles = list(rows), list(cols), list(styles)
+    psi = check_psi(psi)
     if not rows or not cols:
         raise ValueError("style mixing needs at least one row seed and one column seed")
     bad = [s for s in styles if not 0 <= s < G.num_ws]

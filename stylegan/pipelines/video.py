@@ -10,6 +10,26 @@ import numpy as np
 from .._files import atomic_output, sweep_stale_temps
 
 
+def ensure_parent(path: Path) -> None:
+    """Create the video's folder and check it takes files, before any frame is rendered.
+
+    An encoder that cannot open its output reports it in its own words (ffmpeg's text and a
+    FileNotFoundError); saying it here, first, names the real problem."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ValueError(f"{path}: {folder} exists and is not a folder") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot create {folder} ({e.strerror or e})") from None
+    probe = folder / f".{path.name}.probe{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot write in {folder} ({e.strerror or e})") from None
+
+
 def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int = 30) -> int:
     """Write uint8 [H, W, C] frames to .mp4 (libx264 via imageio-ffmpeg) or .gif; returns the frame count.
 
@@ -24,6 +44,7 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int 
         kwargs = dict(duration=1000 / fps, loop=0)
     else:
         raise ValueError(f"{path}: unsupported video format {ext!r}: expected .mp4 or .gif")
+    ensure_parent(path)
     sweep_stale_temps(path.parent)
     n = 0
     with atomic_output(path) as tmp, imageio.get_writer(tmp, **kwargs) as writer:
