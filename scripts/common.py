@@ -77,3 +77,12 @@ def cli_error(e: Exception) -> click.ClickException:
     for word, flag in _FLAG_WORDS:
         text = text.replace(word, flag)
     return click.ClickException(text)
+
+
+def check_outdir(outdir) -> None:
+    """Create the output folder and make sure files can be written there, before any model is loaded."""
+    from stylegan._files import ensure_writable_dir
+    try:
+        ensure_writable_dir(outdir)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None

