@@ -1,6 +1,7 @@
-"""Download cache and model zoo, against a loopback HTTP server; nothing here leaves 127.0.0.1."""
+"""Download cache and registry, against a loopback HTTP server; nothing here leaves 127.0.0.1."""
 from __future__ import annotations
 
+import bz2
 import hashlib
 import os
 import socket
@@ -15,10 +16,13 @@ from click.testing import CliRunner
 
 from scripts.models import models
 from conftest import dead_pid
-from stylegan import hub, model_zoo
+from stylegan import hub
+from stylegan.hub import registry
 from stylegan._files import _HOST
 
 BODY = os.urandom(300_000)  # big enough that a cut connection really ends mid-body
+DAT = bytes(range(256)) * 12_000  # compressible, so its bz2 form is far shorter than it
+DAT_BZ2 = bz2.compress(DAT)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -71,6 +75,10 @@ def server():
         "/cut.pkl": _serve(BODY, cut=len(BODY) // 3),
         "/boom.pkl": _serve(b"", status=500),
         "/slow.pkl": _slow,
+        "/dlib/model.dat.bz2": _serve(DAT_BZ2),
+        "/dlib/twice.dat.bz2": _serve(DAT_BZ2 + bz2.compress(b"tail")),  # multi-stream, as pbzip2 writes
+        "/dlib/cut.dat.bz2": _serve(DAT_BZ2[: len(DAT_BZ2) // 2]),
+        "/dlib/junk.dat.bz2": _serve(BODY),
     }
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -175,13 +183,21 @@ def test_checksum_and_size_mismatch(server, cache):
     assert hub.download(url, dest, size=len(BODY), sha256=good.upper(), progress=False).read_bytes() == BODY
 
 
-def test_interrupt_removes_temp_file(server, cache, monkeypatch):
-    def interrupt(self, done):
+def test_interrupt_removes_temp_file(server, cache):
+    def interrupt(done, total):
         raise KeyboardInterrupt
-    monkeypatch.setattr(hub._Progress, "update", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        hub.resolve(server.url + "/models/net.pkl", progress=True)
+        hub.resolve(server.url + "/models/net.pkl", progress=interrupt)
     assert _files(cache) == []
+
+
+def test_progress_callback_gets_bytes_and_total(server, cache, capsys):
+    calls = []
+    hub.resolve(server.url + "/models/net.pkl", progress=lambda done, total: calls.append((done, total)))
+    dones = [d for d, _ in calls]
+    assert dones == sorted(dones) and dones[-1] == len(BODY) and len(calls) >= 1
+    assert {t for _, t in calls} == {len(BODY)}
+    assert capsys.readouterr().err == ""      # a callback replaces the stderr bar
 
 
 def test_stale_temp_files_are_swept(server, cache):
@@ -203,22 +219,54 @@ def test_local_paths(tmp_path, cache):
     f = tmp_path / "net.pkl"
     f.write_bytes(b"local")
     assert hub.resolve(f) == f and hub.resolve(str(f)) == f
-    with pytest.raises(FileNotFoundError, match="no such file"):
+    with pytest.raises(hub.NotFoundError) as info:
         hub.resolve(tmp_path / "absent.pkl")
-    with pytest.raises(FileNotFoundError, match="did you mean: ffhq"):
-        hub.resolve("ffhqq")
+    assert str(info.value) == f"{tmp_path / 'absent.pkl'}: no such file"
+    assert isinstance(info.value, ValueError) and isinstance(info.value, FileNotFoundError)
     assert _files(cache) == []
 
 
-def _fake_entry(url: str, **kw) -> model_zoo.ModelEntry:
-    return model_zoo.ModelEntry("test-net", url, 64, "nvidia-pickle", "test", "https://example.invalid",
-                                "stylegan2", "test", aliases=("tnet",), **kw)
+@pytest.mark.parametrize("source", ["", "  "])
+def test_no_model_given(source, cache):
+    with pytest.raises(ValueError) as info:
+        hub.resolve(source)
+    assert str(info.value) == "no model given (an empty path or name)"
+
+
+def test_unknown_name_is_one_line_with_suggestions(tmp_path, cache, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(hub.NotFoundError) as info:
+        hub.resolve("ffhqq")
+    msg = str(info.value)
+    assert msg.startswith("ffhqq: neither a file nor a known model; did you mean ffhq")
+    assert msg.endswith("? (`stylegan models` lists them)") and msg.count("ffhqq") == 1 and "\n" not in msg
+    with pytest.raises(hub.NotFoundError) as info:
+        hub.resolve("zzzzzzzzqqqq")
+    assert str(info.value) == "zzzzzzzzqqqq: neither a file nor a known model (`stylegan models` lists them)"
+    assert _files(cache) == []
+
+
+def test_refused_url_is_named_once_reason_lower_case(cache):
+    url = _refused_url()
+    with pytest.raises(hub.DownloadError) as info:
+        hub.resolve(url, progress=False)
+    assert str(info.value) == f"{url}: connection refused"
+
+
+def _fake_entry(url: str, **kw) -> hub.Entry:
+    return hub.Entry("test-net", "gan", url, "test", "https://example.invalid", aliases=("tnet",),
+                     format="nvidia-pickle", resolution=64, family="stylegan2", dataset="test", **kw)
+
+
+def _fake_asset(url: str, packaged: str | None = None) -> hub.Entry:
+    return hub.Entry("test-landmarks", "landmarks", url, "test", "https://example.invalid", format="dlib",
+                     packaged=packaged)
 
 
 def test_registry_name_downloads_with_registry_checks(server, cache, monkeypatch, tmp_path):
     url = server.url + "/models/net.pkl"
     good = _fake_entry(url, size=len(BODY), sha256=hashlib.sha256(BODY).hexdigest())
-    monkeypatch.setattr(model_zoo, "MODELS", (good,))
+    monkeypatch.setattr(registry, "ENTRIES", (good,))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tnet").mkdir()  # a folder named like the model must not shadow it
     assert hub.cached("tnet") is None
@@ -226,60 +274,173 @@ def test_registry_name_downloads_with_registry_checks(server, cache, monkeypatch
     assert path == hub.cache_path(url) and path.read_bytes() == BODY
     assert hub.cached("test-net") == path
 
-    monkeypatch.setattr(model_zoo, "MODELS", (_fake_entry(server.url + "/other/net.pkl", sha256="f" * 64),))
+    monkeypatch.setattr(registry, "ENTRIES", (_fake_entry(server.url + "/other/net.pkl", sha256="f" * 64),))
     with pytest.raises(hub.DownloadError, match="sha256 mismatch"):
         hub.resolve("test-net", progress=False)
     assert _files(cache) == [path.name]
 
 
+def test_bz2_asset_is_decompressed_into_the_cache(server, cache, monkeypatch):
+    url = server.url + "/dlib/model.dat.bz2"
+    monkeypatch.setattr(registry, "ENTRIES", (_fake_asset(url),))
+    entry = hub.lookup("test-landmarks")
+    assert entry.compression == "bz2" and entry.filename == "model.dat"
+    assert hub.cached("test-landmarks") is None
+    path = hub.resolve("test-landmarks", progress=False)
+    assert path.name.endswith("-model.dat") and path.read_bytes() == DAT
+    assert _files(cache) == [path.name]                    # no .bz2 left beside it
+    hits = server.hits["/dlib/model.dat.bz2"]
+    assert hub.resolve("test-landmarks", progress=False) == path == hub.cached("test-landmarks")
+    assert server.hits["/dlib/model.dat.bz2"] == hits
+
+
+def test_multi_stream_bz2(server, cache, monkeypatch):
+    monkeypatch.setattr(registry, "ENTRIES", (_fake_asset(server.url + "/dlib/twice.dat.bz2"),))
+    assert hub.resolve("test-landmarks", progress=False).read_bytes() == DAT + b"tail"
+
+
+@pytest.mark.parametrize("route, reason", [("/dlib/cut.dat.bz2", "bz2 data ends early"),
+                                           ("/dlib/junk.dat.bz2", "not valid bz2 data")])
+def test_bad_bz2_is_a_download_error_and_leaves_no_file(server, cache, monkeypatch, route, reason):
+    url = server.url + route
+    monkeypatch.setattr(registry, "ENTRIES", (_fake_asset(url),))
+    with pytest.raises(hub.DownloadError) as info:
+        hub.resolve("test-landmarks", progress=False)
+    assert str(info.value).startswith(f"{url}: {reason}") and str(info.value).count(url) == 1
+    assert _files(cache) == []
+
+
+def test_packaged_copy_comes_first(server, cache, monkeypatch, tmp_path):
+    """An asset a pip package ships is used as is; without the package it is downloaded."""
+    import stylegan.faces.landmarks as landmarks
+    shipped = tmp_path / "shipped.dat"
+    shipped.write_bytes(b"packaged")
+    monkeypatch.setattr(registry, "ENTRIES", (_fake_asset(server.url + "/dlib/model.dat.bz2", "landmarks-68"),))
+    monkeypatch.setattr(landmarks, "packaged_model", lambda kind: str(shipped) if kind == "landmarks-68" else None)
+    assert hub.resolve("test-landmarks", progress=False) == shipped == hub.cached("test-landmarks")
+    assert _files(cache) == []
+    monkeypatch.setattr(landmarks, "packaged_model", lambda kind: None)
+    assert hub.resolve("test-landmarks", progress=False).read_bytes() == DAT
+
+
+def test_landmark_model_path_goes_through_the_registry(server, cache, monkeypatch):
+    import stylegan.faces.landmarks as landmarks
+    monkeypatch.setattr(landmarks, "packaged_model", lambda kind: None)
+    dlib_entry = hub.lookup("dlib-landmarks-68")
+    assert dlib_entry.packaged == "landmarks-68"
+    monkeypatch.setattr(registry, "ENTRIES", (
+        hub.Entry("dlib-landmarks-68", "landmarks", server.url + "/dlib/model.dat.bz2", "t", "https://x.invalid",
+                  packaged="landmarks-68"),))
+    path = landmarks.model_path("landmarks-68")
+    assert open(path, "rb").read() == DAT
+    assert path == str(hub.entry_path(hub.lookup("dlib-landmarks-68")))
+
+
 def test_registry_entries_are_well_formed():
-    names = model_zoo.names(include_aliases=True)
-    assert len(names) == len(set(names)) == len(model_zoo.MODELS) + sum(len(e.aliases) for e in model_zoo.MODELS)
-    urls = [e.url for e in model_zoo.MODELS]
+    from stylegan.networks import list_configs
+    names = hub.names(include_aliases=True)
+    assert len(names) == len(set(names)) == len(registry.ENTRIES) + sum(len(e.aliases) for e in registry.ENTRIES)
+    urls = [e.url for e in registry.ENTRIES]
     assert len(urls) == len(set(urls))
-    for e in model_zoo.MODELS:
+    assert {e.kind for e in registry.ENTRIES} == set(hub.KINDS)
+    for e in registry.ENTRIES:
         parts = urllib.parse.urlsplit(e.url)
-        assert parts.scheme == "https" and parts.netloc.endswith("nvidia.com") and e.url.endswith(".pkl"), e
-        assert e.format in model_zoo.FORMATS, e
-        assert e.resolution >= 4 and e.resolution & (e.resolution - 1) == 0, e
+        assert e.kind in hub.KINDS and e.format in registry.FORMATS, e
         assert e.name == e.name.lower() and " " not in e.name, e
         assert e.licence and e.licence_url.startswith("https://"), e
         assert e.size is None or e.size > 0, e
         assert e.sha256 is None or (len(e.sha256) == 64 and int(e.sha256, 16) >= 0), e
+        if e.kind == "gan":
+            assert parts.scheme == "https" and parts.netloc.endswith("nvidia.com") and e.url.endswith(".pkl"), e
+            assert e.resolution >= 4 and e.resolution & (e.resolution - 1) == 0, e
+            assert e.family and e.dataset, e
+            assert e.config is None or e.config in list_configs(), e
+        else:
+            assert e.resolution is None and e.family is None, e
+        if e.format == "dlib":
+            assert e.url.startswith("http://dlib.net/files/") and e.compression == "bz2" and e.packaged, e
 
 
 def test_registry_holds_the_expected_models():
-    assert model_zoo.get_model("ffhq").url == \
-        "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/ffhq.pkl"
-    sg3 = model_zoo.get_model("stylegan3-r-afhqv2-512")
+    assert hub.lookup("ffhq").url == "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/ffhq.pkl"
+    sg3 = hub.lookup("stylegan3-r-afhqv2-512")
     assert sg3.filename == "stylegan3-r-afhqv2-512x512.pkl" and sg3.resolution == 512
-    assert model_zoo.get_model("STYLEGAN2-FFHQ-CONFIG-F").format == "tf-pickle"
-    assert {e.family for e in model_zoo.MODELS} == {"stylegan2", "stylegan2-ada", "stylegan3-t", "stylegan3-r"}
+    assert hub.lookup("STYLEGAN2-FFHQ-CONFIG-F").format == "tf-pickle"
+    assert {e.family for e in hub.entries("gan")} == {"stylegan2", "stylegan2-ada", "stylegan3-t", "stylegan3-r"}
+    assert hub.lookup("vgg16").url == \
+        "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/vgg16.pt"
+    lm = hub.lookup("dlib-landmarks-68")
+    assert lm.kind == "landmarks" and lm.filename == "shape_predictor_68_face_landmarks.dat"
+    assert "non-commercial" in lm.licence.lower() and "non-commercial" in lm.description.lower()
+    assert hub.lookup("dlib-face-detector").filename == "mmod_human_face_detector.dat"
+    assert hub.lookup("dlib-face-id").filename == "dlib_face_recognition_resnet_model_v1.dat"
+    assert hub.names(kind="perceptual") == ["vgg16"]
+    with pytest.raises(ValueError, match="unknown kind"):
+        hub.entries("direction-file")
 
 
-def test_get_model_unknown_name_suggests_close_ones():
-    with pytest.raises(model_zoo.UnknownModelError, match="stylegan3-t-ffhq-1024") as info:
-        model_zoo.get_model("stylegan3-t-ffhq-102")
+@pytest.mark.parametrize("name, key", [("stylegan3-t-ffhq-1024", "stylegan3 stylegan3-t ffhq-1024 G_ema"),
+                                       ("stylegan3-r-ffhq-1024", "stylegan3 stylegan3-r ffhq-1024 G_ema")])
+def test_create_model_agrees_with_registry_names(name, key):
+    """A GAN's registry name builds its untrained architecture: the official network's tensors."""
+    import json
+
+    import stylegan
+    from conftest import reference_path
+    want = json.loads(reference_path("shapes.json").read_text())[key]
+    G = stylegan.create_model(name)
+    assert G.init_kwargs == want["init_kwargs"]
+    assert [[k, list(v.shape)] for k, v in G.state_dict().items()] == [t[:2] for t in want["tensors"]]
+
+
+@pytest.mark.parametrize("name, message", [
+    ("stylegan2-ada-ffhq", "stylegan2-ada-ffhq: its architecture is read from the file; "
+                           "stylegan.load('stylegan2-ada-ffhq') builds it with the weights"),
+    ("ffhq", "ffhq: its architecture is read from the file; stylegan.load('ffhq') builds it with the weights"),
+    ("vgg16", "vgg16: a perceptual asset, not a GAN"),
+])
+def test_create_model_of_other_registry_names_is_one_line(name, message):
+    import stylegan
+    with pytest.raises(ValueError) as info:
+        stylegan.create_model(name)
+    assert str(info.value) == message
+    with pytest.raises(ValueError, match=r"^no-such-net: not an architecture, config or GAN") as info:
+        stylegan.create_model("no-such-net")
+    assert "\n" not in str(info.value) and "stylegan3-t-1024" in str(info.value)
+
+
+def test_lookup_unknown_name_suggests_close_ones():
+    with pytest.raises(hub.UnknownModelError, match="stylegan3-t-ffhq-1024") as info:
+        hub.lookup("stylegan3-t-ffhq-102")
     assert isinstance(info.value, ValueError)
-    with pytest.raises(ValueError, match="stylegan models"):
-        model_zoo.get_model("no-such-thing-at-all")
+    with pytest.raises(ValueError) as info:
+        hub.lookup("no-such-thing-at-all")
+    assert str(info.value) == "no-such-thing-at-all: not a known model (`stylegan models` lists them)"
 
 
 def test_models_command_lists_registry(cache, server, monkeypatch):
     result = CliRunner().invoke(models, [])
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 + len(model_zoo.MODELS)
+    assert len(lines) == 1 + len(registry.ENTRIES)
+    assert lines[0].split()[:7] == ["NAME", "KIND", "ALIAS", "RES", "FORMAT", "LOCAL", "LICENCE"]
     ffhq = next(line for line in lines if line.startswith("stylegan2-ada-ffhq "))
-    assert ffhq.split()[1:5] == ["ffhq", "1024", "nvidia-pickle", "-"]
+    assert ffhq.split()[1:6] == ["gan", "ffhq", "1024", "nvidia-pickle", "-"]
+    landmarks = next(line for line in lines if line.startswith("dlib-landmarks-68 "))
+    assert landmarks.split()[1] == "landmarks" and "non-commercial" in landmarks
 
-    monkeypatch.setattr(model_zoo, "MODELS", (_fake_entry(server.url + "/models/net.pkl"),))
+    only = CliRunner().invoke(models, ["--kind", "perceptual"])
+    assert only.exit_code == 0 and [line.split() for line in only.output.strip().splitlines()[1:]] == [
+        line.split() for line in lines if line.split()[1] == "perceptual"]
+    assert CliRunner().invoke(models, ["--kind", "nope"]).exit_code != 0
+
+    monkeypatch.setattr(registry, "ENTRIES", (_fake_entry(server.url + "/models/net.pkl"),))
     result = CliRunner().invoke(models, ["--fetch", "tnet", "--cached", "-q"])
     assert result.exit_code == 0, result.output
-    assert "test-net  tnet" in result.output and " cached " in result.output
+    assert "test-net  gan   tnet" in result.output and " cached " in result.output
     assert CliRunner().invoke(models, ["--help"]).output.count("stylegan models") >= 1
     bad = CliRunner().invoke(models, ["--fetch", "nope-model"])
-    assert bad.exit_code != 0 and "unknown model" in bad.output
+    assert bad.exit_code != 0 and "nope-model: not a known model" in bad.output
 
 
 def test_load_and_generate_from_url(server, cache, tmp_path):

