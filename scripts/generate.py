@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import Grid, IntList, cli_error, load_generator, resolve_device
+from .common import Grid, IntList, check_outdir, cli_error, load_generator, resolve_device
 
 
 @click.command(epilog="""\b
@@ -21,27 +21,60 @@ Examples:
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["png", "jpg"]), default="png", show_default=True)
 @click.option("--grid", type=Grid(), default=None, help="Also write grids of ROWSxCOLS consecutive seeds.")
-@click.option("--save-w", is_flag=True, help="Also write each seed's w as seedNNNN.w.npy, for editing later.")
+@click.option("--save-w", is_flag=True, help="Also write each seed's w as seedNNNN.w.safetensors, for editing later.")
 @click.option("--overwrite", is_flag=True, help="Regenerate images that already exist (default: skip them).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
 def generate(network, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, batch_size, fmt, grid, save_w,
              overwrite, device):
     """Generate one image per seed, named seedNNNN.png; seed N gives NVIDIA's image for seed N.
 
-    Existing images are skipped, so an interrupted run resumes where it stopped. Under torchrun,
-    each rank writes its own share of the seeds."""
-    from stylegan.pipelines.image_set import barrier, dist_rank, write_grids, write_image_set
+    Existing images are skipped, so an interrupted run resumes where it stopped; the folder
+    remembers the settings that made it, and a rerun with other settings stops instead of mixing
+    two sets (--overwrite starts it afresh). Under torchrun, each rank writes its own share."""
+    import sys
+    from stylegan.pipelines.image_set import RunMismatchError, barrier, dist_rank, write_grids, write_image_set
+    check_outdir(outdir)
     G = load_generator(network, resolve_device(device))
     rank, world = dist_rank()
+    tag = f"[rank {rank}/{world}] " if world > 1 else ""
+    state = {"bar": None, "done": 0}
+
+    def progress(p):
+        # The bar appears with the first finished batch: a run refused up front prints one line only.
+        if state["bar"] is None:
+            state["bar"] = click.progressbar(length=p.total, label=f"{tag}images", file=sys.stderr, show_pos=True)
+            state["bar"].__enter__()
+        state["bar"].update(p.done - state["done"])
+        state["done"] = p.done
+
     try:
-        summary = write_image_set(G, seeds, outdir, psi=psi, truncation_cutoff=trunc_cutoff, noise_mode=noise_mode,
-                                  class_idx=class_idx, batch_size=batch_size, fmt=fmt, overwrite=overwrite,
-                                  save_w=save_w, rank=rank, world_size=world)
+        try:
+            summary = write_image_set(G, seeds, outdir, psi=psi, truncation_cutoff=trunc_cutoff,
+                                      noise_mode=noise_mode, class_idx=class_idx, batch_size=batch_size, fmt=fmt,
+                                      overwrite=overwrite, save_w=save_w, rank=rank, world_size=world,
+                                      progress=progress)
+        finally:
+            if state["bar"] is not None:
+                state["bar"].__exit__(None, None, None)
         barrier()
         if grid is not None and rank == 0:
             write_grids(seeds, outdir, grid, fmt, overwrite)
+    except RunMismatchError as e:
+        said = ", ".join(f"{_FLAGS.get(k, k)} {_value(then)}, not {_value(now)}" for k, (then, now) in e.differences.items())
+        raise click.ClickException(f"{outdir} was made with {said}: use another --outdir or --overwrite") from None
     except ValueError as e:
         raise cli_error(e) from None
     rate = summary.written / summary.seconds if summary.seconds > 0 else 0.0
-    click.echo(f"{summary.written} images written, {summary.skipped} already present, to {outdir} ({rate:.2f} img/s)",
-               err=True)
+    extra = f", {summary.w_written} w files" if save_w else ""
+    click.echo(f"{tag}{summary.written} images written, {summary.skipped} already present{extra}, to {outdir} "
+               f"({rate:.2f} img/s)", err=True)
+
+
+_FLAGS = {"network": "--network", "psi": "--trunc", "truncation_cutoff": "--trunc-cutoff",
+          "noise_mode": "--noise-mode", "class_idx": "--class", "format": "--format"}
+
+
+def _value(v) -> str:
+    if v is None:
+        return "none"
+    return f"{v[:12]}" if isinstance(v, str) and len(v) > 16 else str(v)

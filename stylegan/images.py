@@ -11,4 +11,4 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
     Two float32 steps (x * 127.5, then + 128), clamp, then truncation toward zero: this order is
     what makes the pixels bit-identical to the files NVIDIA's gen_images.py writes."""
     assert img.ndim == 4
-    return (img.permute(0, 2, 3, 1).to(torch.float32) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
+    return (img.detach().permute(0, 2, 3, 1).to(torch.float32) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()

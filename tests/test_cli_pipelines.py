@@ -14,6 +14,7 @@ from PIL import Image
 
 from scripts.cli import main
 from stylegan import _files
+from stylegan.io import load_latents
 
 from conftest import IMG_ATOL, REPO, assert_uint8_matches, dead_pid, load_npz, reference_path
 
@@ -36,8 +37,9 @@ def test_generate_writes_reference_pixels_and_grid(tmp_path):
     assert_uint8_matches(got, npz["img_psi0.7_const"])
     grid = read(tmp_path / "grid0000.png")
     np.testing.assert_array_equal(grid[32:, :32], got[2])
-    w = np.load(tmp_path / "seed0001.w.npy")
-    np.testing.assert_allclose(w, npz["ws_psi0.7"][1], atol=IMG_ATOL, rtol=0)
+    w = load_latents(tmp_path / "seed0001.w.safetensors")
+    assert w.space == "w+" and w.psi == 0.7 and w.source == "seed 1"
+    np.testing.assert_allclose(w.ws[0].numpy(), npz["ws_psi0.7"][1], atol=IMG_ATOL, rtol=0)
 
 
 def test_generate_jpg_and_class(tmp_path):
@@ -90,7 +92,7 @@ def test_generate_interrupted_run_resumes(tmp_path):
     r = run("generate", "--network", reference_path("sg3_t.pkl"), "--seeds", "0-199", "--outdir", out, "--batch", "16")
     assert r.exit_code == 0, r.output
     names = sorted(p.name for p in out.iterdir())
-    assert names == [f"seed{s:04d}.png" for s in range(200)]
+    assert names == [".stylegan-run.json"] + [f"seed{s:04d}.png" for s in range(200)]
     npz = load_npz("sg3_t")
     got = np.stack([read(out / f"seed{s:04d}.png") for s in range(4)])
     assert_uint8_matches(got, npz["img_psi1.0_const"])
@@ -107,7 +109,8 @@ def test_generate_under_torchrun_two_ranks(tmp_path):
            "--outdir", str(out)]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert sorted(p.name for p in out.iterdir()) == ["grid0000.png"] + [f"seed{s:04d}.png" for s in range(6)]
+    assert sorted(p.name for p in out.iterdir()) == [".stylegan-run.json", "grid0000.png"] + \
+        [f"seed{s:04d}.png" for s in range(6)]
     npz = load_npz("sg2ada_skip")
     got = np.stack([read(out / f"seed{s:04d}.png") for s in range(4)])
     assert_uint8_matches(got, npz["img_psi0.7_const"])

@@ -84,9 +84,9 @@ def test_image_set_resumes_and_shards(tmp_path):
     G = load_G("sg2ada_skip")
     seeds = [0, 1, 2, 3]
     # Two ranks split the seeds between them; together they write every image once.
-    s0 = write_image_set(G, seeds, tmp_path, psi=0.7, rank=0, world_size=2, progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["seed0000.png", "seed0002.png"]
-    s1 = write_image_set(G, seeds, tmp_path, psi=0.7, rank=1, world_size=2, progress=False)
+    s0 = write_image_set(G, seeds, tmp_path, psi=0.7, rank=0, world_size=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".stylegan-run.json", "seed0000.png", "seed0002.png"]
+    s1 = write_image_set(G, seeds, tmp_path, psi=0.7, rank=1, world_size=2)
     assert (s0.written, s1.written) == (2, 2)
     from PIL import Image
     got = np.stack([np.asarray(Image.open(tmp_path / seed_filename(s, "png"))) for s in seeds])
@@ -94,10 +94,10 @@ def test_image_set_resumes_and_shards(tmp_path):
     # Resume: only the missing image is made again; the others are left alone.
     (tmp_path / "seed0001.png").unlink()
     before = (tmp_path / "seed0000.png").stat().st_mtime_ns
-    s = write_image_set(G, seeds, tmp_path, psi=0.7, progress=False)
+    s = write_image_set(G, seeds, tmp_path, psi=0.7)
     assert (s.written, s.skipped) == (1, 3)
     assert (tmp_path / "seed0000.png").stat().st_mtime_ns == before
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [".stylegan-run.json"]  # no temps
 
 
 def test_grid_image_layout():

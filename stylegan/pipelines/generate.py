@@ -28,7 +28,6 @@ def network_device(G: torch.nn.Module) -> torch.device:
     return next(G.parameters()).device
 
 
-@torch.inference_mode()
 def map_seeds(G: torch.nn.Module, seeds: Sequence[int], psi: float = 1.0, truncation_cutoff: int | None = None,
               class_idx: int | None = None) -> torch.Tensor:
     """[N, num_ws, w_dim] ws for the seeds, one seed at a time as the reference scripts do."""
@@ -39,12 +38,12 @@ def map_seeds(G: torch.nn.Module, seeds: Sequence[int], psi: float = 1.0, trunca
     return torch.cat(ws) if ws else torch.zeros([0, G.num_ws, G.w_dim], device=device)
 
 
-@torch.inference_mode()
 def synthesize(G: torch.nn.Module, ws: torch.Tensor, noise_mode: str = "const") -> np.ndarray:
     """ws [B, num_ws, w_dim] -> uint8 images [B, H, W, C]."""
     return to_uint8(G.synthesis(ws.to(network_device(G)), noise_mode=noise_mode))
 
 
+@torch.no_grad()
 def generate_batches(G: torch.nn.Module, seeds: Sequence[int], psi: float = 1.0,
                      truncation_cutoff: int | None = None, noise_mode: str = "const",
                      class_idx: int | None = None, batch_size: int = 8) -> Iterator[Batch]:
@@ -61,6 +60,7 @@ def generate_batches(G: torch.nn.Module, seeds: Sequence[int], psi: float = 1.0,
         yield Batch(chunk, synthesize(G, ws, noise_mode), ws.cpu())
 
 
+@torch.no_grad()
 def generate(G: torch.nn.Module, seeds: Sequence[int], psi: float = 1.0, truncation_cutoff: int | None = None,
              noise_mode: str = "const", class_idx: int | None = None, batch_size: int = 8,
              output: str = "uint8"):
