@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import IntList, cli_error, load_generator, resolve_device
+from .common import IntList, check_outdir, cli_error, load_generator, resolve_device
 
 
 @click.command(epilog="""\b
@@ -27,20 +27,29 @@ Examples:
 def mix(network, rows, cols, styles, psi, noise_mode, class_idx, outdir, save_cells, overwrite, device):
     """Render a style-mixing grid: each cell is its row seed with the --styles layers of its column
     seed; source images run along the top and left. Writes grid.png in --outdir."""
-    from stylegan.pipelines.image_set import prepare_outdir
+    from stylegan._files import sweep_stale_temps
+    from stylegan.pipelines.checks import check_psi
     from stylegan.pipelines.mixing import style_mix
     from stylegan.pipelines.writer import save_image
+    outdir = Path(outdir)
+    grid_path = outdir / "grid.png"
+    cell_paths = {(r, c): outdir / f"{r}-{c}.png" for r in rows for c in cols} if save_cells else {}
+    try:
+        check_psi(psi)
+    except ValueError as e:
+        raise cli_error(e) from None
+    check_outdir(outdir)       # before the model is loaded: a grid that cannot be saved is not rendered
+    sweep_stale_temps(outdir)  # left by a run that was killed outright
+    existing = [p for p in [grid_path, *cell_paths.values()] if p.exists()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise click.ClickException(f"{existing[0]}{more} exists: pass --overwrite to replace it")
     G = load_generator(network, resolve_device(device))
     try:
-        outdir = prepare_outdir(outdir)
-        grid_path = outdir / "grid.png"
-        if grid_path.exists() and not overwrite:
-            raise ValueError(f"{grid_path} exists: pass --overwrite to replace it")
         result = style_mix(G, rows, cols, styles, psi=psi, noise_mode=noise_mode, class_idx=class_idx)
     except ValueError as e:
         raise cli_error(e) from None
     save_image(result.grid(), grid_path)
-    if save_cells:
-        for (r, c), img in result.cells.items():
-            save_image(img, Path(outdir) / f"{r}-{c}.png")
-    click.echo(f"wrote {grid_path}", err=True)
+    for cell, path in cell_paths.items():
+        save_image(result.cells[cell], path)
+    click.echo(f"wrote {grid_path}" + (f" and {len(cell_paths)} cells" if cell_paths else ""), err=True)

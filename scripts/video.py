@@ -33,7 +33,7 @@ def video(network, seeds, frames_per_seed, grid, space, loop, easing, psi, class
     from stylegan.pipelines.video import ensure_parent, write_video
     out = Path(out)
     if out.suffix.lower() not in (".mp4", ".gif"):
-        raise click.BadParameter(f"{out}: expected a .mp4 or .gif file name", param_hint="--out")
+        raise click.ClickException(f"--out {out}: expected a .mp4 or .gif file name")
     if out.exists() and not overwrite:
         raise click.ClickException(f"{out} exists: pass --overwrite to replace it")
     try:

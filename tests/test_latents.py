@@ -81,3 +81,37 @@ def test_digest_follows_the_weights(tmp_path, G):
     with torch.no_grad():
         other.synthesis.b4.conv1.bias[0] += 1e-6                       # one weight, a hair
     assert network_digest(other) != d
+
+
+def test_older_seed_files_and_expected_shapes(tmp_path, G):
+    w = np.random.default_rng(1).normal(size=[G.num_ws, G.w_dim]).astype(np.float32)
+    np.save(tmp_path / "seed0042.w.npy", w)              # what generate --save-w wrote: one seed's ws
+    got = load_latents(tmp_path / "seed0042.w.npy")
+    assert got.space == "w+" and np.array_equal(got.ws.numpy(), w[None])
+    np.save(tmp_path / "many.npy", w)                     # any other name: N w's, unless num_ws says otherwise
+    assert load_latents(tmp_path / "many.npy").ws.shape == (G.num_ws, G.w_dim)
+    for name, kwargs, message in [("seed0042.w.npy", {"w_dim": G.w_dim + 1}, "w_dim"),
+                                  ("seed0042.w.npy", {"num_ws": G.num_ws + 2}, "ws rows")]:
+        with pytest.raises(ValueError, match=message) as e:
+            load_latents(tmp_path / name, **kwargs)
+        assert str(e.value).startswith(str(tmp_path / name))
+    w[3, 5] = np.nan
+    np.save(tmp_path / "nan.npy", w)
+    with pytest.raises(ValueError, match="nan or inf"):
+        load_latents(tmp_path / "nan.npy")
+    np.save(tmp_path / "empty.npy", np.zeros([0, G.w_dim], np.float32))
+    with pytest.raises(ValueError, match="empty"):
+        load_latents(tmp_path / "empty.npy")
+
+
+def test_save_makes_folders_and_checks_metadata(tmp_path, G):
+    ws = torch.randn(1, G.num_ws, G.w_dim)
+    path = save_latents(tmp_path / "a" / "b" / "x.safetensors", ws, network_digest="f" * 64)
+    assert torch.equal(load_latents(path).ws, ws)
+    with pytest.raises(ValueError, match="JSON"):
+        save_latents(tmp_path / "y.safetensors", ws, extra={"bad": object()})
+    assert not (tmp_path / "y.safetensors").exists() and not list(tmp_path.glob(".*"))
+    # Without a digest from the caller, check_compatible computes G's own to compare.
+    assert "another network" in check_compatible(load_latents(path), G)[0]
+    same = save_latents(tmp_path / "z.safetensors", ws, network_digest=network_digest(G))
+    assert check_compatible(load_latents(same), G) == []

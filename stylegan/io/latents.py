@@ -3,11 +3,13 @@
 Our format stores `ws` ([N, w_dim] in 'w', [N, num_ws, w_dim] in 'w+') or the styles of each layer
 ('s': one tensor per style layer, [N, channels]) with what made them: the network's digest, the
 truncation psi, the source (seed, photo, projection). It also reads NVIDIA's projector output
-`projected_w.npz` (key 'w', [1, num_ws, w_dim]) and plain `.npy` arrays."""
+`projected_w.npz` (key 'w', [1, num_ws, w_dim]), plain `.npy` arrays and the per-seed
+`seedNNNN.w.npy` files ([num_ws, w_dim]) that `generate --save-w` wrote before this format."""
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import torch
 FORMAT_TAG = "stylegan-latent"
 VERSION = 1
 SPACES = ("w", "w+", "s")
+_OLD_SEED_W = re.compile(r"^seed\d+\.w\.npy$")   # one seed's ws, [num_ws, w_dim]
 
 
 @dataclass
@@ -63,11 +66,16 @@ def save_latents(path: str | os.PathLike, ws: torch.Tensor | dict | None = None,
     _check(latents)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists: pass overwrite=True to replace it")
+    try:
+        extra_json = json.dumps(extra or {})
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"latent metadata must be JSON values: {e}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = ({f"s.{k}": v.detach().float().cpu().contiguous() for k, v in styles.items()} if styles is not None
                else {"ws": latents.ws.detach().float().cpu().contiguous()})
     meta = {"format": FORMAT_TAG, "version": str(VERSION), "space": space,
             "network_digest": network_digest or "", "psi": "" if psi is None else repr(float(psi)),
-            "source": source or "", "metadata": json.dumps(extra or {}),
+            "source": source or "", "metadata": extra_json,
             "style_layers": json.dumps(list(styles)) if styles is not None else "[]"}
     with atomic_output(path) as tmp:
         save_file(tensors, tmp, metadata=meta)
@@ -76,8 +84,12 @@ def save_latents(path: str | os.PathLike, ws: torch.Tensor | dict | None = None,
 
 def load_latents(path: str | os.PathLike, num_ws: int | None = None, w_dim: int | None = None) -> Latents:
     """Read our latent files, NVIDIA's projected_w.npz, or a .npy array ([w_dim], [N, w_dim],
-    [num_ws, w_dim] or [N, num_ws, w_dim]; a 2-D array is w+ when it is [num_ws, w_dim] and
-    num_ws is given, else N w's)."""
+    [num_ws, w_dim] or [N, num_ws, w_dim]).
+
+    A 2-D array is one w+ ([num_ws, w_dim]) when `num_ws` is given and matches, or when the file is
+    an older `seedNNNN.w.npy`; otherwise it is N w's. `num_ws` / `w_dim`, when given, are what the
+    caller's network expects: w+ latents with another row count, or any with another width, are
+    refused here, naming the file. Every bad file gives a one-line ValueError naming it."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -90,15 +102,19 @@ def load_latents(path: str | os.PathLike, num_ws: int | None = None, w_dim: int 
         raise ValueError(f"{path}: cannot read ({e.strerror or e})") from None
     try:
         if head.startswith(b"\x93NUMPY"):
-            return _from_array(np.load(path, allow_pickle=False), num_ws, f"npy:{path.name}")
-        if head.startswith(b"PK\x03\x04"):
+            rows = -1 if _OLD_SEED_W.match(path.name) else num_ws
+            latents = _from_array(np.load(path, allow_pickle=False), rows, f"npy:{path.name}")
+        elif head.startswith(b"PK\x03\x04"):
             with np.load(path, allow_pickle=False) as z:
                 if "w" not in z.files:
                     raise ValueError(f"an .npz without NVIDIA's 'w' array (keys: {', '.join(z.files) or 'none'})")
-                return _from_array(z["w"], num_ws, f"projected_w:{path.name}")
-        if head[8:9] == b"{":
-            return _from_native(path)
-        raise ValueError("not a latent file (expected a stylegan latent, projected_w.npz or .npy)")
+                latents = _from_array(z["w"], num_ws, f"projected_w:{path.name}")
+        elif head[8:9] == b"{":
+            latents = _from_native(path)
+        else:
+            raise ValueError("not a latent file (expected a stylegan latent, projected_w.npz or .npy)")
+        _check_values(latents, num_ws, w_dim)
+        return latents
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
     except Exception as e:  # damage surfaces as many error types; say it in one line
@@ -107,18 +123,33 @@ def load_latents(path: str | os.PathLike, num_ws: int | None = None, w_dim: int 
 
 
 def _from_array(a: np.ndarray, num_ws: int | None, source: str) -> Latents:
+    """num_ws -1: a 2-D array is one w+ whatever its row count (an older seedNNNN.w.npy)."""
     if a.dtype.kind != "f":
         raise ValueError(f"latents must be floating point, got {a.dtype}")
     t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
     if t.ndim == 1:
         return Latents(t[None], "w", source=source)
     if t.ndim == 2:
-        if num_ws is not None and t.shape[0] == num_ws:
+        if num_ws == -1 or (num_ws is not None and t.shape[0] == num_ws):
             return Latents(t[None], "w+", source=source)
         return Latents(t, "w", source=source)
     if t.ndim == 3:
         return Latents(t, "w+", source=source)
     raise ValueError(f"latents must have 1 to 3 dimensions, got shape {tuple(t.shape)}")
+
+
+def _check_values(latents: Latents, num_ws: int | None, w_dim: int | None) -> None:
+    """Shapes against what the caller expects, and finite values (nan or inf renders blank images)."""
+    tensors = list(latents.styles.values()) if latents.space == "s" else [latents.ws]
+    if latents.space != "s":
+        if not all(latents.ws.shape):
+            raise ValueError(f"empty latents, shape {tuple(latents.ws.shape)}")
+        if w_dim is not None and latents.ws.shape[-1] != w_dim:
+            raise ValueError(f"latents have w_dim {latents.ws.shape[-1]}, expected {w_dim}")
+        if num_ws is not None and latents.space == "w+" and latents.ws.shape[1] != num_ws:
+            raise ValueError(f"latents have {latents.ws.shape[1]} ws rows, expected {num_ws}")
+    if not all(torch.isfinite(t).all() for t in tensors):
+        raise ValueError("latents hold nan or inf values")
 
 
 def _from_native(path: Path) -> Latents:
@@ -144,8 +175,12 @@ def _from_native(path: Path) -> Latents:
 
 
 def check_compatible(latents: Latents, G: torch.nn.Module, digest: str | None = None) -> list[str]:
-    """Raise a one-line ValueError when the latents cannot drive G (w_dim, num_ws, style layers);
-    return warnings (a different network digest: the latents came from other weights)."""
+    """Raise a one-line ValueError when the latents cannot drive G (w_dim, num_ws, style layers).
+
+    A different network digest is returned as a warning, not raised: latents carry over between
+    networks of one lineage (a fine-tuned or PTI-tuned copy, a converted file), so only the caller
+    knows whether it matters. `digest` is G's, if already known; else it is computed when the
+    latents record one."""
     if latents.space == "s":
         from ..networks.styles import style_layers
         want = {layer.name: layer.channels for layer in style_layers(G)}
@@ -157,6 +192,9 @@ def check_compatible(latents: Latents, G: torch.nn.Module, digest: str | None = 
             raise ValueError(f"latents have w_dim {latents.ws.shape[-1]}, the network {G.w_dim}")
         if latents.space == "w+" and latents.ws.shape[1] != G.num_ws:
             raise ValueError(f"latents have {latents.ws.shape[1]} ws rows, the network {G.num_ws}")
+    if latents.network_digest and digest is None:
+        from torch_utils.misc import network_digest
+        digest = network_digest(G)
     if digest and latents.network_digest and digest != latents.network_digest:
         return [f"the latents were made with another network ({latents.network_digest[:12]}, "
                 f"this one is {digest[:12]})"]

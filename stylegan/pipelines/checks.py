@@ -17,3 +17,12 @@ def check_psi(psi: float, truncation_cutoff: int | None = None, num_ws: int | No
             top = f"0..{num_ws}" if num_ws is not None else "0 or more"
             raise ValueError(f"truncation_cutoff {truncation_cutoff} out of range: expected {top}")
     return value
+
+
+NOISE_MODES = ("const", "random", "none")
+
+
+def check_noise_mode(noise_mode: str) -> str:
+    if noise_mode not in NOISE_MODES:
+        raise ValueError(f"unknown noise mode {noise_mode!r}: expected {', '.join(NOISE_MODES)}")
+    return noise_mode

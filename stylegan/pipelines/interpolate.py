@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from .generate import network_device, synthesize
-from .checks import check_psi
-from .latents import class_labels, z_from_seeds
+from .checks import check_noise_mode, check_psi
+from .latents import check_seeds, class_labels, z_from_seeds
 
 EASINGS = {
     "linear": lambda t: t,
@@ -40,11 +40,12 @@ def key_latents(G, seeds: Sequence[int], space: str, psi: float, class_idx: int 
     return G.mapping(z, c, truncation_psi=psi)
 
 
-@torch.no_grad()
 def interpolation_frames(G, seeds: Sequence[int], frames_per_seed: int = 60, space: str = "w",
                          loop: bool = True, psi: float = 1.0, easing: str = "smooth", class_idx: int | None = None,
                          noise_mode: str = "const", batch_size: int = 8) -> Iterator[np.ndarray]:
-    """Yield uint8 frames [H, W, C] walking through `seeds` in order."""
+    """Yield uint8 frames [H, W, C] walking through `seeds` in order.
+
+    The arguments are checked here, when called, so a bad one fails before a video is opened."""
     psi = check_psi(psi)
     if space not in ("z", "w"):
         raise ValueError(f"unknown interpolation space {space!r}: expected z or w")
@@ -53,13 +54,24 @@ def interpolation_frames(G, seeds: Sequence[int], frames_per_seed: int = 60, spa
     if len(seeds) < 2:
         raise ValueError("an interpolation needs at least two seeds")
     if frames_per_seed < 1:
-        raise ValueError("frames per seed must be at least 1")
-    keys = key_latents(G, seeds, space, psi, class_idx)
+        raise ValueError(f"frames_per_seed must be at least 1, got {frames_per_seed}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    check_noise_mode(noise_mode)
+    check_seeds(seeds)
+    class_labels(G.c_dim, 0, class_idx)
     order = list(range(len(seeds))) + ([0] if loop else [])
     ts = [(i, j, EASINGS[easing](f / frames_per_seed)) for i, j in zip(order[:-1], order[1:])
           for f in range(frames_per_seed)]
     if not loop:
         ts.append((order[-1], order[-1], 0.0))
+    return _walk(G, list(seeds), ts, space, psi, class_idx, noise_mode, batch_size)
+
+
+@torch.no_grad()
+def _walk(G, seeds: list[int], ts: list[tuple[int, int, float]], space: str, psi: float, class_idx: int | None,
+          noise_mode: str, batch_size: int) -> Iterator[np.ndarray]:
+    keys = key_latents(G, seeds, space, psi, class_idx)
     c = class_labels(G.c_dim, 1, class_idx, network_device(G))
     for start in range(0, len(ts), batch_size):
         chunk = ts[start:start + batch_size]
@@ -73,11 +85,15 @@ def interpolation_frames(G, seeds: Sequence[int], frames_per_seed: int = 60, spa
 
 def grid_frames(G, seeds: Sequence[int], grid: tuple[int, int], **kwargs) -> Iterator[np.ndarray]:
     """An RxC mosaic of walks: cell k walks through seeds[k::R*C]."""
-    from .image_set import grid_image
     rows, cols = grid
     cells = rows * cols
     if len(seeds) % cells or len(seeds) // cells < 2:
         raise ValueError(f"a {rows}x{cols} grid needs a multiple of {cells} seeds, at least {2 * cells}")
     walks = [interpolation_frames(G, seeds[k::cells], **kwargs) for k in range(cells)]
+    return _mosaic(walks, rows, cols)
+
+
+def _mosaic(walks: list[Iterator[np.ndarray]], rows: int, cols: int) -> Iterator[np.ndarray]:
+    from .image_set import grid_image
     for frames in zip(*walks):
         yield grid_image(np.stack(frames), rows, cols)

@@ -12,8 +12,11 @@ import numpy as np
 import torch
 
 from .generate import network_device, synthesize
-from .checks import check_psi
+from .checks import check_noise_mode, check_psi
 from .latents import check_seeds, class_labels
+
+
+MAX_GRID_BYTES = 2 ** 32      # 4 GiB of uint8 pixels: a 35x35 grid of 1024 px RGB images
 
 
 @dataclass
@@ -43,7 +46,8 @@ def mix_ws(G: torch.nn.Module, rows: Sequence[int], cols: Sequence[int], psi: fl
     seeds = list(set(list(rows) + list(cols)))
     device = network_device(G)
     z = torch.from_numpy(np.stack([np.random.RandomState(s).randn(G.z_dim) for s in seeds])).to(device)
-    c = class_labels(G.c_dim, len(seeds), class_idx, device) if G.c_dim else None
+    c = class_labels(G.c_dim, len(seeds), class_idx, device)
+    c = c if G.c_dim else None       # as style_mixing.py calls it; class_labels has checked class_idx
     ws = G.mapping(z, c)
     w_avg = G.mapping.w_avg
     ws = w_avg + (ws - w_avg) * psi
@@ -53,10 +57,16 @@ def mix_ws(G: torch.nn.Module, rows: Sequence[int], cols: Sequence[int], psi: fl
 @torch.no_grad()
 def style_mix(G: torch.nn.Module, rows: Sequence[int], cols: Sequence[int], styles: Sequence[int],
               psi: float = 1.0, noise_mode: str = "const", class_idx: int | None = None) -> MixResult:
-    rows, cols, styles = list(rows), list(cols), list(styles)
     psi = check_psi(psi)
-    if not rows or not cols:
+    check_noise_mode(noise_mode)
+    if not len(rows) or not len(cols):
         raise ValueError("style mixing needs at least one row seed and one column seed")
+    # Sized before anything is drawn: seed ranges may be lazy, and the grid is one array in memory.
+    size = (len(rows) + 1) * (len(cols) + 1) * G.img_resolution ** 2 * G.img_channels
+    if size > MAX_GRID_BYTES:
+        raise ValueError(f"a {len(rows)}x{len(cols)} grid of {G.img_resolution} px images would take "
+                         f"{size / 2 ** 30:.0f} GiB: use fewer row or column seeds")
+    rows, cols, styles = list(rows), list(cols), list(styles)
     bad = [s for s in styles if not 0 <= s < G.num_ws]
     if bad:
         raise ValueError(f"style layers {bad} out of range: this network has layers 0..{G.num_ws - 1}")

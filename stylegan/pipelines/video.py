@@ -7,7 +7,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .._files import atomic_output, sweep_stale_temps
+from .._files import atomic_output, ensure_writable_dir, sweep_stale_temps
 
 
 def ensure_parent(path: Path) -> None:
@@ -15,19 +15,7 @@ def ensure_parent(path: Path) -> None:
 
     An encoder that cannot open its output reports it in its own words (ffmpeg's text and a
     FileNotFoundError); saying it here, first, names the real problem."""
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise ValueError(f"{path}: {folder} exists and is not a folder") from None
-    except OSError as e:
-        raise ValueError(f"{path}: cannot create {folder} ({e.strerror or e})") from None
-    probe = folder / f".{path.name}.probe{os.getpid()}"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise ValueError(f"{path}: cannot write in {folder} ({e.strerror or e})") from None
+    ensure_writable_dir(Path(path).parent)
 
 
 def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int = 30) -> int:
