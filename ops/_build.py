@@ -21,12 +21,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 
 import torch
 
 from torch_utils.processes import pid_alive
+
+from ._impl import requested_impl
 
 OPS = ("bias_act", "upfirdn2d", "filtered_lrelu")
 SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda")
@@ -57,6 +60,8 @@ class BuildResult:
 _loaded: dict[str, object] = {}
 _failed: dict[str, str] = {}
 _warned: set[str] = set()
+# Threads of one process (a UI serving requests) share these and the build: one at a time.
+_lock = threading.RLock()
 
 
 # ---------------------------------------------------------------- CUDA toolkit discovery
@@ -150,7 +155,8 @@ def arch_list() -> list[str]:
     return list(DEFAULT_ARCHS)
 
 
-def source_files(name: str, source_dir: str = SOURCE_DIR) -> list[str]:
+def source_files(name: str, source_dir: str | None = None) -> list[str]:
+    source_dir = source_dir or SOURCE_DIR
     return [os.path.join(source_dir, f"{name}{ext}") for ext in (".cpp", ".cu")]
 
 
@@ -221,6 +227,7 @@ class Toolchain:
     nvcc_version: str | None = None
     archs: list[str] = dataclasses.field(default_factory=list)
     problem: str | None = None  # "cause. Fix: ..." when nothing can be built
+    cache: str = dataclasses.field(default_factory=cache_dir)
 
 
 def toolchain() -> Toolchain:
@@ -343,8 +350,9 @@ def _short_error(exc: BaseException) -> str:
     return " | ".join(l[:300] for l in picked)
 
 
-def missing_sources(name: str, source_dir: str = SOURCE_DIR) -> str | None:
+def missing_sources(name: str, source_dir: str | None = None) -> str | None:
     """Why op `name` cannot be built from this installation, if its kernel sources are absent."""
+    source_dir = source_dir or SOURCE_DIR
     names = [os.path.basename(p) for p in source_files(name, source_dir) + header_files(name, source_dir)
              if not os.path.isfile(p)]
     if not os.path.isdir(source_dir) or names:
@@ -354,12 +362,13 @@ def missing_sources(name: str, source_dir: str = SOURCE_DIR) -> str | None:
     return None
 
 
-def header_files(name: str, source_dir: str = SOURCE_DIR) -> list[str]:
+def header_files(name: str, source_dir: str | None = None) -> list[str]:
     """The headers op `name` includes: its own and the shared one."""
+    source_dir = source_dir or SOURCE_DIR
     return [os.path.join(source_dir, f"{name}.h"), os.path.join(source_dir, "common.h")]
 
 
-def build_op(name: str, source_dir: str = SOURCE_DIR, tc: Toolchain | None = None) -> BuildResult:
+def build_op(name: str, source_dir: str | None = None, tc: Toolchain | None = None) -> BuildResult:
     """Build (or find cached) one op; never raises for an expected failure."""
     # Missing sources first: no toolchain fixes an incomplete install, so that is what to say.
     problem = missing_sources(name, source_dir)
@@ -379,33 +388,32 @@ def build_op(name: str, source_dir: str = SOURCE_DIR, tc: Toolchain | None = Non
     return BuildResult(name, status, "", time.perf_counter() - start, final)
 
 
-def _forced_cuda() -> bool:
-    from ._util import _IMPL_OVERRIDE
-    return (_IMPL_OVERRIDE.get() or os.environ.get("STYLEGAN_OPS_IMPL")) == "cuda"
-
-
-def load_op(name: str):
+def load_op(name: str, required: bool = False):
     """The compiled module for op `name`, or None (after one warning) if it cannot be built.
-    With STYLEGAN_OPS_IMPL=cuda (or use_impl('cuda')) a failure raises OpsBuildError instead."""
-    if name in _loaded:
-        return _loaded[name]
-    if name not in _failed:
-        result = build_op(name)
-        if result.status != "failed":
+    With `required` (the caller forced 'cuda') a failure raises OpsBuildError instead."""
+    module = _loaded.get(name)
+    if module is not None:
+        return module
+    with _lock:
+        if name in _loaded:  # built by another thread while this one waited
             return _loaded[name]
-        _failed[name] = result.reason
-        # One warning per cause: a missing toolkit fails every op for the same reason.
-        if not _forced_cuda() and result.reason not in _warned:
-            _warned.add(result.reason)
-            warnings.warn(f"stylegan: CUDA op '{name}' unavailable, using the PyTorch path: {result.reason}",
-                          OpsBuildWarning, stacklevel=2)
-    if _forced_cuda():
+        if name not in _failed:
+            result = build_op(name)
+            if result.status != "failed":
+                return _loaded[name]
+            _failed[name] = result.reason
+            # One warning per cause: a missing toolkit fails every op for the same reason.
+            if not required and result.reason not in _warned:
+                _warned.add(result.reason)
+                warnings.warn(f"stylegan: CUDA op '{name}' unavailable, using the PyTorch path: {result.reason}",
+                              OpsBuildWarning, stacklevel=3)
+    if required:
         raise OpsBuildError(f"CUDA op '{name}' was forced (STYLEGAN_OPS_IMPL=cuda) but cannot be built: "
                             f"{_failed[name]}")
     return None
 
 
-def cached_build(name: str, tc: Toolchain, source_dir: str = SOURCE_DIR) -> str | None:
+def cached_build(name: str, tc: Toolchain, source_dir: str | None = None) -> str | None:
     """Folder of a complete cached build for the current toolchain, without building."""
     sources = source_files(name, source_dir)
     if tc.problem or not all(os.path.isfile(s) for s in sources):
@@ -414,8 +422,51 @@ def cached_build(name: str, tc: Toolchain, source_dir: str = SOURCE_DIR) -> str 
     return final if os.path.isfile(os.path.join(final, DONE_MARKER)) else None
 
 
+# ---------------------------------------------------------------- public: what runs, and building ahead of time
+def build(name: str, tc: Toolchain | None = None) -> BuildResult:
+    """Compile op `name` now, or find it cached, for this machine's toolchain; never raises for an
+    expected failure (the result says why)."""
+    return build_op(name, tc=tc)
+
+
+@dataclasses.dataclass
+class OpStatus:
+    name: str
+    impl: str    # what runs on a CUDA tensor: 'cuda' | 'fast', or the forced implementation
+    reason: str
+
+
+def build_status(tc: Toolchain | None = None) -> list[OpStatus]:
+    """Which implementation each fused op will use here, and why, without building anything.
+    Raises ValueError when STYLEGAN_OPS_IMPL names no implementation."""
+    tc = tc or toolchain()
+    forced = requested_impl()
+    gpu = torch.cuda.is_available()
+    out = []
+    for name in OPS:
+        # An incomplete install is named before the toolchain: no toolkit can fix it.
+        unbuildable = missing_sources(name) or tc.problem
+        if forced:
+            impl, why = forced, "forced by STYLEGAN_OPS_IMPL"
+            if forced == "cuda" and unbuildable:
+                why += f"; it will fail: {unbuildable}"
+        elif not gpu:
+            impl, why = "fast", "no CUDA device visible (CPU tensors use the fast path)"
+            if missing_sources(name):
+                why += f"; on a GPU too: {missing_sources(name)}"
+        elif unbuildable:
+            impl, why = "fast", f"CUDA kernels unavailable: {unbuildable}"
+        elif cached_build(name, tc):
+            impl, why = "cuda", f"built, cached in {cached_build(name, tc)}"
+        else:
+            impl, why = "cuda", "will be compiled on first use (or run `stylegan ops build`)"
+        out.append(OpStatus(name, impl, why))
+    return out
+
+
 def reset() -> None:
     """Forget per-process results (tests)."""
-    _loaded.clear()
-    _failed.clear()
-    _warned.clear()
+    with _lock:
+        _loaded.clear()
+        _failed.clear()
+        _warned.clear()

@@ -1,47 +1,7 @@
-"""Argument parsing shared by the ops, and the implementation switch."""
+"""Argument parsing shared by the ops."""
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import os
-
 import torch
-
-IMPLS = ("ref", "fast", "cuda")
-
-# Per-thread/per-task override of 'auto' set by use_impl(); None means "not set".
-_IMPL_OVERRIDE: contextvars.ContextVar[str | None] = contextvars.ContextVar("stylegan_ops_impl", default=None)
-
-
-@contextlib.contextmanager
-def use_impl(name: str):
-    """Within the block, impl='auto' resolves to `name` (contextvar: each thread has its own)."""
-    if name not in IMPLS:
-        raise ValueError(f"unknown op implementation {name!r}; expected one of {IMPLS}")
-    token = _IMPL_OVERRIDE.set(name)
-    try:
-        yield
-    finally:
-        _IMPL_OVERRIDE.reset(token)
-
-
-def choose_impl(impl: str, x: torch.Tensor, *kernels: str) -> str:
-    """Resolve `impl` to the implementation that will run on tensor `x`.
-
-    'ref' is the plain arithmetic the networks were defined with, 'fast' the CPU-friendly
-    reformulation (same maths, fewer flops), 'cuda' the fused kernels named by `kernels`.
-    'auto' means STYLEGAN_OPS_IMPL or use_impl() if set, else 'cuda' for CUDA tensors and 'fast'
-    otherwise. 'cuda' falls back to 'fast' for CPU tensors and, after one warning, when a kernel
-    cannot be built (unless forced, when the build error is raised instead)."""
-    if impl == "auto":
-        impl = _IMPL_OVERRIDE.get() or os.environ.get("STYLEGAN_OPS_IMPL") or ("cuda" if x.is_cuda else "fast")
-    if impl not in IMPLS:
-        raise ValueError(f"unknown op implementation {impl!r}; expected one of {IMPLS} or 'auto'")
-    if impl == "cuda":
-        from . import cuda_ops
-        if not kernels or any(cuda_ops.kernels(name, x) is None for name in kernels):
-            impl = "fast"
-    return impl
 
 
 def parse_scaling(scaling) -> tuple[int, int]:

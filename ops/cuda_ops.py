@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import torch
 
+from . import _build
+from ._activations import ACTIVATIONS
+from ._impl import cuda_required
 from ._util import filter_size, parse_padding, parse_scaling
-
-ACT_IDS = {"linear": 0, "relu": 1, "lrelu": 2, "tanh": 3, "sigmoid": 4, "elu": 5, "selu": 6, "softplus": 7, "swish": 8}
 
 
 def kernels(name: str, x: torch.Tensor):
-    """The compiled module for op `name` usable on `x`, or None (CPU tensor, or build failed)."""
+    """The compiled module for op `name` usable on `x`, or None (CPU tensor, or build failed).
+    A build failure raises instead when 'cuda' was forced."""
     if not x.is_cuda:
         return None
-    from ._build import load_op
-    return load_op(name)
+    return _build.load_op(name, required=cuda_required())
 
 
 def _acc_dtype(x: torch.Tensor) -> torch.dtype:
@@ -109,7 +110,7 @@ def bias_act(kern, x, b, dim, act, alpha, gain, clamp):
         x = x.contiguous()  # the kernel takes any dense layout; these are the ones that occur
     if b is not None:
         b = b.to(_acc_dtype(x)).contiguous()
-    spec = (dim, ACT_IDS[act], float(alpha), float(gain), -1.0 if clamp is None else float(clamp))
+    spec = (dim, ACTIVATIONS[act].cuda_id, float(alpha), float(gain), -1.0 if clamp is None else float(clamp))
     return _BiasAct.apply(x, b, kern, spec)
 
 

@@ -11,7 +11,10 @@ import math
 
 import torch
 
-from ._util import choose_impl, filter_size, parse_padding
+from . import cuda_ops
+from . import upfirdn2d_fast as U
+from ._dispatch import choose_impl
+from ._util import filter_size, parse_padding
 from .bias_act import bias_act
 from .upfirdn2d import upfirdn2d
 
@@ -23,7 +26,6 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Te
     """Public entry point; `impl` selects 'ref' | 'fast' | 'cuda' | 'auto'."""
     impl = choose_impl(impl, x, "filtered_lrelu", "upfirdn2d")
     if impl == "cuda":
-        from . import cuda_ops
         return cuda_ops.filtered_lrelu(cuda_ops.kernels("filtered_lrelu", x).filtered_lrelu,
                                        cuda_ops.kernels("upfirdn2d", x).upfirdn2d, x, fu, fd, b, up, down, padding,
                                        gain, slope, clamp, flip_filter)
@@ -59,7 +61,6 @@ def _filtered_lrelu_ref(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, ga
 
 def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter):
     """Same maths as the reference: polyphase up, one fused elementwise pass, strided down."""
-    from . import upfirdn2d_fast as U
     n, c, h, w = x.shape
     if b is not None:
         assert isinstance(b, torch.Tensor) and b.shape == (c,)

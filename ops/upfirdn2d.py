@@ -13,7 +13,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._util import choose_impl, filter_size, parse_padding, parse_scaling
+from . import cuda_ops, upfirdn2d_fast
+from ._dispatch import choose_impl
+from ._util import filter_size, parse_padding, parse_scaling
 
 
 def setup_filter(f, device=torch.device("cpu"), normalize: bool = True, flip_filter: bool = False,
@@ -46,11 +48,9 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding=0, 
     """Public entry point; `impl` selects 'ref' | 'fast' | 'cuda' | 'auto'."""
     impl = choose_impl(impl, x, "upfirdn2d")
     if impl == "cuda":
-        from . import cuda_ops
         return cuda_ops.upfirdn2d(cuda_ops.kernels("upfirdn2d", x).upfirdn2d, x, f, up, down, padding, flip_filter, gain)
     if impl == "ref":
         return _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
-    from . import upfirdn2d_fast
     return upfirdn2d_fast.upfirdn2d(x, f, up, down, padding, flip_filter, gain)
 
 

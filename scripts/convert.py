@@ -6,14 +6,15 @@ from pathlib import Path
 
 import click
 
-from .common import load_networks
+from .common import check_outdir, load_networks
 
 
 @click.command(epilog="""\b
 Examples:
   stylegan convert network-snapshot-025000.pkl model.stylegan
-  stylegan convert stylegan2-ffhq-config-f.pkl ffhq.stylegan
-  stylegan convert 550000.pt model.stylegan      # rosinality checkpoint
+  stylegan convert stylegan2-ffhq-config-f.pkl ffhq.stylegan   # TF-era pickle
+  stylegan convert 550000.pt model.stylegan                    # rosinality checkpoint
+  stylegan convert stylegan3-t-ffhq-1024 sg3t-ffhq.stylegan    # model name: downloaded once
 
 \b
 The output holds tensors and a JSON header, no pickled code: it loads without NVIDIA's code and
@@ -26,17 +27,15 @@ def convert(source, output, overwrite):
     write its networks and metadata to OUTPUT in the toolkit's own format."""
     import stylegan
     out = Path(output)
-    if Path(source).exists() and out.exists() and os.path.samefile(source, out):
+    if out.exists() and Path(source).exists() and os.path.samefile(source, out):
         raise click.ClickException(f"{output}: is the input file: write the conversion elsewhere")
     if out.exists() and not overwrite:
         raise click.ClickException(f"{output} exists: pass --overwrite to replace it")
-    if out.parent.exists() and not out.parent.is_dir():
-        raise click.ClickException(f"{output}: {out.parent} is not a folder")
+    check_outdir(out.parent)  # a bad destination stops us before a long load or a download
     nets = load_networks(source)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         stylegan.save(nets, out, overwrite=overwrite)
     except (OSError, ValueError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise click.ClickException(f"{output}: cannot write ({reason})") from None
-    click.echo(f"wrote {output}: {', '.join(nets.keys())} from a {nets.format} file", err=True)
+    click.echo(f"wrote {output}: {', '.join(nets.keys())} from {source} ({nets.format})", err=True)

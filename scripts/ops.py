@@ -1,22 +1,20 @@
 """`stylegan ops build|status`: compile the fused CUDA ops ahead of time, or see what will run."""
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 import torch
 
-from ops import _build
-from ops._util import IMPLS
+import ops
 
 
-def _echo_toolchain(tc: _build.Toolchain) -> None:
+def _echo_toolchain(tc: ops.Toolchain) -> None:
     click.echo(f"torch:        {torch.__version__} (CUDA {torch.version.cuda or 'none: CPU build'})")
     click.echo(f"CUDA root:    {tc.root or '-'}")
     click.echo(f"nvcc:         {tc.nvcc_version or '-'}")
     click.echo(f"archs:        {';'.join(tc.archs)}")
-    click.echo(f"cache folder: {_build.cache_dir()}")
+    click.echo(f"cache folder: {tc.cache}")
 
 
 @click.group("ops", context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,7 +33,7 @@ def ops_group():
 
 
 @ops_group.command("build")
-@click.argument("names", nargs=-1, type=click.Choice(_build.OPS))
+@click.argument("names", nargs=-1, type=click.Choice(ops.CUDA_OPS))
 def build(names):
     """Compile the ops now (all, or NAMES) and report built / cached / failed per op.
 
@@ -46,30 +44,17 @@ def build(names):
       stylegan ops build
       stylegan ops build upfirdn2d
     """
-    tc = _build.toolchain()
+    tc = ops.toolchain()
     _echo_toolchain(tc)
     failed = 0
-    for name in names or _build.OPS:
-        r = _build.build_op(name, tc=tc)
+    for name in names or ops.CUDA_OPS:
+        r = ops.build(name, tc)
         detail = r.reason if r.status == "failed" else f"{r.seconds:.1f} s, {r.path}"
         click.echo(f"{name:15s} {r.status:7s} {detail}")
         failed += r.status == "failed"
     if failed:
         click.echo(f"Error: {failed} op(s) failed to build; the PyTorch path will be used for them.", err=True)
         sys.exit(1)
-
-
-def _cuda_choice(name: str, tc: _build.Toolchain) -> tuple[str, str]:
-    """(impl, why) for a CUDA tensor, from what is installed and cached; builds nothing."""
-    missing = _build.missing_sources(name)
-    if missing:
-        return "fast", f"CUDA kernels unavailable: {missing}"
-    if tc.problem:
-        return "fast", f"CUDA kernels unavailable: {tc.problem}"
-    cached = _build.cached_build(name, tc)
-    if cached:
-        return "cuda", f"built, cached in {cached}"
-    return "cuda", "will be compiled on first use (or run `stylegan ops build`)"
 
 
 @ops_group.command("status")
@@ -80,23 +65,12 @@ def status():
     Example:
       stylegan ops status
     """
-    tc = _build.toolchain()
+    tc = ops.toolchain()
+    try:
+        table = ops.build_status(tc)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
     _echo_toolchain(tc)
-    forced = os.environ.get("STYLEGAN_OPS_IMPL")
-    if forced and forced not in IMPLS:
-        raise click.ClickException(f"STYLEGAN_OPS_IMPL={forced!r} is not one of {', '.join(IMPLS)}")
-    gpu = torch.cuda.is_available()
-    click.echo(f"GPU visible:  {'yes' if gpu else 'no'}")
-    for name in _build.OPS:
-        if forced:
-            impl, why = forced, "forced by STYLEGAN_OPS_IMPL"
-            if forced == "cuda" and tc.problem:
-                why += f"; it will fail: {tc.problem}"
-        elif not gpu:
-            impl, why = "fast", "no CUDA device visible (CPU tensors use the fast path)"
-            missing = _build.missing_sources(name)
-            if missing:
-                why += f"; on a GPU too: {missing}"
-        else:
-            impl, why = _cuda_choice(name, tc)
-        click.echo(f"{name:15s} {impl:5s} {why}")
+    click.echo(f"GPU visible:  {'yes' if torch.cuda.is_available() else 'no'}")
+    for row in table:
+        click.echo(f"{row.name:15s} {row.impl:5s} {row.reason}")

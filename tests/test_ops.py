@@ -1,6 +1,5 @@
 """Ops against independent truths (scipy/numpy/closed forms), fast == ref, and gradients."""
 import math
-import random
 
 import numpy as np
 import pytest
@@ -11,21 +10,7 @@ import ops
 from ops.upfirdn2d import _upfirdn2d_ref
 from ops import upfirdn2d_fast
 
-
-def _cases(n, seed):
-    rng = random.Random(seed)
-    for _ in range(n):
-        sep = rng.random() < 0.5
-        kw, kh = rng.randint(1, 7), rng.randint(1, 7)
-        case = dict(f=(kw,) if sep else (kh, kw), up=(rng.randint(1, 4), rng.randint(1, 4)),
-                    down=(rng.randint(1, 4), rng.randint(1, 4)), pad=[rng.randint(-2, 5) for _ in range(4)],
-                    hw=(rng.choice([3, 5, 8, 130]), rng.choice([2, 7, 9, 131])), flip=rng.random() < 0.5,
-                    gain=rng.choice([1.0, 2.5]))
-        out_w = (case["hw"][1] * case["up"][0] + case["pad"][0] + case["pad"][1] - kw + case["down"][0]) // case["down"][0]
-        out_h = (case["hw"][0] * case["up"][1] + case["pad"][2] + case["pad"][3] - (kw if sep else kh) + case["down"][1]) // case["down"][1]
-        # Skip cases whose cropping eats more than the padded signal (undefined in the reference).
-        if out_w >= 1 and out_h >= 1 and min(case["pad"]) > -min(case["hw"]):
-            yield case
+from op_cases import upfirdn2d_cases
 
 
 def _np_upfirdn_axis(a, f, up, down, p0, p1, axis):
@@ -67,7 +52,7 @@ def _np_upfirdn2d(x, f, up, down, pad, flip, gain):
     return y[:, :, ::downy, ::downx]
 
 
-CASES = list(_cases(80, seed=1234))
+CASES = list(upfirdn2d_cases(80, seed=1234))
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -101,7 +86,7 @@ def test_upfirdn2d_sizes_from_docstring_helpers():
 
 
 def test_use_impl_switch(monkeypatch):
-    from ops._util import choose_impl
+    from ops._dispatch import choose_impl
     x = torch.zeros(1)
     monkeypatch.delenv("STYLEGAN_OPS_IMPL", raising=False)
     assert choose_impl("auto", x) == "fast"
@@ -128,10 +113,19 @@ CLOSED = {
 DEF_GAIN = {"relu": math.sqrt(2), "lrelu": math.sqrt(2), "swish": math.sqrt(2)}
 
 
+@pytest.fixture(params=["ref", "cuda"])
+def bias_act_impl(request):
+    """The two bias_act codes that differ: torch's elementwise ops ('fast' on CPU is the same code) and
+    the fused kernel's maths, built for the CPU (skipped without a C++ compiler)."""
+    if request.param == "cuda":
+        request.getfixturevalue("emulated")
+    return request.param
+
+
 @pytest.mark.parametrize("act", sorted(CLOSED))
-@pytest.mark.parametrize("impl", ["ref", "fast"])
-def test_bias_act_closed_form(act, impl):
+def test_bias_act_closed_form(act, bias_act_impl):
     assert set(CLOSED) == set(ops.ACTIVATIONS)
+    impl = bias_act_impl
     x = torch.randn(3, 5, 4, dtype=torch.float64) * 3
     b = torch.randn(5, dtype=torch.float64)
     v = x.numpy() + b.numpy()[None, :, None]

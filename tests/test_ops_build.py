@@ -1,18 +1,24 @@
 """Build system for the fused CUDA ops: toolkit discovery, cache key, lock, fallbacks, CLI (CPU only)."""
 from __future__ import annotations
 
+import ast
+import glob
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
+import types
 import warnings
 
 import pytest
 import torch
 from click.testing import CliRunner
 
-from ops import _build
+import ops
+from ops import _build, cuda_ops
+from ops._dispatch import choose_impl
 from scripts.ops import ops_group
 
 
@@ -187,10 +193,115 @@ def test_cpu_torch_warns_once_and_returns_none(clean_env, monkeypatch):
 
 
 def test_forced_cuda_raises(clean_env, monkeypatch):
+    """Forcing 'cuda' (env or use_impl) turns an unbuildable kernel into an error; 'auto' falls back."""
     monkeypatch.setattr(torch.version, "cuda", None)
+    on_gpu = types.SimpleNamespace(is_cuda=True)  # all the dispatch asks of a tensor
+    with pytest.warns(_build.OpsBuildWarning):
+        assert choose_impl("auto", on_gpu, "filtered_lrelu") == "fast"
+    _build.reset()
+    with ops.use_impl("cuda"), pytest.raises(ops.OpsBuildError, match="forced.*CPU-only"):
+        choose_impl("auto", on_gpu, "filtered_lrelu")
     monkeypatch.setenv("STYLEGAN_OPS_IMPL", "cuda")
-    with pytest.raises(_build.OpsBuildError, match="forced.*CPU-only"):
-        _build.load_op("filtered_lrelu")
+    with pytest.raises(ops.OpsBuildError, match="forced.*CPU-only"):
+        cuda_ops.kernels("bias_act", on_gpu)
+    with ops.use_impl("fast"):  # the code's own choice wins over the environment
+        assert choose_impl("auto", on_gpu, "bias_act") == "fast"
+    monkeypatch.setenv("STYLEGAN_OPS_IMPL", "gpu")
+    with pytest.raises(ValueError, match="STYLEGAN_OPS_IMPL='gpu' is not one of"):
+        choose_impl("auto", torch.zeros(1), "bias_act")
+    r = CliRunner().invoke(ops_group, ["status"])
+    assert r.exit_code == 1 and r.output.strip() == "Error: STYLEGAN_OPS_IMPL='gpu' is not one of ref, fast, cuda"
+
+
+def test_threads_share_one_build(clean_env, monkeypatch):
+    """Two threads asking for an op at once: one build, both get the module."""
+    calls = []
+
+    def slow_build(name, *a, **k):
+        calls.append(name)
+        time.sleep(0.3)
+        _build._loaded[name] = f"module {name}"
+        return _build.BuildResult(name, "built")
+
+    monkeypatch.setattr(_build, "build_op", slow_build)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(_build.load_op("upfirdn2d"))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["upfirdn2d"] and got == ["module upfirdn2d"] * 2
+
+
+def test_missing_sources_named_by_cli(clean_env, monkeypatch):
+    """An install without ops/cuda says so, on any torch, instead of blaming the toolchain."""
+    empty = clean_env / "empty"
+    empty.mkdir()
+    monkeypatch.setattr(_build, "SOURCE_DIR", str(empty))
+    monkeypatch.setattr(torch.version, "cuda", None)
+    r = CliRunner().invoke(ops_group, ["build"])
+    assert r.exit_code == 1, r.output
+    for name in ops.CUDA_OPS:
+        line = next(l for l in r.output.splitlines() if l.startswith(name))
+        assert f"kernel sources missing from {empty}" in line and "reinstall stylegan" in line
+        assert "CPU-only" not in line and f"{name}.cu" in line
+    r = CliRunner().invoke(ops_group, ["status"])
+    assert r.exit_code == 0 and r.output.count("on a GPU too: kernel sources missing") == 3, r.output
+    # On a GPU machine with a CUDA torch, the missing sources are the reason given, not the toolkit.
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for row in ops.build_status():
+        assert row.impl == "fast" and row.reason.startswith("CUDA kernels unavailable: kernel sources missing")
+
+
+def test_activation_ids_match_the_kernel_enum():
+    """ops.ACTIVATIONS holds each id once; the C++ enum in bias_act.h must agree with it."""
+    text = open(os.path.join(_build.SOURCE_DIR, "bias_act.h")).read()
+    body = re.search(r"enum\s+SgAct\s*\{([^}]*)\}", text).group(1)
+    enum, value = {}, -1
+    for item in (i.strip() for i in body.split(",") if i.strip()):
+        name, _, explicit = (p.strip() for p in item.partition("="))
+        value = int(explicit) if explicit else value + 1
+        enum[name] = value
+    assert enum == {f"ACT_{name.upper()}": a.cuda_id for name, a in ops.ACTIVATIONS.items()}
+
+
+def _module_imports(path):
+    """(module-level, function-level) sibling modules that the module at `path` imports."""
+    tree = ast.parse(open(path).read())
+    top, nested = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            names = [node.module] if node.module else [a.name for a in node.names]
+            (top if node in tree.body else nested).update(n.split(".")[0] for n in names)
+    return top, nested
+
+
+def test_ops_import_graph_is_acyclic_and_the_cli_uses_the_public_api():
+    folder = os.path.dirname(_build.__file__)
+    graph = {}
+    for path in glob.glob(os.path.join(folder, "*.py")):
+        mod = os.path.basename(path)[:-3]
+        top, nested = _module_imports(path)
+        assert not nested, f"ops/{mod}.py imports {nested} inside a function (a hidden cycle)"
+        graph[mod] = top - {mod}
+    done, visiting = set(), []
+
+    def visit(mod):
+        assert mod not in visiting, f"import cycle: {' -> '.join(visiting + [mod])}"
+        if mod in done or mod not in graph:
+            return
+        visiting.append(mod)
+        for dep in graph[mod]:
+            visit(dep)
+        visiting.pop()
+        done.add(mod)
+
+    for mod in graph:
+        visit(mod)
+    cli = ast.parse(open(os.path.join(os.path.dirname(folder), "scripts", "ops.py")).read())
+    private = [n.module for n in ast.walk(cli) if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("ops.")]
+    assert not private, private
 
 
 def test_cli_build_fails_per_op_on_cpu_torch(clean_env, monkeypatch):

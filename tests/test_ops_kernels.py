@@ -17,23 +17,13 @@ import torch
 
 import ops
 from ops import cuda_ops
-from test_ops import _cases
+from op_cases import upfirdn2d_cases
 
 pytestmark = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                                 reason="no C++ compiler to build the CPU emulation of the kernels")
 
 
-@pytest.fixture(scope="session")
-def K():
-    import cpu_kernels
-    return cpu_kernels.load()
-
-
-@pytest.fixture
-def emulated(K, monkeypatch):
-    """Route impl='cuda' on CPU tensors through the emulated kernels."""
-    monkeypatch.setattr(cuda_ops, "kernels", lambda name, x: K)
-    return K
+# Fixtures K (the CPU build of the kernels) and emulated (impl='cuda' routed to it) are in conftest.py.
 
 
 def _gain(act):
@@ -41,7 +31,7 @@ def _gain(act):
 
 
 # ---------------------------------------------------------------- bias_act
-@pytest.mark.parametrize("act", list(cuda_ops.ACT_IDS))
+@pytest.mark.parametrize("act", list(ops.ACTIVATIONS))
 @pytest.mark.parametrize("layout", ["nchw", "channels_last", "2d"])
 def test_bias_act_forward(K, act, layout):
     g = torch.Generator().manual_seed(1)
@@ -68,7 +58,7 @@ def test_bias_act_other_dim_and_fp16(K):
     torch.testing.assert_close(got.float(), want, rtol=1e-3, atol=1e-3)
 
 
-@pytest.mark.parametrize("act", list(cuda_ops.ACT_IDS))
+@pytest.mark.parametrize("act", list(ops.ACTIVATIONS))
 def test_bias_act_first_and_second_order(K, act):
     g = torch.Generator().manual_seed(2)
     # Keep away from kinks and clamp edges, where derivatives are one-sided.
@@ -100,7 +90,7 @@ def test_bias_act_clamp_gradient_mask(K):
 
 
 # ---------------------------------------------------------------- upfirdn2d
-CASES = list(_cases(60, seed=4321))
+CASES = list(upfirdn2d_cases(60, seed=4321))
 
 
 def _filter(shape, seed):

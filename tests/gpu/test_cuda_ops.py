@@ -39,7 +39,7 @@ def _cpu(t):
 
 def test_auto_picks_cuda_for_cuda_tensors(monkeypatch):
     monkeypatch.delenv("STYLEGAN_OPS_IMPL", raising=False)
-    from ops._util import choose_impl
+    from ops._dispatch import choose_impl
     x = torch.zeros(1, device=DEV)
     assert choose_impl("auto", x, "bias_act") == "cuda"
     assert choose_impl("auto", x, "filtered_lrelu", "upfirdn2d") == "cuda"
@@ -47,7 +47,7 @@ def test_auto_picks_cuda_for_cuda_tensors(monkeypatch):
 
 
 # ---------------------------------------------------------------- each op, forward and backward
-@pytest.mark.parametrize("act", list(cuda_ops.ACT_IDS))
+@pytest.mark.parametrize("act", list(ops.ACTIVATIONS))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_bias_act(act, dtype):
     g = torch.Generator().manual_seed(1)
