@@ -11,6 +11,7 @@ from stylegan.hub import KINDS
 Examples:
   stylegan models
   stylegan models --kind gan
+  stylegan models --kind direction
   stylegan models --fetch ffhq --fetch stylegan3-r-afhqv2-512
   STYLEGAN_CACHE=/data/models stylegan models --cached""")
 @click.option("--kind", type=click.Choice(KINDS), default=None, help="List only entries of this kind.")
@@ -21,8 +22,8 @@ Examples:
               help="Download NAME into the cache now (repeatable); handy before a multi-process run.")
 @click.option("--quiet", "-q", is_flag=True, help="No download progress bar.")
 def models(kind, cache_dir, only_cached, fetch, quiet):
-    """List what --network (GANs) and the face and projection tools accept by name: name, kind,
-    alias, resolution, format, where it is (cached, packaged or not yet), licence. Every NVIDIA
+    """List what --network (GANs) and the face, projection and editing tools accept by name: name,
+    kind, alias, resolution, format, where it is (cached, packaged or not yet), licence. Every NVIDIA
     network is for non-commercial use only, and so is dlib's 68-point landmark model (its training
     data, iBUG 300-W, exclude commercial use)."""
     from stylegan import hub
@@ -32,18 +33,12 @@ def models(kind, cache_dir, only_cached, fetch, quiet):
         except ValueError as e:
             raise click.ClickException(str(e)) from None
         click.echo(f"{name}: {path}", err=True)
-    rows = [_row(entry, _where(hub, entry, cache_dir)) for entry in hub.entries(kind)]
+    rows = [_row(entry, hub.where(entry, cache_dir) or "-") for entry in hub.entries(kind)]
     rows = [r for r in rows if r[5] != "-" or not only_cached]
     header = ("NAME", "KIND", "ALIAS", "RES", "FORMAT", "LOCAL", "LICENCE")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     for row in [header, *rows]:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
-
-
-def _where(hub, entry, cache_dir) -> str:
-    if hub.packaged(entry) is not None:
-        return "packaged"
-    return "cached" if hub.cached(entry.name, cache_dir) is not None else "-"
 
 
 def _row(entry, where: str) -> tuple[str, ...]:

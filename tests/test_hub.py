@@ -4,6 +4,7 @@ from __future__ import annotations
 import bz2
 import hashlib
 import os
+import re
 import socket
 import threading
 import time
@@ -180,6 +181,12 @@ def test_checksum_and_size_mismatch(server, cache):
         hub.download(url, dest, size=len(BODY) - 1, progress=False)
     assert _files(cache) == []
     good = hashlib.sha256(BODY).hexdigest()
+    wrong = good[:7] + ("0" if good[7] != "0" else "1")
+    with pytest.raises(hub.DownloadError, match="sha256 mismatch"):   # a prefix, as torch.hub names files
+        hub.download(url, dest, sha256=wrong, progress=False)
+    assert _files(cache) == []
+    assert hub.download(url, dest, sha256=good[:8], progress=False).read_bytes() == BODY
+    dest.unlink()
     assert hub.download(url, dest, size=len(BODY), sha256=good.upper(), progress=False).read_bytes() == BODY
 
 
@@ -237,13 +244,22 @@ def test_unknown_name_is_one_line_with_suggestions(tmp_path, cache, monkeypatch)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(hub.NotFoundError) as info:
         hub.resolve("ffhqq")
-    msg = str(info.value)
-    assert msg.startswith("ffhqq: neither a file nor a known model; did you mean ffhq")
-    assert msg.endswith("? (`stylegan models` lists them)") and msg.count("ffhqq") == 1 and "\n" not in msg
+    assert str(info.value) == ("ffhqq: neither a file nor a known model; did you mean stylegan2-ada-ffhq, ffhq? "
+                               "(`stylegan models` lists them)")
     with pytest.raises(hub.NotFoundError) as info:
         hub.resolve("zzzzzzzzqqqq")
     assert str(info.value) == "zzzzzzzzqqqq: neither a file nor a known model (`stylegan models` lists them)"
     assert _files(cache) == []
+
+
+def test_architecture_name_is_not_a_download(tmp_path, cache, monkeypatch):
+    """A create_model config names weights nowhere: the message says what it is instead of 'unknown'."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(hub.NotFoundError) as info:
+        hub.resolve("stylegan3-t-1024")
+    msg = str(info.value)
+    assert msg.startswith("stylegan3-t-1024: an architecture without weights (create_model builds it)")
+    assert "stylegan3-t-ffhq-1024" in msg and "\n" not in msg and _files(cache) == []
 
 
 def test_refused_url_is_named_once_reason_lower_case(cache):
@@ -258,9 +274,9 @@ def _fake_entry(url: str, **kw) -> hub.Entry:
                      format="nvidia-pickle", resolution=64, family="stylegan2", dataset="test", **kw)
 
 
-def _fake_asset(url: str, packaged: str | None = None) -> hub.Entry:
+def _fake_asset(url: str, packaged: tuple[str, str] | None = None, **kw) -> hub.Entry:
     return hub.Entry("test-landmarks", "landmarks", url, "test", "https://example.invalid", format="dlib",
-                     packaged=packaged)
+                     packaged=packaged, **kw)
 
 
 def test_registry_name_downloads_with_registry_checks(server, cache, monkeypatch, tmp_path):
@@ -310,27 +326,80 @@ def test_bad_bz2_is_a_download_error_and_leaves_no_file(server, cache, monkeypat
     assert _files(cache) == []
 
 
+def _fake_package(root: Path, name: str, files: dict[str, bytes]) -> None:
+    """A package `name` under `root` whose import fails, so finding its files must not import it."""
+    (root / name).mkdir(parents=True)
+    (root / name / "__init__.py").write_text("raise ImportError('imported, but it must only be located')\n")
+    for rel, data in files.items():
+        (root / name / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / name / rel).write_bytes(data)
+
+
 def test_packaged_copy_comes_first(server, cache, monkeypatch, tmp_path):
-    """An asset a pip package ships is used as is; without the package it is downloaded."""
-    import stylegan.faces.landmarks as landmarks
-    shipped = tmp_path / "shipped.dat"
-    shipped.write_bytes(b"packaged")
-    monkeypatch.setattr(registry, "ENTRIES", (_fake_asset(server.url + "/dlib/model.dat.bz2", "landmarks-68"),))
-    monkeypatch.setattr(landmarks, "packaged_model", lambda kind: str(shipped) if kind == "landmarks-68" else None)
+    """An asset a pip package ships is used as is, found without importing the package;
+    without the package it is downloaded."""
+    import sys
+    _fake_package(tmp_path / "site", "shipspkg", {"models/model.dat": b"packaged"})
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    url = server.url + "/dlib/model.dat.bz2"
+    monkeypatch.setattr(registry, "ENTRIES", (_fake_asset(url, ("shipspkg", "models/model.dat")),))
+    shipped = tmp_path / "site" / "shipspkg" / "models" / "model.dat"
+    hits = server.hits.get("/dlib/model.dat.bz2", 0)
     assert hub.resolve("test-landmarks", progress=False) == shipped == hub.cached("test-landmarks")
-    assert _files(cache) == []
-    monkeypatch.setattr(landmarks, "packaged_model", lambda kind: None)
+    assert hub.where(hub.lookup("test-landmarks")) == "packaged"
+    assert "shipspkg" not in sys.modules and _files(cache) == []
+    assert server.hits.get("/dlib/model.dat.bz2", 0) == hits
+
+    monkeypatch.setattr(registry, "ENTRIES", (_fake_asset(url, ("shipspkg", "models/absent.dat")),))
+    assert hub.where(hub.lookup("test-landmarks")) is None
     assert hub.resolve("test-landmarks", progress=False).read_bytes() == DAT
+    assert hub.where(hub.lookup("test-landmarks")) == "cached"
+
+
+def test_packaged_copy_behind_a_shadowing_module(monkeypatch, tmp_path):
+    """A same-named module earlier on sys.path (a user's `lpips.py` in the working folder) hides the
+    package from the import system; the installed distribution's file list still finds the file."""
+    import sys
+    (tmp_path / "first").mkdir()
+    (tmp_path / "first" / "shadowpkg.py").write_text("raise ImportError('must not be imported')\n")
+    site = tmp_path / "site"
+    _fake_package(site, "shadowpkg", {"weights/v0.1/vgg.pth": b"w"})
+    info = site / "shadowpkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: shadowpkg\nVersion: 1.0\n")
+    (info / "RECORD").write_text("shadowpkg/__init__.py,,\nshadowpkg/weights/v0.1/vgg.pth,,\n"
+                                 "shadowpkg-1.0.dist-info/RECORD,,\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(str(tmp_path / "first"))
+    assert hub.package_file("shadowpkg", "weights/v0.1/vgg.pth") == site / "shadowpkg" / "weights" / "v0.1" / "vgg.pth"
+    assert hub.package_file("shadowpkg", "weights/v0.1/alex.pth") is None
+    assert hub.package_file("no_such_package_anywhere", "x.dat") is None
+    assert "shadowpkg" not in sys.modules
+
+
+def test_torch_hub_copy_comes_first(server, cache, monkeypatch, tmp_path):
+    """torchvision's weights already in torch.hub's checkpoint folder are used, not downloaded again."""
+    import torch.hub
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    url = server.url + "/models/net.pkl"
+    monkeypatch.setattr(registry, "ENTRIES", (_fake_entry(url, torch_hub=True),))
+    assert hub.where(hub.lookup("tnet")) is None
+    held = tmp_path / "torch" / "hub" / "checkpoints" / "net.pkl"
+    held.parent.mkdir(parents=True)
+    held.write_bytes(b"from torchvision")
+    assert hub.resolve("tnet", progress=False) == held == hub.cached("tnet")
+    assert hub.where(hub.lookup("tnet")) == "packaged" and _files(cache) == []
 
 
 def test_landmark_model_path_goes_through_the_registry(server, cache, monkeypatch):
     import stylegan.faces.landmarks as landmarks
-    monkeypatch.setattr(landmarks, "packaged_model", lambda kind: None)
     dlib_entry = hub.lookup("dlib-landmarks-68")
-    assert dlib_entry.packaged == "landmarks-68"
+    assert dlib_entry.packaged == ("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat")
     monkeypatch.setattr(registry, "ENTRIES", (
         hub.Entry("dlib-landmarks-68", "landmarks", server.url + "/dlib/model.dat.bz2", "t", "https://x.invalid",
-                  packaged="landmarks-68"),))
+                  packaged=("no_such_package_anywhere", "models/model.dat")),))
+    assert landmarks.packaged_model("landmarks-68") is None
     path = landmarks.model_path("landmarks-68")
     assert open(path, "rb").read() == DAT
     assert path == str(hub.entry_path(hub.lookup("dlib-landmarks-68")))
@@ -349,7 +418,9 @@ def test_registry_entries_are_well_formed():
         assert e.name == e.name.lower() and " " not in e.name, e
         assert e.licence and e.licence_url.startswith("https://"), e
         assert e.size is None or e.size > 0, e
-        assert e.sha256 is None or (len(e.sha256) == 64 and int(e.sha256, 16) >= 0), e
+        # a whole digest, or a torch.hub file name's prefix (which must then be in the name)
+        assert e.sha256 is None or (8 <= len(e.sha256) <= 64 and int(e.sha256, 16) >= 0), e
+        assert e.sha256 is None or len(e.sha256) == 64 or f"-{e.sha256}." in e.filename, e
         if e.kind == "gan":
             assert parts.scheme == "https" and parts.netloc.endswith("nvidia.com") and e.url.endswith(".pkl"), e
             assert e.resolution >= 4 and e.resolution & (e.resolution - 1) == 0, e
@@ -358,7 +429,14 @@ def test_registry_entries_are_well_formed():
         else:
             assert e.resolution is None and e.family is None, e
         if e.format == "dlib":
-            assert e.url.startswith("http://dlib.net/files/") and e.compression == "bz2" and e.packaged, e
+            assert e.url.startswith("http://dlib.net/files/") and e.compression == "bz2", e
+            assert e.packaged == ("face_recognition_models", f"models/{e.filename}"), e
+        if e.kind == "direction":
+            # pinned to a commit, so the size and digest taken from that commit's blobs hold
+            assert re.search(r"/[0-9a-f]{40}/", e.url) and e.size and len(e.sha256 or "") == 64, e
+            assert hub.lookup(e.network).kind == "gan", e
+        else:
+            assert e.network is None, e
 
 
 def test_registry_holds_the_expected_models():
@@ -374,7 +452,10 @@ def test_registry_holds_the_expected_models():
     assert "non-commercial" in lm.licence.lower() and "non-commercial" in lm.description.lower()
     assert hub.lookup("dlib-face-detector").filename == "mmod_human_face_detector.dat"
     assert hub.lookup("dlib-face-id").filename == "dlib_face_recognition_resnet_model_v1.dat"
-    assert hub.names(kind="perceptual") == ["vgg16"]
+    assert hub.names(kind="perceptual") == ["vgg16", "torchvision-vgg16", "lpips-vgg-v0.1"]
+    assert hub.lookup("torchvision-vgg16").url == "https://download.pytorch.org/models/vgg16-397923af.pth"
+    assert hub.lookup("lpips-vgg-v0.1").packaged == ("lpips", "weights/v0.1/vgg.pth")
+    assert {e.network for e in hub.entries("direction")} == {"stylegan2-ada-ffhq"}
     with pytest.raises(ValueError, match="unknown kind"):
         hub.entries("direction-file")
 
@@ -409,6 +490,16 @@ def test_create_model_of_other_registry_names_is_one_line(name, message):
     assert "\n" not in str(info.value) and "stylegan3-t-1024" in str(info.value)
 
 
+def test_architecture_names_mean_the_same_to_create_model_and_load():
+    """No architecture or config name is also a registry name for something else."""
+    from stylegan.networks import list_archs, list_configs
+    for name in list_archs() + list_configs():
+        assert not hub.is_known(name) or hub.lookup(name).config == name, name
+    # and every registry name create_model accepts builds the config its entry names
+    for e in hub.entries("gan"):
+        assert e.config is None or e.config in list_configs(), e
+
+
 def test_lookup_unknown_name_suggests_close_ones():
     with pytest.raises(hub.UnknownModelError, match="stylegan3-t-ffhq-1024") as info:
         hub.lookup("stylegan3-t-ffhq-102")
@@ -433,6 +524,9 @@ def test_models_command_lists_registry(cache, server, monkeypatch):
     assert only.exit_code == 0 and [line.split() for line in only.output.strip().splitlines()[1:]] == [
         line.split() for line in lines if line.split()[1] == "perceptual"]
     assert CliRunner().invoke(models, ["--kind", "nope"]).exit_code != 0
+    directions = CliRunner().invoke(models, ["--kind", "direction"])
+    assert {line.split()[1] for line in directions.output.strip().splitlines()[1:]} == {"direction"}
+    assert len(directions.output.strip().splitlines()) == 1 + len(hub.entries("direction"))
 
     monkeypatch.setattr(registry, "ENTRIES", (_fake_entry(server.url + "/models/net.pkl"),))
     result = CliRunner().invoke(models, ["--fetch", "tnet", "--cached", "-q"])

@@ -77,26 +77,12 @@ def _resize(image: np.ndarray, scale: float) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
 
 
-# The files dlib's models ship in: `face-recognition-models` on PyPI carries all of them.
-_PACKAGED = {"landmarks-68": "shape_predictor_68_face_landmarks.dat",
-             "face-detector-cnn": "mmod_human_face_detector.dat",
-             "face-id": "dlib_face_recognition_resnet_model_v1.dat"}
-
-
 def packaged_model(kind: str) -> str | None:
-    """Path of a dlib model file inside the installed `face-recognition-models` package, or None.
-
-    Found without importing the package: it imports pkg_resources, which current setuptools lacks."""
-    import importlib.util
-    try:
-        spec = importlib.util.find_spec("face_recognition_models")
-    except (ImportError, ValueError):
-        return None
-    for root in (spec.submodule_search_locations or []) if spec else []:
-        path = os.path.join(root, "models", _PACKAGED[kind])
-        if os.path.isfile(path):
-            return path
-    return None
+    """Path of a dlib model file inside the installed `face-recognition-models` package, or None
+    (found by the hub without importing the package)."""
+    from .. import hub
+    path = hub.packaged(hub.lookup(_ASSETS[kind]))
+    return None if path is None else str(path)
 
 
 # model_path kinds -> registry names.

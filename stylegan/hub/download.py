@@ -4,12 +4,16 @@ A download streams into a temporary file beside its final name and is renamed on
 and verified, so the cache never holds a half file under a real name; an interrupted run simply
 downloads again. Complete files are reused without touching the network. Assets served compressed
 (dlib's `.bz2` models) are decompressed while they stream, so the cache holds the usable file.
+A copy another install already holds (a pip package that ships the file, torch.hub's checkpoint
+folder) is used before anything is downloaded.
 """
 from __future__ import annotations
 
 import bz2
 import hashlib
 import http.client
+import importlib.metadata
+import importlib.util
 import os
 import re
 import socket
@@ -61,13 +65,55 @@ def entry_path(entry: Entry, cache_dir: Optional[PathLike] = None) -> Path:
     return path.with_name(path.name[:-4]) if entry.compression == "bz2" else path
 
 
-def packaged(entry: Entry) -> Optional[Path]:
-    """The copy a pip package ships (dlib's models in `face-recognition-models`), or None."""
-    if entry.packaged is None:
+def package_file(package: str, relpath: str) -> Optional[Path]:
+    """`relpath` inside the installed top-level `package`, or None; the package is never imported
+    (face_recognition_models imports pkg_resources, which current setuptools no longer has)."""
+    roots: list[str] = []
+    try:
+        spec = importlib.util.find_spec(package)     # a top-level name: located, not imported
+        roots = list(spec.submodule_search_locations or []) if spec else []
+    except (ImportError, ValueError):
+        pass
+    for root in roots:
+        path = Path(root, relpath)
+        if path.is_file():
+            return path
+    # Hidden from the import system (a same-named module earlier on sys.path, e.g. in the working folder):
+    # the installed distribution's file list still knows where its files are.
+    try:
+        files = importlib.metadata.files(package) or []
+    except importlib.metadata.PackageNotFoundError:
         return None
-    from ..faces.landmarks import packaged_model
-    path = packaged_model(entry.packaged)
-    return Path(path) if path else None
+    want = f"{package}/{relpath}"
+    for f in files:
+        if f.as_posix() == want:
+            path = Path(f.locate())
+            return path if path.is_file() else None
+    return None
+
+
+def torch_hub_file(name: str) -> Optional[Path]:
+    """`name` in torch.hub's checkpoint folder, where torchvision keeps the weights it downloaded."""
+    import torch.hub
+    path = Path(torch.hub.get_dir(), "checkpoints", name)
+    return path if path.is_file() else None
+
+
+def packaged(entry: Entry) -> Optional[Path]:
+    """A copy of the entry's usable file that another install already holds, or None: the one a pip
+    package ships (dlib's models in `face-recognition-models`, LPIPS's layers in `lpips`), else the one
+    in torch.hub's checkpoint folder (torchvision's weights, hash-checked when torchvision fetched them)."""
+    path = package_file(*entry.packaged) if entry.packaged else None
+    if path is None and entry.torch_hub:
+        path = torch_hub_file(entry.filename)
+    return path
+
+
+def where(entry: Entry, cache_dir: Optional[PathLike] = None) -> Optional[str]:
+    """'packaged' or 'cached' when the entry is on this machine, None when it would be downloaded."""
+    if packaged(entry) is not None:
+        return "packaged"
+    return "cached" if _complete(entry_path(entry, cache_dir), entry) else None
 
 
 def cached(source: str, cache_dir: Optional[PathLike] = None) -> Optional[Path]:
@@ -76,7 +122,10 @@ def cached(source: str, cache_dir: Optional[PathLike] = None) -> Optional[Path]:
         path = cache_path(source, cache_dir)
         return path if path.is_file() else None
     entry = lookup(source)
-    path = packaged(entry) or entry_path(entry, cache_dir)
+    path = packaged(entry)
+    if path is not None:
+        return path
+    path = entry_path(entry, cache_dir)
     return path if _complete(path, entry) else None
 
 
@@ -103,7 +152,15 @@ def resolve(source: PathLike, cache_dir: Optional[PathLike] = None, progress: Pr
         return fetch(lookup(text), cache_dir, progress, timeout=timeout)
     if "/" in text or os.sep in text:
         raise NotFoundError(f"{text}: no such file")
+    if _is_architecture(text):
+        raise NotFoundError(f"{text}: an architecture without weights (create_model builds it), not a file or "
+                            f"a known model{suggestion(text)} (`stylegan models` lists them)")
     raise NotFoundError(f"{text}: neither a file nor a known model{suggestion(text)} (`stylegan models` lists them)")
+
+
+def _is_architecture(name: str) -> bool:
+    from ..networks import list_archs, list_configs   # only on this error path: it imports torch
+    return name in list_archs() or name in list_configs()
 
 
 def fetch(entry: Entry, cache_dir: Optional[PathLike] = None, progress: Progress = True, *,
@@ -120,21 +177,23 @@ def fetch(entry: Entry, cache_dir: Optional[PathLike] = None, progress: Progress
 
 
 def _complete(path: Path, entry: Entry) -> bool:
-    # Sizes describe what the URL serves: they say nothing about a decompressed or packaged file.
+    """Whether the cache file of `entry` is whole. Sizes describe what the URL serves: they say nothing
+    about a decompressed file."""
     if not path.is_file():
         return False
-    return entry.size is None or entry.compression is not None or entry.packaged is not None \
-        or path.stat().st_size == entry.size
+    return entry.size is None or entry.compression is not None or path.stat().st_size == entry.size
 
 
 def download(url: str, dest: PathLike, *, size: Optional[int] = None, sha256: Optional[str] = None,
              progress: Progress = True, timeout: float = DEFAULT_TIMEOUT, decompress: Optional[str] = None) -> Path:
     """Download `url` to `dest` through a temp file in the same folder; verify, then rename.
 
-    `size` and `sha256` check the bytes served; `decompress='bz2'` writes them decompressed.
+    `size` and `sha256` (the whole hex digest, or a prefix of it) check the bytes served;
+    `decompress='bz2'` writes them decompressed.
     Raises DownloadError on any network, length, checksum or decompression failure, and removes the
     temp file on every way out, Ctrl-C included."""
     assert decompress in (None, "bz2"), decompress
+    assert sha256 is None or re.fullmatch(r"[0-9a-fA-F]{8,64}", sha256), f"not a sha256 (prefix): {sha256!r}"
     dest = Path(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -217,7 +276,7 @@ def _stream(url: str, out, size: Optional[int], progress: Progress, timeout: flo
 def _verify(url: str, got: int, digest: str, size: Optional[int], sha256: Optional[str]) -> None:
     if size is not None and got != size:
         raise DownloadError(f"{url}: size mismatch: got {got} bytes, expected {size}")
-    if sha256 is not None and digest != sha256.lower():
+    if sha256 is not None and not digest.startswith(sha256.lower()):
         raise DownloadError(f"{url}: sha256 mismatch: got {digest}, expected {sha256.lower()}")
 
 

@@ -1,10 +1,13 @@
 """The one registry of everything the toolkit can download: GAN networks and the assets that
-projection and editing use (a perceptual network, dlib's landmark, face-detector and face-id models).
+projection and editing use (perceptual networks, dlib's landmark, face-detector and face-id models,
+latent directions).
 
 `size` and `sha256` describe the file the URL serves and stay None unless confirmed from a trustworthy
-source: a wrong checksum would make every download fail, a missing one only skips a check.
+source: a wrong checksum would make every download fail, a missing one only skips a check. A sha256
+prefix (torch.hub names its files by one) checks that much of the digest.
 GAN file names and URLs follow the READMEs of NVlabs/stylegan2, NVlabs/stylegan2-ada-pytorch and
-NVlabs/stylegan3; the dlib models' provenance and terms follow the README of davisking/dlib-models.
+NVlabs/stylegan3; the dlib models' provenance and terms follow the README of davisking/dlib-models;
+the directions are files of danielroich/PTI, pinned to one commit (size and sha256 of those blobs).
 
 Licences: every NVIDIA network here is for non-commercial use only, and training data carry their own
 terms on top (FFHQ is CC BY-NC-SA 4.0). dlib's 68-point landmark model is trained on iBUG 300-W, whose
@@ -16,8 +19,10 @@ import difflib
 from dataclasses import dataclass
 from typing import Optional
 
-KINDS = ("gan", "perceptual", "landmarks", "face-detector", "face-id")
-FORMATS = ("nvidia-pickle", "tf-pickle", "torchscript", "dlib")
+KINDS = ("gan", "perceptual", "landmarks", "face-detector", "face-id", "direction")
+# 'state-dict': a torch.save'd dict of tensors; 'e4e-pt': a torch.save'd [1, w_dim] direction tensor or
+# {'mean', 'comp', 'std'} PCA dict, as encoder4editing and PTI share them. Both load with weights_only.
+FORMATS = ("nvidia-pickle", "tf-pickle", "torchscript", "state-dict", "dlib", "e4e-pt")
 
 # NVIDIA's naming: the TF StyleGAN2 release says "License-NC"; the PyTorch releases use a
 # non-commercial "Nvidia Source Code License".
@@ -30,12 +35,20 @@ LICENCE_IBUG = "non-commercial use only (training data iBUG 300-W)"
 LICENCE_URL_IBUG = "https://ibug.doc.ic.ac.uk/resources/facial-point-annotations/"
 LICENCE_DLIB = "public domain (dlib-models)"
 LICENCE_URL_DLIB = "https://github.com/davisking/dlib-models"
+LICENCE_TORCHVISION = "BSD-3-Clause (torchvision); ImageNet's terms may bind the weights"
+LICENCE_URL_TORCHVISION = "https://github.com/pytorch/vision/blob/main/LICENSE"
+LICENCE_LPIPS = "BSD-2-Clause (lpips)"
+LICENCE_URL_LPIPS = "https://github.com/richzhang/PerceptualSimilarity/blob/master/LICENSE"
+LICENCE_PTI = "MIT (PTI)"
+LICENCE_URL_PTI = "https://github.com/danielroich/PTI/blob/main/LICENSE"
 
 ADA_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/"
 NGC_SG2_BASE = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan2/versions/1/files/"
 NGC_SG3_BASE = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/"
 TF_SG2_BASE = "https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/"
 DLIB_BASE = "http://dlib.net/files/"
+LPIPS_BASE = "https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/master/lpips/weights/"
+PTI_BASE = "https://raw.githubusercontent.com/danielroich/PTI/da94d59d15d94822e95840ab5a0aa9ba1a19c851/editings/"
 
 
 @dataclass(frozen=True)
@@ -56,8 +69,12 @@ class Entry:
     family: Optional[str] = None     # 'stylegan2', 'stylegan2-ada', 'stylegan3-t', 'stylegan3-r'
     dataset: Optional[str] = None
     config: Optional[str] = None     # the create_model config of its architecture, where certain
-    # dlib assets: the key stylegan.faces.landmarks.packaged_model finds the pip-installed copy by
-    packaged: Optional[str] = None
+    # direction only: the GAN (registry name) whose latent space it lives in
+    network: Optional[str] = None
+    # A copy another install may already hold, used before downloading: (package, path inside it) of a
+    # pip package that ships the file, and whether torch.hub's checkpoint folder may hold it by its file name.
+    packaged: Optional[tuple[str, str]] = None
+    torch_hub: bool = False
 
     @property
     def compression(self) -> Optional[str]:
@@ -96,10 +113,15 @@ def _tf(dataset: str, res: int, description: str) -> Entry:
                  family="stylegan2", dataset=dataset)
 
 
-def _dlib(name: str, kind: str, file: str, packaged: str, licence: str, licence_url: str,
-          description: str) -> Entry:
+def _dlib(name: str, kind: str, file: str, licence: str, licence_url: str, description: str) -> Entry:
+    # `face-recognition-models` on PyPI ships all three, decompressed, in its models/ folder.
     return Entry(name, kind, f"{DLIB_BASE}{file}.bz2", licence, licence_url, description, format="dlib",
-                 packaged=packaged)
+                 packaged=("face_recognition_models", f"models/{file}"))
+
+
+def _pti(name: str, file: str, size: int, sha256: str, description: str) -> Entry:
+    return Entry(name, "direction", f"{PTI_BASE}{file}", LICENCE_PTI, LICENCE_URL_PTI, description,
+                 size=size, sha256=sha256, format="e4e-pt", network="stylegan2-ada-ffhq")
 
 
 ENTRIES: tuple[Entry, ...] = (
@@ -130,14 +152,31 @@ ENTRIES: tuple[Entry, ...] = (
     # The perceptual network of NVIDIA's projector and metrics: LPIPS on VGG16, as TorchScript.
     Entry("vgg16", "perceptual", f"{ADA_BASE}metrics/vgg16.pt", LICENCE_PT, LICENCE_URL_ADA,
           "LPIPS VGG16 feature network (TorchScript) of NVIDIA's projector", format="torchscript"),
+    # LPIPS the way the `lpips` package builds it: torchvision's ImageNet VGG16 trunk + the v0.1 linear layers.
+    Entry("torchvision-vgg16", "perceptual", "https://download.pytorch.org/models/vgg16-397923af.pth",
+          LICENCE_TORCHVISION, LICENCE_URL_TORCHVISION, "VGG16 ImageNet weights (torchvision), the LPIPS trunk",
+          sha256="397923af", format="state-dict", torch_hub=True),
+    Entry("lpips-vgg-v0.1", "perceptual", f"{LPIPS_BASE}v0.1/vgg.pth", LICENCE_LPIPS, LICENCE_URL_LPIPS,
+          "LPIPS v0.1 linear layers over VGG16 features", format="state-dict",
+          packaged=("lpips", "weights/v0.1/vgg.pth")),
     # dlib's models, also shipped by the `face-recognition-models` package (found there first).
-    _dlib("dlib-landmarks-68", "landmarks", "shape_predictor_68_face_landmarks.dat", "landmarks-68",
-          LICENCE_IBUG, LICENCE_URL_IBUG,
+    _dlib("dlib-landmarks-68", "landmarks", "shape_predictor_68_face_landmarks.dat", LICENCE_IBUG, LICENCE_URL_IBUG,
           "68-point face landmarks; NON-COMMERCIAL use only: trained on iBUG 300-W"),
-    _dlib("dlib-face-detector", "face-detector", "mmod_human_face_detector.dat", "face-detector-cnn",
-          LICENCE_DLIB, LICENCE_URL_DLIB, "CNN (MMOD) face detector"),
-    _dlib("dlib-face-id", "face-id", "dlib_face_recognition_resnet_model_v1.dat", "face-id",
-          LICENCE_DLIB, LICENCE_URL_DLIB, "ResNet face descriptor (128-d) for identity similarity"),
+    _dlib("dlib-face-detector", "face-detector", "mmod_human_face_detector.dat", LICENCE_DLIB, LICENCE_URL_DLIB,
+          "CNN (MMOD) face detector"),
+    _dlib("dlib-face-id", "face-id", "dlib_face_recognition_resnet_model_v1.dat", LICENCE_DLIB, LICENCE_URL_DLIB,
+          "ResNet face descriptor (128-d) for identity similarity"),
+    # Directions in the W space of stylegan2-ada-ffhq that encoder4editing found and PTI ships.
+    _pti("interfacegan-ffhq-age", "interfacegan_directions/age.pt", 2808,
+         "50074516b1629707d89b5e43d6b8abd1792212fa3b961a87a11323d6a5222ae0", "InterFaceGAN age direction, W"),
+    _pti("interfacegan-ffhq-smile", "interfacegan_directions/smile.pt", 2808,
+         "817a7e732b59dee9eba862bec8bd7e8373568443bc9f9731a21cf9b0356f0653", "InterFaceGAN smile direction, W"),
+    _pti("interfacegan-ffhq-rotation", "interfacegan_directions/rotation.pt", 2808,
+         "9ef9787ac6b7b37940e47fef22e78cbbe5aeae2e566c0b391bf279f3264b1d1c",
+         "InterFaceGAN head-rotation (yaw) direction, W"),
+    _pti("ganspace-ffhq-pca", "ganspace_pca/ffhq_pca.pt", 167562,
+         "4d7f9df1c96180d9026b9cb8d04753579fbf385f321a9d0e263641601c5e5d36",
+         "GANSpace: 80 principal components of W with mean and std"),
 )
 
 
@@ -178,20 +217,25 @@ def is_known(name: str) -> bool:
 
 
 def close_names(name: str, limit: int = 5) -> list[str]:
-    """Registry names that look like `name`: fuzzy matches first, then ones containing it."""
+    """Registry names that look like `name`: fuzzy matches first, then ones containing it; an alias
+    comes after the name it stands for, so the suggestion says what it is."""
     key = name.strip().lower()
-    keys = sorted(_index())
-    found = difflib.get_close_matches(key, keys, n=limit, cutoff=0.6)
-    found += [k for k in keys if key and key in k and k not in found]
+    index = _index()
+    keys = sorted(index)
+    near = difflib.get_close_matches(key, keys, n=limit, cutoff=0.6)
+    near += [k for k in keys if key and key in k and k not in near]
+    found: list[str] = []
+    for k in near:
+        for n in (index[k].name, k):
+            if n not in found:
+                found.append(n)
     return found[:limit]
 
 
 def suggestion(name: str) -> str:
-    """'; did you mean a, b or c?' for the closest names, or ''."""
+    """'; did you mean a, b?' for the closest names, or ''."""
     near = close_names(name)
-    if not near:
-        return ""
-    return "; did you mean " + (near[0] if len(near) == 1 else ", ".join(near[:-1]) + " or " + near[-1]) + "?"
+    return f"; did you mean {', '.join(near)}?" if near else ""
 
 
 def lookup(name: str) -> Entry:
