@@ -28,7 +28,7 @@ def bare(G, seeds, batch: int) -> float:
 def end_to_end(G, seeds, batch: int) -> float:
     with tempfile.TemporaryDirectory() as outdir:
         start = time.perf_counter()
-        write_image_set(G, seeds, outdir, batch_size=batch, progress=False)
+        write_image_set(G, seeds, outdir, batch_size=batch, progress=None)
         return len(seeds) / (time.perf_counter() - start)
 
 

@@ -8,15 +8,17 @@ import torch
 
 
 class IntList(click.ParamType):
-    """'0-99,200,300-310' -> [0, ..., 99, 200, 300, ..., 310]."""
+    """'0-99,200,300-310' -> 0, ..., 99, 200, 300, ..., 310, held lazily as ranges; repeats are
+    dropped unless `unique=False` (key seeds of a walk may repeat)."""
     name = "list"
 
+    def __init__(self, unique: bool = True):
+        self.unique = unique
+
     def convert(self, value, param, ctx):
-        if isinstance(value, list):
-            return value
         from stylegan.pipelines.latents import parse_int_list
         try:
-            return parse_int_list(value)
+            return parse_int_list(value, self.unique)
         except ValueError as e:
             self.fail(str(e), param, ctx)
 
@@ -68,7 +70,8 @@ def load_generator(network: str, device: torch.device) -> torch.nn.Module:
 
 
 # The library names its arguments; the command line names its flags.
-_FLAG_WORDS = (("class_idx", "--class"), ("truncation_cutoff", "--trunc-cutoff"), ("batch_size", "--batch"))
+_FLAG_WORDS = (("class_idx", "--class"), ("truncation_cutoff", "--trunc-cutoff"), ("batch_size", "--batch"),
+               ("pass overwrite=True", "--overwrite"), ("another output folder", "another --outdir"))
 
 
 def cli_error(e: Exception) -> click.ClickException:

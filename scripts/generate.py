@@ -32,7 +32,8 @@ def generate(network, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, b
     remembers the settings that made it, and a rerun with other settings stops instead of mixing
     two sets (--overwrite starts it afresh). Under torchrun, each rank writes its own share."""
     import sys
-    from stylegan.pipelines.image_set import RunMismatchError, barrier, dist_rank, write_grids, write_image_set
+    from stylegan.pipelines.image_set import barrier, dist_rank, write_grids, write_image_set
+    from stylegan.pipelines.manifest import RunMismatchError
     check_outdir(outdir)
     G = load_generator(network, resolve_device(device))
     rank, world = dist_rank()
@@ -60,7 +61,8 @@ def generate(network, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, b
         if grid is not None and rank == 0:
             write_grids(seeds, outdir, grid, fmt, overwrite)
     except RunMismatchError as e:
-        said = ", ".join(f"{_FLAGS.get(k, k)} {_value(then)}, not {_value(now)}" for k, (then, now) in e.differences.items())
+        said = ", ".join(f"{_FLAGS.get(k, k)} {_value(then)}, not {_value(now)}"
+                         for k, (then, now) in e.differences.items())
         raise click.ClickException(f"{outdir} was made with {said}: use another --outdir or --overwrite") from None
     except ValueError as e:
         raise cli_error(e) from None
@@ -77,4 +79,4 @@ _FLAGS = {"network": "--network", "psi": "--trunc", "truncation_cutoff": "--trun
 def _value(v) -> str:
     if v is None:
         return "none"
-    return f"{v[:12]}" if isinstance(v, str) and len(v) > 16 else str(v)
+    return f"(digest {v[:12]}...)" if isinstance(v, str) and len(v) > 16 else str(v)   # its head suffices

@@ -13,7 +13,7 @@ Examples:
   stylegan video --network ffhq --seeds 0-7 --out walk.mp4
   stylegan video --network model.pkl --seeds 0-31 --grid 2x2 --space z --out walk.gif""")
 @click.option("--network", required=True, help="Model file, URL or model-zoo name (see `stylegan models`).")
-@click.option("--seeds", type=IntList(), required=True, help="Key seeds, visited in order.")
+@click.option("--seeds", type=IntList(unique=False), required=True, help="Key seeds, visited in order.")
 @click.option("--frames-per-seed", type=click.IntRange(min=1), default=60, show_default=True)
 @click.option("--grid", type=Grid(), default=None, help="A ROWSxCOLS mosaic; cell k walks seeds[k::R*C].")
 @click.option("--space", type=click.Choice(["z", "w"]), default="w", show_default=True,

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..images import to_uint8
-from .checks import check_psi
+from .checks import check_noise_mode, check_psi
 from .latents import class_labels, z_from_seeds
 
 
@@ -38,9 +38,17 @@ def map_seeds(G: torch.nn.Module, seeds: Sequence[int], psi: float = 1.0, trunca
     return torch.cat(ws) if ws else torch.zeros([0, G.num_ws, G.w_dim], device=device)
 
 
+def synthesize_float(G: torch.nn.Module, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+    """ws [B, num_ws, w_dim] -> float images [B, C, H, W] in about [-1, 1], differentiable in ws
+    and in G's weights (projection and training build on it; callers choose their grad mode)."""
+    assert ws.ndim == 3 and ws.shape[1:] == (G.num_ws, G.w_dim), f"ws must be [B, {G.num_ws}, {G.w_dim}]"
+    return G.synthesis(ws.to(network_device(G)), noise_mode=check_noise_mode(noise_mode))
+
+
 def synthesize(G: torch.nn.Module, ws: torch.Tensor, noise_mode: str = "const") -> np.ndarray:
     """ws [B, num_ws, w_dim] -> uint8 images [B, H, W, C]."""
-    return to_uint8(G.synthesis(ws.to(network_device(G)), noise_mode=noise_mode))
+    with torch.no_grad():   # pixels for files or screens: nothing to differentiate
+        return to_uint8(synthesize_float(G, ws, noise_mode))
 
 
 @torch.no_grad()
@@ -49,8 +57,7 @@ def generate_batches(G: torch.nn.Module, seeds: Sequence[int], psi: float = 1.0,
                      class_idx: int | None = None, batch_size: int = 8) -> Iterator[Batch]:
     """Stream images in batches of `batch_size` seeds, in seed-list order."""
     psi = check_psi(psi, truncation_cutoff, G.num_ws)
-    if noise_mode not in ("const", "random", "none"):
-        raise ValueError(f"unknown noise mode {noise_mode!r}: expected const, random or none")
+    check_noise_mode(noise_mode)
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     class_labels(G.c_dim, 0, class_idx)  # validate before any work

@@ -14,10 +14,11 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .._files import atomic_output, ensure_writable_dir, sweep_stale_temps
-from .checks import check_psi
+from .._files import ensure_writable_dir, sweep_stale_temps
+from .checks import check_noise_mode, check_psi
 from .generate import map_seeds, synthesize
-from .latents import class_labels
+from .latents import check_seeds, class_labels, parse_int_list
+from .manifest import RunMismatchError, check_run_record, run_settings  # noqa: F401 (RunMismatchError: re-export)
 from .writer import FORMATS, ImageWriter
 
 
@@ -31,54 +32,11 @@ class ImageSetSummary:
 
 @dataclass
 class Progress:
+    """One event per batch, for a progress bar (the CLI's, a notebook's, a web UI's)."""
     done: int            # seeds of this rank handled so far (written or already present)
     total: int           # seeds of this rank
     written: int
     seconds: float
-
-
-RUN_RECORD = ".stylegan-run.json"
-
-
-class RunMismatchError(ValueError):
-    """The output folder was made with other settings; `differences` maps a setting to (then, now)."""
-
-    def __init__(self, outdir: Path, differences: dict[str, tuple]):
-        self.outdir, self.differences = outdir, differences
-        said = ", ".join(f"{k} {_show(then)}, not {_show(now)}" for k, (then, now) in differences.items())
-        super().__init__(f"{outdir} was made with {said}: use another output folder or overwrite")
-
-
-def _show(v) -> str:
-    return f"{v[:12]}..." if isinstance(v, str) and len(v) > 16 else repr(v) if isinstance(v, str) else str(v)
-
-
-def run_settings(G, psi, truncation_cutoff, noise_mode, class_idx, fmt) -> dict:
-    """What decides the pixels of a folder's images: recorded in it, compared on every rerun."""
-    from torch_utils.misc import network_digest
-    return {"network": network_digest(G), "psi": float(psi), "truncation_cutoff": truncation_cutoff,
-            "noise_mode": noise_mode, "class_idx": class_idx, "format": fmt}
-
-
-def check_run_record(outdir: Path, settings: dict, overwrite: bool, write: bool = True) -> None:
-    """Stop a rerun that would mix two sets of images; write the record for a new or overwritten
-    folder (only when `write`: under torchrun every rank checks, rank 0 writes)."""
-    import json
-    from .. import __version__
-    path = outdir / RUN_RECORD
-    if path.exists() and not overwrite:
-        try:
-            then = json.loads(path.read_text())
-        except (OSError, ValueError):
-            raise ValueError(f"{path}: unreadable run record: overwrite to start the folder afresh") from None
-        diff = {k: (then.get(k), v) for k, v in settings.items() if then.get(k) != v}
-        if diff:
-            raise RunMismatchError(outdir, diff)
-        return
-    if not write:
-        return
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps({**settings, "stylegan_version": __version__}, indent=1))
 
 
 def seed_filename(seed: int, fmt: str) -> str:
@@ -115,20 +73,30 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
                     batch_size: int = 8, fmt: str = "png", overwrite: bool = False, save_w: bool = False,
                     rank: int = 0, world_size: int = 1,
                     progress: Callable[[Progress], None] | None = None) -> ImageSetSummary:
-    """Write one image per seed (this rank's share) into `outdir`, streaming: any number of seeds.
+    """Write one image per seed (this rank's share, seeds[rank::world_size]) into `outdir`.
 
-    Images already present are skipped, unless `overwrite`; with `save_w`, missing w files are
-    filled in (mapping only) also for images that exist. The folder records its settings; a run
-    with other settings raises RunMismatchError instead of mixing two sets."""
+    Streams batch by batch, so any number of seeds costs the memory of one batch; repeated seeds
+    count once. Images already present are skipped unless `overwrite`; with `save_w`, missing w
+    files (seedNNNN.w.safetensors) are filled in, by mapping only, also for images that exist.
+    The folder records its settings (see manifest.py): other settings raise RunMismatchError
+    before anything is written. `progress(Progress)` is called after every batch; nothing is printed."""
     from ..io.latents import save_latents
-    from torch_utils.misc import network_digest
+    # Every argument is checked before the folder is touched.
     if fmt not in FORMATS:
         raise ValueError(f"unknown image format {fmt!r}: expected one of {sorted(FORMATS)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} out of range for world_size {world_size}")
     psi = check_psi(psi, truncation_cutoff, G.num_ws)
-    class_labels(G.c_dim, 0, class_idx)  # validate before any work
+    check_noise_mode(noise_mode)
+    class_labels(G.c_dim, 0, class_idx)
+    seeds = parse_int_list(seeds)   # lazy ranges, repeats dropped: every count below is true
+    check_seeds(seeds)
     outdir = prepare_outdir(outdir)
     settings = run_settings(G, psi, truncation_cutoff, noise_mode, class_idx, fmt)
-    check_run_record(outdir, settings, overwrite, write=rank == 0)
+    check_run_record(outdir, settings, overwrite, outputs=f"seed*.{fmt}")
+
     mine = seeds[rank::world_size]
     start = time.perf_counter()
     written = skipped = w_written = done = 0
@@ -137,15 +105,15 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
             chunk = list(mine[first:first + batch_size])
             need_img = [s for s in chunk if overwrite or not (outdir / seed_filename(s, fmt)).exists()]
             need_w = [s for s in chunk if save_w and (overwrite or not (outdir / w_filename(s)).exists())]
-            todo = [s for s in chunk if s in set(need_img) | set(need_w)]
+            todo = sorted(set(need_img) | set(need_w), key=chunk.index)
             if todo:
                 ws = map_seeds(G, todo, psi, truncation_cutoff, class_idx)
-                rows = {s: i for i, s in enumerate(todo)}
+                row = {s: i for i, s in enumerate(todo)}
                 for s in need_w:
-                    save_latents(outdir / w_filename(s), ws[rows[s]][None].cpu(), space="w+",
+                    save_latents(outdir / w_filename(s), ws[row[s]][None], space="w+",
                                  network_digest=settings["network"], psi=psi, source=f"seed {s}", overwrite=True)
                 if need_img:
-                    images = synthesize(G, ws[[rows[s] for s in need_img]], noise_mode)
+                    images = synthesize(G, ws[[row[s] for s in need_img]], noise_mode)
                     for s, img in zip(need_img, images):
                         writer.put(img, outdir / seed_filename(s, fmt), **FORMATS[fmt])
             written += len(need_img)
@@ -176,10 +144,14 @@ def write_grids(seeds: Sequence[int], outdir: str | os.PathLike, grid: tuple[int
     outdir = Path(outdir)
     rows, cols = grid
     per = rows * cols
+    seeds = parse_int_list(seeds)   # the same seed order, repeats dropped, as write_image_set's
     written = []
     for k in range(0, len(seeds), per):
         path = outdir / f"grid{k // per:04d}.{fmt}"
         files = [outdir / seed_filename(s, fmt) for s in seeds[k:k + per]]
+        missing = [f.name for f in files if not f.exists()]
+        if missing:
+            raise ValueError(f"cannot compose {path.name}: {missing[0]} is missing from {outdir}")
         newest = max(f.stat().st_mtime_ns for f in files)
         if path.exists() and not overwrite and path.stat().st_mtime_ns >= newest:
             continue

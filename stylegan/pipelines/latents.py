@@ -14,15 +14,21 @@ _RANGE = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?$")
 class IntRanges(Sequence[int]):
     """An ordered list of integers held as disjoint ranges: '0-4294967295' costs a few bytes, not
     32 GB. Later repeats of an integer are dropped (its first place is kept), so len() is the true
-    count. Slicing with a step (seeds[rank::world]) stays lazy."""
+    count; `unique=False` keeps them (a walk through key seeds may return to one). Slicing with a
+    step (seeds[rank::world]) stays lazy."""
 
-    def __init__(self, ranges: Iterable[range] = ()):
+    def __init__(self, ranges: Iterable[range] = (), unique: bool = True):
+        covered: list[tuple[int, int]] = []   # sorted, disjoint [lo, hi) of every integer kept so far
         kept: list[range] = []
         for r in ranges:
-            for piece in _subtract(r, kept):
-                kept.append(piece)
-        self._ranges = [r for r in kept if len(r)]
-        self._starts = np.cumsum([0] + [len(r) for r in self._ranges]).tolist()
+            assert r.step == 1
+            for piece in _uncovered(r.start, r.stop, covered) if unique else [r] if len(r) else []:
+                if kept and kept[-1].stop == piece.start:
+                    kept[-1] = range(kept[-1].start, piece.stop)   # '0,1,2' is one range
+                else:
+                    kept.append(piece)
+        self._ranges = kept
+        self._starts = np.cumsum([0] + [len(r) for r in kept]).tolist()
 
     def __len__(self) -> int:
         return self._starts[-1]
@@ -71,28 +77,50 @@ class _Strided(Sequence[int]):
             yield self.base[i]
 
     def __eq__(self, other) -> bool:
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return isinstance(other, (list, tuple, IntRanges, _Strided)) and len(self) == len(other) and \
+            all(a == b for a, b in zip(self, other))
 
 
-def _subtract(r: range, taken: list[range]) -> list[range]:
-    """The parts of a step-1 range that no range in `taken` covers, in order."""
-    pieces = [r]
-    for t in taken:
-        out = []
-        for p in pieces:
-            lo, hi = max(p.start, t.start), min(p.stop, t.stop)
-            if lo >= hi:
-                out.append(p)
-                continue
-            out += [q for q in (range(p.start, lo), range(hi, p.stop)) if len(q)]
-        pieces = out
+def _uncovered(lo: int, hi: int, covered: list[tuple[int, int]]) -> list[range]:
+    """The parts of [lo, hi) outside `covered` (sorted disjoint intervals), in order; then adds
+    [lo, hi) to `covered`, merged, so each new range costs O(log n) plus what it overlaps."""
+    if hi <= lo:
+        return []
+    i = bisect.bisect_right(covered, (lo, float("inf"))) - 1   # last interval starting at or before lo
+    i = max(i, 0)
+    j = i
+    pieces, at = [], lo
+    while j < len(covered) and covered[j][0] < hi:
+        a, b = covered[j]
+        if b > at:
+            if a > at:
+                pieces.append(range(at, a))
+            at = max(at, b)
+        j += 1
+    if at < hi:
+        pieces.append(range(at, hi))
+    # Merge [lo, hi) with the intervals it touches (i..j-1 overlap; neighbours that abut join too).
+    k = i
+    while k > 0 and covered[k - 1][1] >= lo:
+        k -= 1
+    while k < len(covered) and covered[k][1] < lo:
+        k += 1
+    m = k
+    new_lo, new_hi = lo, hi
+    while m < len(covered) and covered[m][0] <= hi:
+        new_lo, new_hi = min(new_lo, covered[m][0]), max(new_hi, covered[m][1])
+        m += 1
+    covered[k:m] = [(new_lo, new_hi)]
     return pieces
 
 
-def parse_int_list(spec: str | Iterable[int]) -> IntRanges:
-    """'0-3,7,10-11' -> 0, 1, 2, 3, 7, 10, 11 (ranges inclusive, order kept, repeats dropped), lazily."""
+def parse_int_list(spec: str | Iterable[int], unique: bool = True) -> IntRanges:
+    """'0-3,7,10-11' -> 0, 1, 2, 3, 7, 10, 11 (ranges inclusive, order kept, repeats dropped
+    unless not `unique`), lazily."""
+    if isinstance(spec, IntRanges):
+        return IntRanges(spec._ranges, unique)   # range by range: stays lazy
     if not isinstance(spec, str):
-        return IntRanges(range(int(s), int(s) + 1) for s in spec)
+        return IntRanges((range(int(s), int(s) + 1) for s in spec), unique)
     ranges = []
     for part in spec.split(","):
         m = _RANGE.match(part)
@@ -102,7 +130,7 @@ def parse_int_list(spec: str | Iterable[int]) -> IntRanges:
         if hi < lo:
             raise ValueError(f"bad range {part.strip()!r} in {spec!r}: end before start")
         ranges.append(range(lo, hi + 1))
-    return IntRanges(ranges)
+    return IntRanges(ranges, unique)
 
 
 def check_seeds(seeds: Sequence[int]) -> None:
