@@ -82,6 +82,19 @@ def cli_error(e: Exception) -> click.ClickException:
     return click.ClickException(text)
 
 
+def run_mismatch_error(e, outdir, flags: dict[str, str]) -> click.ClickException:
+    """A RunMismatchError (a folder made with other settings) as one line naming the flags that differ."""
+    said = ", ".join(f"{flags.get(k, k)} {_setting(then)}, not {_setting(now)}"
+                     for k, (then, now) in e.differences.items())
+    return click.ClickException(f"{outdir} was made with {said}: use another --outdir or --overwrite")
+
+
+def _setting(v) -> str:
+    if v is None:
+        return "none"
+    return f"(digest {v[:12]}...)" if isinstance(v, str) and len(v) > 16 else str(v)   # its head suffices
+
+
 def check_outdir(outdir) -> None:
     """Create the output folder and make sure files can be written there, before any model is loaded."""
     from stylegan._files import ensure_writable_dir

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import Grid, IntList, check_outdir, cli_error, load_generator, resolve_device
+from .common import Grid, IntList, check_outdir, cli_error, load_generator, resolve_device, run_mismatch_error
 
 
 @click.command(epilog="""\b
@@ -61,9 +61,7 @@ def generate(network, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, b
         if grid is not None and rank == 0:
             write_grids(seeds, outdir, grid, fmt, overwrite)
     except RunMismatchError as e:
-        said = ", ".join(f"{_FLAGS.get(k, k)} {_value(then)}, not {_value(now)}"
-                         for k, (then, now) in e.differences.items())
-        raise click.ClickException(f"{outdir} was made with {said}: use another --outdir or --overwrite") from None
+        raise run_mismatch_error(e, outdir, _FLAGS) from None
     except ValueError as e:
         raise cli_error(e) from None
     rate = summary.written / summary.seconds if summary.seconds > 0 else 0.0
@@ -74,9 +72,3 @@ def generate(network, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, b
 
 _FLAGS = {"network": "--network", "psi": "--trunc", "truncation_cutoff": "--trunc-cutoff",
           "noise_mode": "--noise-mode", "class_idx": "--class", "format": "--format"}
-
-
-def _value(v) -> str:
-    if v is None:
-        return "none"
-    return f"(digest {v[:12]}...)" if isinstance(v, str) and len(v) > 16 else str(v)   # its head suffices

@@ -16,8 +16,9 @@ Examples:
 
 \b
 --loss: 'auto' needs nothing downloaded (the file's discriminator features + MS-SSIM + pixels,
-or pixels alone when the file has no discriminator); 'vgg16' is NVIDIA's projector network
-(downloaded once); or the path of any TorchScript file with the same interface.""")
+or pixels alone when the file has no discriminator); 'vgg16' is NVIDIA's projector network,
+'lpips-vgg' the lpips package's layers over torchvision's VGG16 (both downloaded once); or the path
+of any TorchScript file with the same interface, or of those state dicts.""")
 @click.option("--network", required=True, help="Model file, URL or model-zoo name (see `stylegan models`).")
 @click.option("--target", "targets", required=True, multiple=True, type=click.Path(),
               help="Square image(s) or folder(s) of them, e.g. from `stylegan align`. Repeatable.")
@@ -27,23 +28,28 @@ or pixels alone when the file has no discriminator); 'vgg16' is NVIDIA's project
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--pti", is_flag=True, help="Then tune the generator to the target (pivotal tuning); saves it.")
 @click.option("--pti-steps", type=click.IntRange(min=1), default=350, show_default=True)
-@click.option("--loss", default="auto", show_default=True, help="auto | vgg16 | PATH of a TorchScript feature net.")
+@click.option("--loss", default="auto", show_default=True,
+              help="auto | vgg16 | lpips-vgg | PATH of a TorchScript feature net or LPIPS/VGG16 state dict.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=4, show_default=True,
               help="Targets optimised together.")
 @click.option("--seed", type=click.IntRange(min=0), default=303, show_default=True)
 @click.option("--identity/--no-identity", default=True, show_default=True,
               help="Report dlib's face-identity distance target vs result (when dlib and a face are there).")
+@click.option("--video", is_flag=True, help="Also write NAME_progress.mp4: target | projection as it converges.")
 @click.option("--overwrite", is_flag=True, help="Redo targets already projected (default: skip them).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
-def project(network, targets, outdir, space, steps, pti, pti_steps, loss, batch_size, seed, identity, overwrite,
-            device):
+def project(network, targets, outdir, space, steps, pti, pti_steps, loss, batch_size, seed, identity, video,
+            overwrite, device):
     """Find the latent that makes the generator draw each target image. Writes, per target NAME:
     NAME.w.safetensors, NAME_projected_w.npz (NVIDIA's layout), NAME_proj.png, NAME_compare.png,
-    with --pti NAME_pti.stylegan; and metrics.csv (PSNR, SSIM, identity). Resumable."""
+    with --pti NAME_pti.stylegan, with --video NAME_progress.mp4; and metrics.csv (PSNR, SSIM, LPIPS
+    with a perceptual --loss, identity). Resumable; the folder remembers the settings that made it, and
+    a rerun with other settings stops (--overwrite starts it afresh)."""
     from stylegan.pipelines.image_set import dist_rank
+    from stylegan.pipelines.manifest import RunMismatchError
     from stylegan.pipelines.project import find_targets, project_targets
     from torch_utils.misc import network_digest
-    from .common import check_outdir
+    from .common import check_outdir, cli_error, run_mismatch_error
     check_outdir(outdir)
     found = find_targets(targets)
     if not found:
@@ -71,10 +77,12 @@ def project(network, targets, outdir, space, steps, pti, pti_steps, loss, batch_
     try:
         summary = project_targets(G, found, outdir, loss_factory, space=space, num_steps=steps,
                                   batch_size=batch_size, seed=seed, pti_steps=pti_steps if pti else 0,
-                                  network_digest=network_digest(G), identity=ident, overwrite=overwrite,
-                                  rank=rank, world_size=world, progress=progress)
+                                  network_digest=network_digest(G), identity=ident, loss_name=_loss_name(loss),
+                                  video=video, overwrite=overwrite, rank=rank, world_size=world, progress=progress)
+    except RunMismatchError as e:
+        raise run_mismatch_error(e, outdir, _FLAGS) from None
     except ValueError as e:
-        raise click.ClickException(str(e)) from None
+        raise cli_error(e) from None
     for target, reason in summary.failed.items():
         click.echo(f"{target}: {reason}", err=True)
     click.echo(f"{len(summary.done)} targets projected, {len(summary.skipped)} already done, "
@@ -83,21 +91,24 @@ def project(network, targets, outdir, space, steps, pti, pti_steps, loss, batch_
         sys.exit(1)
 
 
+_FLAGS = {"network": "--network", "space": "--space", "steps": "--steps", "seed": "--seed", "loss": "--loss",
+          "pti_steps": "--pti-steps"}
+
+
+def _loss_name(loss: str) -> str:
+    """--loss for the run record: a file by its absolute path, so two spellings of it agree."""
+    from pathlib import Path
+    return str(Path(loss).resolve()) if Path(loss).is_file() else loss
+
+
 def _loss_factory(loss: str, nets, device):
     from stylegan.inversion import load_feature_net
     from stylegan.inversion.losses import FeatureDistance, default_distance
     if loss == "auto":
         D = nets["D"] if "D" in nets else None
         return lambda: default_distance(D)
-    path = loss
-    if loss == "vgg16":
-        from stylegan import hub
-        try:
-            path = hub.resolve("vgg16")
-        except ValueError as e:
-            raise click.ClickException(str(e)) from None
     try:
-        net = load_feature_net(path, device)
+        net = load_feature_net(loss, device)      # registry names are fetched (once) from there
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     return lambda: FeatureDistance(net)

@@ -56,11 +56,13 @@ def test_standin_matches_its_torchscript(reference):
     np.testing.assert_allclose(ts(target).numpy(), reference["target_features"], rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("features", ["torchscript", "module"])
+# "lpips": our LPIPS module holding the stand-in's arrays (test_lpips checks it equals the TorchScript
+# stand-in on images; here it must give NVIDIA's trajectory too).
+@pytest.mark.parametrize("features", ["torchscript", "lpips"])
 def test_w_trajectory_matches_nvidia(reference, G, features):
+    from test_lpips import standin_lpips
     settings = json.loads(str(reference["settings"]))
-    net = (load_feature_net(reference_path("lpips_standin.pt")) if features == "torchscript"
-           else StandinFeatures(load_npz("lpips_standin")))
+    net = load_feature_net(reference_path("lpips_standin.pt")) if features == "torchscript" else standin_lpips()
     before = {k: v.clone() for k, v in G.state_dict().items()}
     result = project(G, torch.from_numpy(reference["target_uint8"]).float(), net, space="w",
                      num_steps=int(reference["num_steps"]), seed=int(reference["seed"]),

@@ -1,22 +1,34 @@
 """Perceptual feature networks for projection: images in 0..255 -> features whose squared
-distance, summed, is an LPIPS-style distance."""
+distance, summed, is an LPIPS-style distance.
+
+`load_feature_net` is the one way in: NVIDIA's TorchScript `vgg16.pt` (or any TorchScript module with
+its interface), the `lpips` package's linear layers with torchvision's VGG16 weights (plain state dicts),
+by registry name, URL or path. Files are never unpickled beyond tensors: state dicts load with
+`weights_only=True`, and TorchScript is a restricted language run by torch's interpreter, not Python.
+"""
 from __future__ import annotations
 
 import os
-from typing import Callable
+import zipfile
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Union
 
 import torch
+
+from .lpips import LPIPS, from_state_dicts, from_torchscript
 
 # images [N, 3, H, W] float in 0..255 -> features [N, F]
 FeatureNet = Callable[[torch.Tensor], torch.Tensor]
 
+# The name that builds LPIPS from the two registry entries below, as the `lpips` package does.
+LPIPS_VGG = "lpips-vgg"
+TRUNK_ENTRY = "torchvision-vgg16"
+LIN_ENTRY = "lpips-vgg-v0.1"
+
 
 class TorchScriptFeatures(torch.nn.Module):
     """A TorchScript module called as `net(img, resize_images=False, return_lpips=True)`, the
-    interface of NVIDIA's projector network `vgg16.pt`.
-
-    TorchScript is a restricted language run by torch's interpreter, not Python: loading it cannot
-    import modules or call arbitrary functions the way unpickling can."""
+    interface of NVIDIA's projector network `vgg16.pt`."""
 
     def __init__(self, net: torch.jit.ScriptModule):
         super().__init__()
@@ -26,11 +38,96 @@ class TorchScriptFeatures(torch.nn.Module):
         return self.net(images, resize_images=False, return_lpips=True)
 
 
-def load_feature_net(path: str | os.PathLike, device: torch.device | str = "cpu") -> FeatureNet:
-    """A feature network from a TorchScript file with the vgg16.pt interface."""
+def load_feature_net(source: Union[str, os.PathLike], device: Union[torch.device, str] = "cpu", *,
+                     cache_dir: Optional[Union[str, os.PathLike]] = None, progress=True) -> FeatureNet:
+    """A feature network from a registry name, URL or file:
+
+    - 'lpips-vgg': LPIPS v0.1 over torchvision's ImageNet VGG16 (both fetched through the registry;
+      the `lpips` package's copy of its layers is used when installed);
+    - a TorchScript file with the vgg16.pt interface ('vgg16' is NVIDIA's): run as our LPIPS module
+      when its tensors map onto one and the outputs agree, else as the TorchScript module itself;
+    - a state dict with torchvision's VGG16 keys (features.N.*), the lpips layers (linT.model.1.weight),
+      or both: the missing half comes from the registry.
+
+    Raises a one-line ValueError for anything else."""
+    from .. import hub
+    text = os.fspath(source)
+    if text.strip().lower() == LPIPS_VGG and not Path(text).exists():
+        return lpips_vgg16(cache_dir=cache_dir, progress=progress).to(device)
+    if hub.is_known(text) and not Path(text).is_file() and hub.lookup(text).kind != "perceptual":
+        # Refused before a download: a GAN's name here is a slip, not a feature network.
+        known = ", ".join([LPIPS_VGG, *hub.names(kind="perceptual")])
+        raise ValueError(f"{text}: a {hub.lookup(text).kind} model, not a perceptual network ({known})")
+    path = hub.resolve(text, cache_dir, progress)
+    if _is_torchscript(path):
+        try:
+            net = torch.jit.load(str(path), map_location=device).eval()
+        except (RuntimeError, ValueError, OSError) as e:
+            raise ValueError(f"{path}: not a TorchScript feature network ({_first_line(e)})") from None
+        try:
+            mine = from_torchscript(net)
+            if mine is not None:
+                return mine.to(device)
+            feats = TorchScriptFeatures(net).requires_grad_(False)
+            with torch.no_grad():       # the interface checked now, not a thousand steps into a projection
+                out = feats(torch.zeros([1, 3, 32, 32], device=device))
+        except (RuntimeError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: does not run as net(img, resize_images=False, return_lpips=True) "
+                             f"({_first_line(e)})") from None
+        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 1:
+            raise ValueError(f"{path}: returns {_describe(out)} for one image, expected features [1, F]")
+        return feats
+    state = _load_state_dict(path)
+    lin = {k: v for k, v in state.items() if isinstance(k, str) and k.startswith("lin")}
+    trunk = {k: v for k, v in state.items() if k not in lin}
+    if not lin and not any(isinstance(k, str) and k.startswith("features.") for k in trunk):
+        raise ValueError(f"{path}: neither TorchScript nor a VGG16 / LPIPS state dict")
+    if not lin:
+        lin = _load_state_dict(hub.resolve(LIN_ENTRY, cache_dir, progress))
+    elif not trunk:
+        trunk = _load_state_dict(hub.resolve(TRUNK_ENTRY, cache_dir, progress))
     try:
-        net = torch.jit.load(str(path), map_location=device)
-    except (RuntimeError, ValueError, OSError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ValueError(f"{path}: not a TorchScript feature network ({first})") from None
-    return TorchScriptFeatures(net.eval()).requires_grad_(False)
+        return from_state_dicts(trunk, lin).to(device)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+def lpips_vgg16(trunk: Union[str, os.PathLike] = TRUNK_ENTRY, lin: Union[str, os.PathLike] = LIN_ENTRY, *,
+                cache_dir: Optional[Union[str, os.PathLike]] = None, progress=True) -> LPIPS:
+    """LPIPS with torchvision's VGG16 weights and the lpips package's linear layers, each a registry
+    name, URL or path of a plain state dict (`vgg16-397923af.pth`, `vgg.pth`)."""
+    from .. import hub
+    paths = [hub.resolve(os.fspath(s), cache_dir, progress) for s in (trunk, lin)]
+    states = [_load_state_dict(p) for p in paths]
+    try:
+        return from_state_dicts(*states)
+    except ValueError as e:
+        # Say which file: the messages name the half ('trunk'/'lin') and the key.
+        raise ValueError(f"{paths[0]} + {paths[1]}: {e}") from None
+
+
+def _is_torchscript(path: Path) -> bool:
+    """TorchScript archives are zips holding compiled code; torch.save's zips hold only data."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _load_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:      # a file format boundary: any failure to read is the file's fault
+        raise ValueError(f"{path}: not a state dict of tensors ({_first_line(e)})") from None
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{path}: not a state dict of tensors (holds a {type(state).__name__})")
+    return state
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def _describe(x) -> str:
+    return f"shape {list(x.shape)}" if isinstance(x, torch.Tensor) else f"a {type(x).__name__}"

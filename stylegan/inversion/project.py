@@ -33,6 +33,9 @@ class StepInfo:
     num_steps: int
     dist: float          # perceptual distance before this step's update (mean over targets)
     loss: float
+    # The step's synthesis output [B, C, H, W] in [-1, 1] (w with this step's w noise, before the
+    # update), detached: a progress video takes its frames from here instead of rendering again.
+    images: torch.Tensor | None = None
 
 
 @dataclass
@@ -43,6 +46,7 @@ class ProjectionResult:
     dists: list[float] = field(default_factory=list)   # distance before each step's update
     noise: dict[str, torch.Tensor] = field(default_factory=dict)   # layer -> optimised noise map [R, R]
     image: np.ndarray | None = None                    # [H, W, C] uint8 of the final latent
+    transform: torch.Tensor | None = None              # [3, 3] StyleGAN3 input transform it was rendered with
 
 
 def w_stats(G: torch.nn.Module, num_samples: int = 10000, seed: int = 123) -> tuple[np.ndarray, np.float32]:
@@ -108,6 +112,7 @@ def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, loss: 
                   initial_noise_factor: float = 0.05, lr_rampdown_length: float = 0.25,
                   lr_rampup_length: float = 0.05, noise_ramp_length: float = 0.75,
                   regularize_noise_weight: float = 1e5, seed: int | None = 303,
+                  transform: torch.Tensor | np.ndarray | None = None,
                   progress: Callable[[StepInfo], None] | None = None) -> list[ProjectionResult]:
     """Project targets [B, C, H, W] (0..255) together: one batched forward and backward per step.
 
@@ -115,7 +120,12 @@ def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, loss: 
     maps, so this is B independent projections, computed at once. `loss` is a Distance, or a
     feature network (images in 0..255 -> LPIPS-style features) whose feature distance is used.
     `seed` fixes the random numbers (the noise maps' start, then the w noise of each step); None
-    draws a fresh seed. G itself is not changed."""
+    draws a fresh seed. G itself is not changed.
+
+    `transform` ([3, 3], StyleGAN3 only) is the inverse transform of the output image that the
+    generator's Fourier input applies (`G.synthesis.input.transform`, NVIDIA's gen_images.py
+    --rotate/--translate): set in the copy of G that is optimised, it renders every step in that
+    pose, so a target photographed rotated or shifted finds the latent of the upright face."""
     if space not in ("w", "w+"):
         raise ValueError(f"unknown latent space {space!r}: expected 'w' or 'w+'")
     if num_steps < 1:
@@ -130,6 +140,8 @@ def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, loss: 
     rng.manual_seed(seed) if seed is not None else rng.seed()
 
     G = copy.deepcopy(G).eval().requires_grad_(False)
+    if transform is not None:
+        transform = set_input_transform(G, transform)
     w_avg, w_std = w_stats(G, w_avg_samples)
     distance = as_distance(loss)
     distance.set_targets(shrink_for_features(targets.to(device, torch.float32)))
@@ -156,7 +168,8 @@ def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, loss: 
         ws = w_opt + w_noise
         if space == "w":
             ws = ws.repeat([1, G.num_ws, 1])
-        dist = distance(to_feature_range(G.synthesis(ws, noise_mode="const")))          # [B]
+        synth = G.synthesis(ws, noise_mode="const")
+        dist = distance(to_feature_range(synth))                                        # [B]
         total = dist.sum() + noise_regularizer(list(noise.values())) * regularize_noise_weight
 
         optimizer.zero_grad(set_to_none=True)
@@ -169,7 +182,8 @@ def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, loss: 
                 n -= n.mean(dim=[1, 2, 3], keepdim=True)
                 n *= n.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
         if progress is not None:
-            progress(StepInfo(step + 1, num_steps, float(dist.detach().mean()), float(total.detach())))
+            progress(StepInfo(step + 1, num_steps, float(dist.detach().mean()), float(total.detach()),
+                              synth.detach()))
 
     if space == "w":
         w_steps = w_steps.repeat([1, 1, G.num_ws, 1])
@@ -177,8 +191,20 @@ def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, loss: 
         images = to_uint8(G.synthesis(w_steps[-1], noise_mode="const"))
     dists = torch.stack(dists, dim=1)                                              # [B, num_steps]
     return [ProjectionResult(space, w_steps[-1, i].clone(), w_steps[:, i].clone(), dists[i].tolist(),
-                             {k: n[i, 0].detach().clone() for k, n in noise.items()}, images[i])
+                             {k: n[i, 0].detach().clone() for k, n in noise.items()}, images[i], transform)
             for i in range(batch)]
+
+
+def set_input_transform(G: torch.nn.Module, transform: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Write a [3, 3] transform into StyleGAN3's Fourier input of G (in place: pass a copy); returns it."""
+    layer = getattr(G.synthesis, "input", None)
+    if layer is None or not hasattr(layer, "transform"):
+        raise ValueError("a transform needs a StyleGAN3 generator: this one has no Fourier input to transform")
+    m = torch.as_tensor(np.asarray(transform, dtype=np.float32)).to(layer.transform.device)
+    if m.shape != (3, 3) or not bool(torch.isfinite(m).all()):
+        raise ValueError(f"transform must be a finite 3x3 matrix, got shape {tuple(m.shape)}")
+    layer.transform.copy_(m)
+    return m.cpu().clone()
 
 
 def _device(G: torch.nn.Module) -> torch.device:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -23,6 +24,18 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int 
 
     Encodes into a temporary file beside the target and renames at the end, so an interrupted
     render never leaves a truncated video under the final name."""
+    n = 0
+    with video_writer(path, fps) as append:
+        for frame in frames:
+            append(frame)
+            n += 1
+    return n
+
+
+@contextmanager
+def video_writer(path: str | os.PathLike, fps: int = 30) -> Iterator[Callable[[np.ndarray], None]]:
+    """write_video for frames that arrive one by one (from a callback): yields `append(frame)`;
+    the file appears under its name when the block ends without error, and not at all otherwise."""
     import imageio.v2 as imageio
     path = Path(path)
     ext = path.suffix.lower()
@@ -34,9 +47,5 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int 
         raise ValueError(f"{path}: unsupported video format {ext!r}: expected .mp4 or .gif")
     ensure_parent(path)
     sweep_stale_temps(path.parent)
-    n = 0
     with atomic_output(path) as tmp, imageio.get_writer(tmp, **kwargs) as writer:
-        for frame in frames:
-            writer.append_data(frame)
-            n += 1
-    return n
+        yield writer.append_data
