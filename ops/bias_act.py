@@ -21,7 +21,9 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: 
     if impl == "cuda":
         alpha, gain = _defaults(act, alpha, gain)
         return cuda_ops.bias_act(cuda_ops.kernels("bias_act", x).bias_act, x, b, dim, act, alpha, gain, clamp)
-    # The reference is already a handful of elementwise kernels; nothing cheaper exists on CPU.
+    if impl == "fast" and not (torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))):
+        return _bias_act_inplace(x, b, dim, act, alpha, gain, clamp)
+    # With gradients the reference's elementwise kernels are what autograd differentiates.
     return _bias_act_ref(x, b, dim, act, alpha, gain, clamp)
 
 
@@ -29,6 +31,30 @@ def _defaults(act: str, alpha: float | None, gain: float | None) -> tuple[float,
     """alpha and gain, taking the activation's defaults where None."""
     spec = ACTIVATIONS[act]
     return (float(spec.def_alpha if alpha is None else alpha), float(spec.def_gain if gain is None else gain))
+
+
+# Activations with an in-place torch op: the same arithmetic as the reference, on one buffer.
+_INPLACE = {"linear": lambda x, a: x, "relu": lambda x, a: x.relu_(),
+            "lrelu": lambda x, a: torch.nn.functional.leaky_relu_(x, a)}
+
+
+def _bias_act_inplace(x, b, dim, act, alpha, gain, clamp):
+    """The reference's steps without a new tensor per step (no autograd graph to keep)."""
+    if act not in _INPLACE:
+        return _bias_act_ref(x, b, dim, act, alpha, gain, clamp)
+    assert clamp is None or clamp >= 0
+    alpha, gain = _defaults(act, alpha, gain)
+    if b is not None:
+        assert b.ndim == 1 and 0 <= dim < x.ndim and b.shape[0] == x.shape[dim]
+        x = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])   # the one new buffer
+    else:
+        x = x.clone()
+    x = _INPLACE[act](x, alpha)
+    if gain != 1:
+        x.mul_(gain)
+    if clamp is not None:
+        x.clamp_(-clamp, clamp)
+    return x
 
 
 def _bias_act_ref(x, b, dim, act, alpha, gain, clamp):

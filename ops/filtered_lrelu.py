@@ -65,11 +65,17 @@ def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, fl
     if b is not None:
         assert isinstance(b, torch.Tensor) and b.shape == (c,)
         x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
-    x = U.upfirdn2d(x, fu, up=up, padding=parse_padding(padding), gain=up ** 2, flip_filter=flip_filter)
-    x = torch.nn.functional.leaky_relu(x, float(slope))
-    # In-place is safe when nothing will differentiate through x.
+    # lrelu(g * u) = g * lrelu(u) for g > 0: the gain rides on the (linear) upsampling for free.
+    # The filter is float32, so float64 inputs (gradchecks) keep the reference's order instead.
+    fold = gain > 0 and x.dtype != torch.float64
+    x = U.upfirdn2d(x, fu, up=up, padding=parse_padding(padding), gain=up ** 2 * (gain if fold else 1),
+                    flip_filter=flip_filter)
+    # In-place is safe when nothing will differentiate through x (a fresh tensor here).
     inplace = not (torch.is_grad_enabled() and x.requires_grad)
-    x = x.mul_(gain) if inplace else x * gain
+    lrelu = torch.nn.functional.leaky_relu_ if inplace else torch.nn.functional.leaky_relu
+    x = lrelu(x, float(slope))
+    if not fold:
+        x = x.mul_(gain) if inplace else x * gain
     if clamp is not None:
         x = x.clamp_(-clamp, clamp) if inplace else x.clamp(-clamp, clamp)
     return U.upfirdn2d(x, fd, down=down, flip_filter=flip_filter)

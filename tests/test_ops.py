@@ -113,10 +113,10 @@ CLOSED = {
 DEF_GAIN = {"relu": math.sqrt(2), "lrelu": math.sqrt(2), "swish": math.sqrt(2)}
 
 
-@pytest.fixture(params=["ref", "cuda"])
+@pytest.fixture(params=["ref", "fast", "cuda"])
 def bias_act_impl(request):
-    """The two bias_act codes that differ: torch's elementwise ops ('fast' on CPU is the same code) and
-    the fused kernel's maths, built for the CPU (skipped without a C++ compiler)."""
+    """The three bias_act codes: torch's elementwise ops, the same steps in place ('fast' without
+    gradients), and the fused kernel's maths, built for the CPU (skipped without a C++ compiler)."""
     if request.param == "cuda":
         request.getfixturevalue("emulated")
     return request.param
@@ -196,25 +196,62 @@ def test_conv2d_resample_vs_zero_stuff(up, down, k):
         np.testing.assert_allclose(got, out, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("up,down,demod", [(1, 1, True), (2, 1, True), (1, 2, False)])
-def test_modulated_conv2d(up, down, demod):
-    g = torch.Generator().manual_seed(up * 5 + down)
-    x = torch.randn(3, 4, 8, 8, generator=g, dtype=torch.float64)
-    w = torch.randn(6, 4, 3, 3, generator=g, dtype=torch.float64)
-    s = torch.randn(3, 4, generator=g, dtype=torch.float64)
-    f = ops.setup_filter([1, 3, 3, 1])
-    kw = dict(up=up, down=down, padding=1, resample_filter=f, demodulate=demod)
-    fused = ops.modulated_conv2d(x, w, s, fused_modconv=True, **kw)
-    unfused = ops.modulated_conv2d(x, w, s, fused_modconv=False, **kw)
-    loop = []
-    for i in range(3):
+def _modconv_loop(x, w, s, f, up, down, demod):
+    """Per sample: modulate (and demodulate) the weight, then convolve: the definition itself."""
+    out = []
+    for i in range(x.shape[0]):
         wi = w * s[i].reshape(1, -1, 1, 1)
         if demod:
             wi = wi / (wi.square().sum(dim=[1, 2, 3], keepdim=True) + 1e-8).sqrt()
-        loop.append(ops.conv2d_resample(x[i:i + 1], wi, f, up=up, down=down, padding=1, impl="ref"))
-    loop = torch.cat(loop)
-    assert torch.allclose(fused, loop, rtol=1e-10, atol=1e-10)
-    assert torch.allclose(unfused, loop, rtol=1e-10, atol=1e-10)
+        out.append(ops.conv2d_resample(x[i:i + 1], wi, f, up=up, down=down, padding=1, impl="ref"))
+    return torch.cat(out)
+
+
+# Batch 1 at 8x8 folds the styles and demodulation into the weight (the smaller tensor), batch 1 at
+# 2x2 scales the activations instead, batch 3 shares the weight across samples.
+@pytest.mark.parametrize("n,hw", [(1, 8), (1, 2), (3, 8)])
+@pytest.mark.parametrize("up,down,demod", [(1, 1, True), (2, 1, True), (1, 2, False)])
+def test_modulated_conv2d(n, hw, up, down, demod):
+    g = torch.Generator().manual_seed(up * 5 + down)
+    x = torch.randn(n, 4, hw, hw, generator=g, dtype=torch.float64)
+    w = torch.randn(6, 4, 3, 3, generator=g, dtype=torch.float64)
+    s = torch.randn(n, 4, generator=g, dtype=torch.float64)
+    f = ops.setup_filter([1, 3, 3, 1])
+    kw = dict(up=up, down=down, padding=1, resample_filter=f, demodulate=demod)
+    loop = _modconv_loop(x, w, s, f, up, down, demod)
+    for impl in ("ref", "fast"):
+        for fused in (True, False):
+            got = ops.modulated_conv2d(x, w, s, fused_modconv=fused, impl=impl, **kw)
+            assert torch.allclose(got, loop, rtol=1e-10, atol=1e-10), (impl, fused)
+
+
+def test_modulated_conv2d_fast_sees_in_place_weight_updates():
+    """The fast path caches what it derives from a weight; an optimiser step (in place) must show."""
+    g = torch.Generator().manual_seed(3)
+    x, s = torch.randn(2, 4, 6, 6, generator=g), torch.randn(2, 4, generator=g)
+    w = torch.nn.Parameter(torch.randn(5, 4, 3, 3, generator=g), requires_grad=False)
+    f = ops.setup_filter([1, 3, 3, 1])
+    for up in (1, 2):
+        before = ops.modulated_conv2d(x, w, s, up=up, padding=1, resample_filter=f, impl="fast")
+        torch.testing.assert_close(before, _modconv_loop(x, w, s, f, up, 1, True), rtol=1e-5, atol=1e-5)
+        with torch.no_grad():
+            w[0].mul_(-3.0)
+        after = ops.modulated_conv2d(x, w, s, up=up, padding=1, resample_filter=f, impl="fast")
+        torch.testing.assert_close(after, _modconv_loop(x, w, s, f, up, 1, True), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(before, after)
+
+
+@pytest.mark.parametrize("weight_grad", [False, True])
+@pytest.mark.parametrize("n", [1, 2])
+def test_modulated_conv2d_fast_gradcheck(weight_grad, n):
+    """Gradients to x and styles (projection: frozen, cached weight) and to the weight (training)."""
+    g = torch.Generator().manual_seed(n)
+    x = torch.randn(n, 3, 5, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    s = torch.randn(n, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, generator=g, dtype=torch.float64, requires_grad=weight_grad)
+    f = ops.setup_filter([1, 3, 3, 1])
+    fn = lambda x, s, w: ops.modulated_conv2d(x, w, s, up=2, padding=1, resample_filter=f, impl="fast")  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, s, w))
 
 
 @pytest.mark.parametrize("impl", ["ref", "fast"])
