@@ -30,8 +30,9 @@ of any TorchScript file with the same interface, or of those state dicts.""")
 @click.option("--pti-steps", type=click.IntRange(min=1), default=350, show_default=True)
 @click.option("--loss", default="auto", show_default=True,
               help="auto | vgg16 | lpips-vgg | PATH of a TorchScript feature net or LPIPS/VGG16 state dict.")
-@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Targets optimised together.")
+@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=None,
+              help="Targets optimised together [default: 1 on a CPU, where one at a time is faster "
+                   "(benchmarks/projection.py), 8 on a GPU].")
 @click.option("--seed", type=click.IntRange(min=0), default=303, show_default=True)
 @click.option("--identity/--no-identity", default=True, show_default=True,
               help="Report dlib's face-identity distance target vs result (when dlib and a face are there).")
@@ -55,6 +56,7 @@ def project(network, targets, outdir, space, steps, pti, pti_steps, loss, batch_
     if not found:
         raise click.ClickException("no target images found in the given folders")
     dev = resolve_device(device)
+    batch_size = batch_size or (1 if dev.type == "cpu" else 8)
     nets = load_networks(network, dev)
     G = nets.generator if hasattr(nets, "generator") else nets["G_ema"]
     loss_factory = _loss_factory(loss, nets, dev)
@@ -62,14 +64,15 @@ def project(network, targets, outdir, space, steps, pti, pti_steps, loss, batch_
     rank, world = dist_rank()
     bar_state = {}
 
-    def progress(stage, step, total):
+    def progress(stage, step, total, stats):
         bar = bar_state.get("bar")
         if bar is None or bar_state.get("stage") != stage:
             if bar is not None:
                 bar.render_finish()
-            bar = click.progressbar(length=total, label=f"{stage:8s}", file=sys.stderr)
+            bar = click.progressbar(length=total, label=f"{stage:8s}", file=sys.stderr,
+                                    item_show_func=lambda s: s)
             bar_state.update(bar=bar, stage=stage)
-        bar.update(1)
+        bar.update(1, "  ".join(f"{k} {v:.4g}" for k, v in stats.items()))
         if step == total:
             bar.render_finish()
             bar_state["bar"] = None

@@ -59,8 +59,18 @@ def test_progress_video_frames(G, targets, tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "video_writer", capture)
     out = tmp_path / "v"
     steps = 12
-    project_targets(G, [targets], out, PixelDistance, num_steps=steps, batch_size=2, video=True)
+    seen = []
+    project_targets(G, [targets], out, PixelDistance, num_steps=steps, batch_size=2, video=True,
+                    progress=lambda stage, step, total, stats: seen.append((step, stats)))
     assert sorted(captured) == ["t5_progress.mp4", "t6_progress.mp4"]
+    # The bar's PSNR is the step's image against its target, averaged over the batch: the frames hold
+    # those images (as uint8), so the frames' own PSNR agrees to within quantisation.
+    assert [step for step, _ in seen] == list(range(1, steps + 1))
+    for i, (step, stats) in enumerate(seen[::video_every(steps)]):
+        frames = [captured[f"t{s}_progress.mp4"][i] for s in (5, 6)]
+        mse = [np.mean((f[:, 32:].astype(np.float64) - f[:, :32]) ** 2) for f in frames]
+        assert abs(stats["psnr"] - np.mean([10 * np.log10(255 ** 2 / m) for m in mse])) < 0.2, step
+        assert np.isfinite(stats["loss"])
     for name in ("t5", "t6"):
         frames = captured[f"{name}_progress.mp4"]
         assert len(frames) == -(-steps // video_every(steps)) + 1       # every k-th step, then the final image
@@ -94,7 +104,7 @@ def test_progress_video_file_is_whole_or_absent(G, targets, tmp_path):
     assert last_err < 0.5 * np.abs(frames[0][:, 32:] - proj).mean()
 
     # Interrupted mid-projection: no video under the real name, and no temporary left behind.
-    def stop(stage, step, total):
+    def stop(stage, step, total, stats):
         if step == 4:
             raise KeyboardInterrupt
     out2 = tmp_path / "stopped"

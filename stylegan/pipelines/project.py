@@ -116,7 +116,7 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
                     batch_size: int = 4, seed: int = 303, pti_steps: int = 0, network_digest: str | None = None,
                     identity: Callable[[np.ndarray, np.ndarray], float | None] | None = None,
                     loss_name: str | None = None, video: bool = False, overwrite: bool = False, rank: int = 0,
-                    world_size: int = 1, progress: Callable[[str, int, int], None] | None = None) -> ProjectSummary:
+                    world_size: int = 1, progress: Callable[[str, int, int, dict], None] | None = None) -> ProjectSummary:
     """Project every target into `outdir` (see the module doc for the files). A target that cannot
     be read is recorded in the summary and the others carry on.
 
@@ -172,7 +172,8 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
             save_image(result.image, outdir / f"{name}_proj.png")
             final = result.image
             if pti_steps > 0:
-                report = (lambda info: progress("tune", info.step, info.num_steps)) if progress else None
+                report = (lambda info: progress("tune", info.step, info.num_steps, {"loss": info.loss})) \
+                    if progress else None
                 tuned = pivotal_tuning(G, torch.tensor(target).float(), result, loss_factory(),
                                        num_steps=pti_steps, seed=seed, progress=report)
                 save({"G_ema": tuned.G}, outdir / f"{name}_pti.stylegan", overwrite=True)
@@ -197,9 +198,15 @@ def _step_hook(progress, appends, chunk, every):
     if progress is None and not appends:
         return None
 
+    targets = torch.from_numpy(np.stack([t for _, t in chunk])).float() if progress is not None else None
+
     def hook(info):
         if progress is not None:
-            progress("project", info.step, info.num_steps)
+            stats = {"loss": info.loss}
+            if info.images is not None:   # the step's own image: PSNR costs one comparison, no render
+                mse = ((info.images.float() + 1) * 127.5).clamp(0, 255).sub(targets).square().mean(dim=[1, 2, 3])
+                stats["psnr"] = float((10 * torch.log10(255 ** 2 / mse.clamp(min=1e-10))).mean())
+            progress("project", info.step, info.num_steps, stats)
         if appends and (info.step - 1) % every == 0:
             for append, (_, target), image in zip(appends, chunk, to_uint8(info.images)):
                 append(np.concatenate([target.transpose(1, 2, 0), image], axis=1))
