@@ -97,7 +97,12 @@ def edit(network, seeds, latents, photo, edits, steps, psi, outdir, grid, video,
                 from stylegan.pipelines.video import write_video
                 write_video(iter(frames), outdir / f"{name}_{spec.label}.mp4", fps=max(2, len(frames) // 2))
             if report:
-                rows += _report_rows(name, spec, images[:, i])
+                # What the user gets is measured: pasted photos with --paste-back, else the crops;
+                # for a photo, also each result's identity distance to the person in the photo.
+                ref = None if aligned is None else aligned[0] if paste_back else aligned[1].image
+                if aligned is not None and paste_back:   # only the face's own region: no other face counts
+                    ref, frames = _face_region(aligned[1], [ref, *frames])[0], _face_region(aligned[1], frames)
+                rows += _report_rows(name, spec, frames, ref)
         if grid:
             save_image(np.concatenate([strip(images[:, i]) for i in range(len(names))], axis=0),
                        outdir / f"grid_{spec.label}.png")
@@ -139,8 +144,18 @@ def _photo(G, nets, photo, space, steps, pti):
     return result.ws[None], G, (image, face)
 
 
-def _report_rows(name, spec, images):
-    """Per strength: every landmark attribute and the identity distance to the unedited image."""
+def _face_region(face, images):
+    """The part of photo-sized images inside the aligned face's crop quad (clipped to the photo)."""
+    import numpy as np
+    h, w = images[0].shape[:2]
+    (x0, y0), (x1, y1) = np.floor(face.quad.min(0)).astype(int), np.ceil(face.quad.max(0)).astype(int)
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    return np.stack([np.ascontiguousarray(im[y0:y1, x0:x1]) for im in images])
+
+
+def _report_rows(name, spec, images, photo=None):
+    """Per strength: every landmark attribute and the identity distance to the unedited image (and,
+    given the input photo, to it)."""
     import numpy as np
     from stylegan.faces.attributes import ATTRIBUTES, FaceAttributes
     from stylegan.faces.identity import FaceIdentity
@@ -148,12 +163,16 @@ def _report_rows(name, spec, images):
     zero = int(np.argmin(np.abs(spec.strengths)))
     base = attrs(images[zero])
     base_id = ident.descriptor(images[zero])
+    photo_id = None if photo is None else ident.descriptor(photo)
+    dist = lambda a, b: "" if a is None or b is None else f"{np.linalg.norm(a - b):.4f}"  # noqa: E731
     rows = []
     for strength, img in zip(spec.strengths, images):
         a = attrs(img)
         d = ident.descriptor(img)
         row = {"input": name, "edit": spec.label, "strength": strength,
-               "identity_distance": "" if d is None or base_id is None else f"{np.linalg.norm(d - base_id):.4f}"}
+               "identity_distance": dist(d, base_id)}
+        if photo is not None:
+            row["identity_to_photo"] = dist(d, photo_id)
         row.update({f"d_{k}": f"{a[k] - base[k]:.4f}" for k in ATTRIBUTES})
         rows.append(row)
     return rows

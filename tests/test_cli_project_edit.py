@@ -138,3 +138,6 @@ def test_edit_photo_paste_back(tmp_path):
     np.testing.assert_array_equal(strip[450:, :60], photo[450:, :60])
     rows = list(csv.DictReader(open(out / "report.csv")))
     assert len(rows) == 2 and "identity_distance" in rows[0] and "d_smile" in rows[0]
+    # Measured inside the face's own region only: the fixture's 32 px result is no face for dlib, and
+    # a face found elsewhere in the photo (a false detection on the suit) must not stand in for it.
+    assert all(r["identity_to_photo"] == "" and r["identity_distance"] == "" for r in rows)
