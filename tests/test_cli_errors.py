@@ -10,7 +10,6 @@ from scripts.cli import main
 
 from conftest import reference_path
 
-NET = str(reference_path("sg2ada_skip.pkl")) if reference_path else None
 
 
 def run(*args):
