@@ -11,7 +11,6 @@ from scripts.cli import main
 from conftest import reference_path
 
 
-
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 

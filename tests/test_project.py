@@ -160,6 +160,11 @@ def test_pivotal_tuning_reaches_what_the_pivot_cannot(G, tmp_path):
     # Early stop: a threshold above the first distance ends tuning before any update.
     stopped = pivotal_tuning(G, target, pivot, net, num_steps=60, dist_threshold=1e9)
     assert len(stopped.dists) == 1
+    # By default PTI's 0.06 applies to a perceptual (feature) distance only: a pixel MSE already
+    # below it must not stop tuning at once.
+    from stylegan.inversion.losses import PixelDistance
+    pixels = pivotal_tuning(G, target, pivot, PixelDistance(), num_steps=4)
+    assert pixels.dists[0] < 0.06 and len(pixels.dists) == 4
 
 
 def test_pivotal_tuning_locality_keeps_the_rest_of_the_space(G):

@@ -18,8 +18,11 @@ import torch
 
 from ..images import to_uint8
 from .features import FeatureNet
-from .losses import Distance, as_distance
+from .losses import Distance, FeatureDistance, as_distance
 from .project import ProjectionResult, noise_layers, shrink_for_features, to_feature_range
+
+# PTI's early stop: the LPIPS distance at which the tuned generator reproduces the photo well enough.
+LPIPS_STOP = 0.06
 
 
 @dataclass
@@ -39,11 +42,15 @@ class TuningResult:
 
 
 def pivotal_tuning(G: torch.nn.Module, target: torch.Tensor, pivot: ProjectionResult, loss: Distance | FeatureNet, *,
-                   num_steps: int = 350, learning_rate: float = 3e-4, dist_threshold: float = 0.06,
+                   num_steps: int = 350, learning_rate: float = 3e-4, dist_threshold: float | None = None,
                    l2_weight: float = 1.0, dist_weight: float = 1.0, locality_weight: float = 0.0,
                    locality_alpha: float = 30.0, locality_samples: int = 1, seed: int | None = 0,
                    progress: Callable[[TuneStep], None] | None = None) -> TuningResult:
-    """Tune a copy of G so that it draws `target` ([C, H, W], 0..255) at the pivot's latent."""
+    """Tune a copy of G so that it draws `target` ([C, H, W], 0..255) at the pivot's latent.
+
+    `dist_threshold` stops early once the distance reaches it; by default PTI's 0.06, which is an
+    LPIPS value, so only for a feature-network loss: other losses' distances live on other scales
+    (the no-download fallback is already below 0.06 at most pivots) and run every step."""
     device = next(G.parameters()).device
     target = torch.as_tensor(target).to(device, torch.float32)
     want = (G.img_channels, G.img_resolution, G.img_resolution)
@@ -67,6 +74,8 @@ def pivotal_tuning(G: torch.nn.Module, target: torch.Tensor, pivot: ProjectionRe
     ws = pivot.ws.to(device)[None]
     target = target[None]
     distance = as_distance(loss)
+    if dist_threshold is None:
+        dist_threshold = LPIPS_STOP if isinstance(distance, FeatureDistance) else 0.0
     distance.set_targets(shrink_for_features(target))
     target_pm1 = target / 127.5 - 1
     dists = []
