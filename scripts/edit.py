@@ -18,7 +18,8 @@ Examples:
 
 \b
 --edit SOURCE[:K][@ROWS]:STRENGTHS, repeatable. SOURCE: a direction file (ours, InterFaceGAN .npy,
-GANSpace .npz, e4e/PTI .pt, rosinality factor.pt) or 'sefa' / 'ganspace' computed on the spot;
+GANSpace .npz, e4e/PTI .pt, rosinality factor.pt), a registry direction (`stylegan models --kind
+direction`, e.g. interfacegan-ffhq-smile, downloaded once) or 'sefa' / 'ganspace' computed on the spot;
 K the component; ROWS the ws rows to move (e.g. 0-3: coarse); STRENGTHS 3, -2,0,2 or -3..3.""")
 @click.option("--network", required=True, help="Model file, URL or model-zoo name (see `stylegan models`).")
 @click.option("--seeds", type=IntList(), default=None, help="Edit these seeds' latents.")

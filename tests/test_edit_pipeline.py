@@ -46,3 +46,47 @@ def test_render_edits_by_name_and_file(tmp_path):
         resolve_direction(parse_edit("missing.npy:1"), G)
     with pytest.raises(ValueError, match="out of range"):
         render_edits(G, ws, [parse_edit("sefa@0-99:1")])
+
+
+def test_registry_direction_by_name(tmp_path, monkeypatch):
+    """A direction the registry lists is fetched once (here from a loopback server) and applied by
+    name; another kind of registry entry is refused in one line."""
+    import io
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from stylegan import hub
+    from stylegan.hub import registry
+
+    G = stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
+    vector = torch.randn(1, G.w_dim)
+    buf = io.BytesIO()
+    torch.save(vector, buf)                 # the e4e/PTI layout: a [1, w_dim] tensor
+    body = buf.getvalue()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        entry = hub.Entry("test-smile", "direction", f"http://127.0.0.1:{srv.server_port}/smile.pt", "test",
+                          "https://example.invalid", "a test direction", format="e4e-pt", size=len(body))
+        gan = hub.Entry("test-gan", "gan", "http://127.0.0.1:9/x.pkl", "test", "https://example.invalid", "a GAN",
+                        format="nvidia-pickle")
+        monkeypatch.setattr(registry, "ENTRIES", (entry, gan))
+        monkeypatch.setenv("STYLEGAN_CACHE", str(tmp_path / "cache"))
+        monkeypatch.chdir(tmp_path)
+        d = resolve_direction(parse_edit("test-smile:-1,1"), G)
+        torch.testing.assert_close(d.vectors, torch.nn.functional.normalize(vector, dim=1))
+        assert hub.cached("test-smile") is not None
+        with pytest.raises(ValueError, match="test-gan: a gan model in the registry, not a direction"):
+            resolve_direction(parse_edit("test-gan:1"), G)
+    finally:
+        srv.shutdown()

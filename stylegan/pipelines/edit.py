@@ -6,6 +6,8 @@ on the spot ('sefa', 'ganspace'); K the component (default 0); ROWS the ws rows 
 A..B (spread over `steps` values). E.g. `smile.npy:-3..3`, `sefa:2@0-3:5`, `pca.direction:1:-2,2`."""
 from __future__ import annotations
 
+import os
+
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +65,18 @@ def parse_edit(spec: str, steps: int = 7) -> EditSpec:
     return EditSpec(source, component, rows, parse_strengths(strengths, steps))
 
 
+def direction_file(source: str) -> str:
+    """A direction file's path as given, or a registry direction (`stylegan models --kind direction`)
+    resolved through the hub: cached, or downloaded once."""
+    from .. import hub
+    if os.path.exists(source) or not hub.is_known(source):
+        return source
+    entry = hub.lookup(source)
+    if entry.kind != "direction":
+        raise ValueError(f"{source}: a {entry.kind} model in the registry, not a direction")
+    return str(hub.resolve(source))
+
+
 def resolve_direction(spec: EditSpec, G: torch.nn.Module, cache: dict | None = None) -> Direction:
     """The direction an edit names: a file (checked against G's w), or SeFa / GANSpace of G."""
     cache = {} if cache is None else cache
@@ -73,7 +87,7 @@ def resolve_direction(spec: EditSpec, G: torch.nn.Module, cache: dict | None = N
         elif spec.source == "ganspace":
             cache[key] = ganspace(G, num_samples=20_000, num_components=max(16, spec.component + 1))
         else:
-            cache[key] = load_direction(spec.source, w_dim=G.w_dim)
+            cache[key] = load_direction(direction_file(spec.source), w_dim=G.w_dim)
     d = cache[key]
     d.component(spec.component)   # range check, one line
     return d
