@@ -7,7 +7,7 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["stylegan", "stylegan.*", "torch_utils", "torch_utils.*", "ops", "ops.*", "scripts"]),
     # The fused kernels compile on the user's machine, so their sources ship in the wheel.
-    package_data={"ops": ["cuda/*.cu", "cuda/*.cpp", "cuda/*.h"]},
+    package_data={"ops": ["cuda/*.cu", "cuda/*.cpp", "cuda/*.h", "cpu/*.cpp"]},
     install_requires=[
         "torch>=2.1",
         "ninja",

@@ -15,14 +15,16 @@ from ._dispatch import choose_impl
 
 def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: str = "linear",
              alpha: float | None = None, gain: float | None = None, clamp: float | None = None,
-             impl: str = "auto") -> torch.Tensor:
-    """Public entry point; `impl` selects 'ref' | 'fast' | 'cuda' | 'auto'."""
+             impl: str = "auto", *, inplace: bool = False) -> torch.Tensor:
+    """Public entry point; `impl` selects 'ref' | 'fast' | 'cuda' | 'auto'. `inplace=True` lets the
+    fast path write into x when nothing needs gradients (the caller's own temporary: a large
+    fresh buffer costs more in page faults than the arithmetic)."""
     impl = choose_impl(impl, x, "bias_act")
     if impl == "cuda":
         alpha, gain = _defaults(act, alpha, gain)
         return cuda_ops.bias_act(cuda_ops.kernels("bias_act", x).bias_act, x, b, dim, act, alpha, gain, clamp)
     if impl == "fast" and not (torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))):
-        return _bias_act_inplace(x, b, dim, act, alpha, gain, clamp)
+        return _bias_act_inplace(x, b, dim, act, alpha, gain, clamp, inplace)
     # With gradients the reference's elementwise kernels are what autograd differentiates.
     return _bias_act_ref(x, b, dim, act, alpha, gain, clamp)
 
@@ -38,16 +40,18 @@ _INPLACE = {"linear": lambda x, a: x, "relu": lambda x, a: x.relu_(),
             "lrelu": lambda x, a: torch.nn.functional.leaky_relu_(x, a)}
 
 
-def _bias_act_inplace(x, b, dim, act, alpha, gain, clamp):
-    """The reference's steps without a new tensor per step (no autograd graph to keep)."""
+def _bias_act_inplace(x, b, dim, act, alpha, gain, clamp, overwrite_x=False):
+    """The reference's steps without a new tensor per step (no autograd graph to keep); with
+    `overwrite_x`, without any new tensor."""
     if act not in _INPLACE:
         return _bias_act_ref(x, b, dim, act, alpha, gain, clamp)
     assert clamp is None or clamp >= 0
     alpha, gain = _defaults(act, alpha, gain)
     if b is not None:
         assert b.ndim == 1 and 0 <= dim < x.ndim and b.shape[0] == x.shape[dim]
-        x = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])   # the one new buffer
-    else:
+        b = b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
+        x = x.add_(b) if overwrite_x else x + b   # the one new buffer, unless x may be overwritten
+    elif not overwrite_x:
         x = x.clone()
     x = _INPLACE[act](x, alpha)
     if gain != 1:

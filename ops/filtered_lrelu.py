@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from . import cuda_ops
+from . import _cpu, cuda_ops
 from . import upfirdn2d_fast as U
 from ._dispatch import choose_impl
 from ._util import filter_size, parse_padding
@@ -59,11 +59,40 @@ def _filtered_lrelu_ref(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, ga
     return x
 
 
+def _cpu_kernel_applies(x, fu, fd, b, up, down, gain) -> bool:
+    """The compiled CPU kernel covers float32 inference with a separable up filter and down | up."""
+    if x.device.type != "cpu" or x.dtype != torch.float32 or x.numel() == 0 or not _cpu.enabled():
+        return False
+    if torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad)):
+        return False
+    fd_ok = fd is None or fd.ndim == 1 or (fd.ndim == 2 and fd.shape[0] == fd.shape[1])
+    return (fu is None or fu.ndim == 1) and fd_ok and up % down == 0 and gain > 0
+
+
+def _filtered_lrelu_cpu(kernel, x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter):
+    """The kernel correlates with flipped filters; the up filter carries up (per axis) and the gain."""
+    one = torch.ones([1], dtype=torch.float32)
+    fu = one if fu is None else fu.to(torch.float32)
+    fd = one if fd is None else fd.to(torch.float32)
+    if not flip_filter:
+        fu, fd = fu.flip(0), fd.flip(list(range(fd.ndim)))
+    fu = fu * (up * math.sqrt(gain))  # lrelu(g u) = g lrelu(u) for g > 0
+    bias = torch.empty([0]) if b is None else b.detach().to(torch.float32)
+    px0, px1, py0, py1 = parse_padding(padding)
+    return kernel.filtered_lrelu(x, bias, fu.contiguous(), fd.contiguous(), up, down, px0, px1, py0, py1,
+                                 float(slope), -1.0 if clamp is None else float(clamp), 0)
+
+
 def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter):
     """Same maths as the reference: polyphase up, one fused elementwise pass, strided down."""
     n, c, h, w = x.shape
     if b is not None:
         assert isinstance(b, torch.Tensor) and b.shape == (c,)
+    if _cpu_kernel_applies(x, fu, fd, b, up, down, gain):
+        kernel = _cpu.load("filtered_lrelu")
+        if kernel is not None:
+            return _filtered_lrelu_cpu(kernel, x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
+    if b is not None:
         x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
     # lrelu(g * u) = g * lrelu(u) for g > 0: the gain rides on the (linear) upsampling for free.
     # The filter is float32, so float64 inputs (gradchecks) keep the reference's order instead.

@@ -116,7 +116,13 @@ def _modulated_conv2d_fast(x, weight, styles, noise, up, down, padding, resample
     x = x.contiguous(memory_format=torch.channels_last)
     x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
                         flip_weight=flip_weight, impl="fast")
+    # x is the convolution's fresh output: without gradients it takes the scale and noise in place.
+    inplace = not (torch.is_grad_enabled() and (x.requires_grad or (noise is not None and noise.requires_grad)))
     if demodulate and not fold_out:
         scale = dcoefs.reshape(n, -1, 1, 1)
+        if inplace:
+            return x.mul_(scale) if noise is None else x.mul_(scale).add_(noise.to(x.dtype))
         return x * scale if noise is None else torch.addcmul(noise.to(x.dtype), x, scale)
-    return x if noise is None else x + noise.to(x.dtype)
+    if noise is None:
+        return x
+    return x.add_(noise.to(x.dtype)) if inplace else x + noise.to(x.dtype)

@@ -40,10 +40,10 @@ def _window(z: torch.Tensor, dim: int, start: int, length: int) -> torch.Tensor:
     return z.narrow(dim, start, length)
 
 
-def _depthwise(x: torch.Tensor, w: torch.Tensor, stride=(1, 1)) -> torch.Tensor:
+def _depthwise(x: torch.Tensor, w: torch.Tensor, stride=(1, 1), padding=(0, 0)) -> torch.Tensor:
     """Correlate every channel of x [N, C, H, W] with the same 2-D kernel w [kh, kw]."""
     c = x.shape[1]
-    return F.conv2d(x, w[None, None].expand(c, 1, *w.shape), stride=stride, groups=c)
+    return F.conv2d(x, w[None, None].expand(c, 1, *w.shape), stride=stride, padding=padding, groups=c)
 
 
 def _separable(x, f, upx, upy, downx, downy, px0, px1, py0, py1):
@@ -68,6 +68,8 @@ def _polyphase_2d(x, f, upx, upy, downx, downy, px0, px1, py0, py1):
     out_h, out_w = h * upy + py0 + py1 - kh + 1, w * upx + px0 + px1 - kw + 1
     assert out_h >= 1 and out_w >= 1, "upfirdn2d output would be empty"
     if upx == upy == 1:
+        if px0 == px1 >= 0 and py0 == py1 >= 0:  # the convolution pads; no padded copy of x
+            return _depthwise(x, f.flip([0, 1]), stride=(downy, downx), padding=(py0, px0))
         x = _window(_window(x, 2, -py0, h + py0 + py1), 3, -px0, w + px0 + px1)
         return _depthwise(x, f.flip([0, 1]), stride=(downy, downx))
     # c[q*up + r] = sum_t x[q - t] f[r + t*up]: per phase, correlate x with the reversed sub-filter.

@@ -19,10 +19,12 @@ def _echo_toolchain(tc: ops.Toolchain) -> None:
 
 @click.group("ops", context_settings={"help_option_names": ["-h", "--help"]})
 def ops_group():
-    """Fused CUDA kernels for bias_act, upfirdn2d and filtered_lrelu.
+    """Fused CUDA kernels for bias_act, upfirdn2d and filtered_lrelu, and a CPU filtered_lrelu.
 
-    They are compiled on first use with a CUDA tensor and cached (STYLEGAN_OPS_CACHE, default
-    ~/.cache/stylegan/ops). STYLEGAN_OPS_IMPL=ref|fast|cuda forces an implementation.
+    They are compiled on first use (the CUDA ones with a CUDA tensor, the CPU one for generation
+    on the CPU) and cached (STYLEGAN_OPS_CACHE, default ~/.cache/stylegan/ops).
+    STYLEGAN_OPS_IMPL=ref|fast|cuda forces an implementation; STYLEGAN_CPU_KERNELS=0 keeps the CPU
+    on the PyTorch path.
 
     \b
     Examples:
@@ -34,10 +36,12 @@ def ops_group():
 
 @ops_group.command("build")
 @click.argument("names", nargs=-1, type=click.Choice(ops.CUDA_OPS))
-def build(names):
+@click.option("--cpu-only", is_flag=True, help="Build only the CPU kernel (for CPU-only machines).")
+def build(names, cpu_only):
     """Compile the ops now (all, or NAMES) and report built / cached / failed per op.
 
-    Exits non-zero if any op failed to build.
+    The CPU kernel is built as well, unless NAMES leave it out. Exits non-zero if any op failed
+    to build.
 
     \b
     Examples:
@@ -47,10 +51,11 @@ def build(names):
     tc = ops.toolchain()
     _echo_toolchain(tc)
     failed = 0
-    for name in names or ops.CUDA_OPS:
-        r = ops.build(name, tc)
+    results = [] if cpu_only else [ops.build(name, tc) for name in names or ops.CUDA_OPS]
+    results += [ops.build_cpu(name) for name in ops.CPU_OPS if not names or name in names]
+    for r in results:
         detail = r.reason if r.status == "failed" else f"{r.seconds:.1f} s, {r.path}"
-        click.echo(f"{name:15s} {r.status:7s} {detail}")
+        click.echo(f"{r.name:20s} {r.status:7s} {detail}")
         failed += r.status == "failed"
     if failed:
         click.echo(f"Error: {failed} op(s) failed to build; the PyTorch path will be used for them.", err=True)
@@ -73,4 +78,7 @@ def status():
     _echo_toolchain(tc)
     click.echo(f"GPU visible:  {'yes' if torch.cuda.is_available() else 'no'}")
     for row in table:
-        click.echo(f"{row.name:15s} {row.impl:5s} {row.reason}")
+        click.echo(f"{row.name:20s} {row.impl:5s} {row.reason}")
+    for name in ops.CPU_OPS:
+        row = ops.cpu_status(name)
+        click.echo(f"{name + ' (cpu)':20s} {row.impl:5s} {row.reason}")

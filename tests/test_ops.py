@@ -148,6 +148,25 @@ def _flrelu_np(x, fu, fd, b, up, down, pad, gain, slope, clamp):
     return _np_upfirdn2d(y, fd, (1, 1), (down, down), (0, 0, 0, 0), False, 1)
 
 
+@pytest.mark.parametrize("act", ["linear", "lrelu", "tanh"])
+def test_bias_act_inplace_overwrites_only_when_allowed(act):
+    """inplace=True: the closed form's values, written into x when nothing needs gradients; x is
+    left alone when it does (the reference path, with its graph)."""
+    x0 = torch.randn(2, 4, 3, 3, dtype=torch.float64)
+    b = torch.randn(4, dtype=torch.float64)
+    want = np.clip(CLOSED[act](x0.numpy() + b.numpy()[None, :, None, None], 0.2) * 1.3, -0.9, 0.9)
+    with torch.no_grad():
+        x = x0.clone()
+        y = ops.bias_act(x, b, act=act, gain=1.3, clamp=0.9, impl="fast", inplace=True)
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-12, atol=1e-12)
+    if act != "tanh":  # activations with an in-place torch op reuse x's storage
+        assert y.data_ptr() == x.data_ptr()
+    x = x0.clone().requires_grad_()
+    y = ops.bias_act(x, b, act=act, gain=1.3, clamp=0.9, impl="fast", inplace=True)
+    assert torch.equal(x.detach(), x0) and y.grad_fn is not None
+    np.testing.assert_allclose(y.detach().numpy(), want, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("up,down,sep,clamp", [(2, 2, True, 0.3), (4, 2, True, None), (1, 1, False, None),
                                                 (2, 1, False, 0.5), (1, 2, True, None)])
 def test_filtered_lrelu(up, down, sep, clamp):
@@ -219,10 +238,14 @@ def test_modulated_conv2d(n, hw, up, down, demod):
     f = ops.setup_filter([1, 3, 3, 1])
     kw = dict(up=up, down=down, padding=1, resample_filter=f, demodulate=demod)
     loop = _modconv_loop(x, w, s, f, up, down, demod)
+    noise = torch.randn(n, 1, *loop.shape[2:], generator=g, dtype=torch.float64)
     for impl in ("ref", "fast"):
         for fused in (True, False):
             got = ops.modulated_conv2d(x, w, s, fused_modconv=fused, impl=impl, **kw)
             assert torch.allclose(got, loop, rtol=1e-10, atol=1e-10), (impl, fused)
+            # Noise lands in the fast path's output in place (no gradients here): same sum.
+            got = ops.modulated_conv2d(x, w, s, noise=noise, fused_modconv=fused, impl=impl, **kw)
+            assert torch.allclose(got, loop + noise, rtol=1e-10, atol=1e-10), (impl, fused)
 
 
 def test_modulated_conv2d_fast_sees_in_place_weight_updates():

@@ -340,7 +340,7 @@ def test_interrupted_build_leftover_is_rebuilt(clean_env, monkeypatch):
     (final / "half.o").write_text("")
     calls = []
 
-    def fake_compile(name, sources, module_name, tc, final_dir):
+    def fake_compile(name, sources, module_name, tc, final_dir, cflags=()):
         calls.append(final_dir)
         os.makedirs(final_dir, exist_ok=True)
         open(os.path.join(final_dir, _build.DONE_MARKER), "w").close()
@@ -350,3 +350,21 @@ def test_interrupted_build_leftover_is_rebuilt(clean_env, monkeypatch):
     r = _build.build_op("op", str(src), tc)
     assert (r.status, calls) == ("built", [str(final)])
     assert _build.build_op("op", str(src), tc).status == "cached"
+
+
+def test_cli_reports_the_cpu_kernel(clean_env, monkeypatch):
+    """`ops status` names the CPU kernel's state without building; `ops build` says why it failed."""
+    monkeypatch.setattr(torch.version, "cuda", None)
+    from ops import _cpu
+    import ops
+    real_build = ops.build_cpu
+    monkeypatch.setattr(ops, "build_cpu", lambda *a, **k: pytest.fail("status must not build"))
+    monkeypatch.setenv(_cpu.ENV_VAR, "0")
+    line = lambda out: next(l for l in out.splitlines() if l.startswith("filtered_lrelu (cpu)"))
+    assert "off (STYLEGAN_CPU_KERNELS=0)" in line(CliRunner().invoke(ops_group, ["status"]).output)
+    monkeypatch.delenv(_cpu.ENV_VAR)
+    # PATH holds no ninja here: that is the reason given, and the build fails with it.
+    assert "ninja not found" in line(CliRunner().invoke(ops_group, ["status"]).output)
+    monkeypatch.setattr(ops, "build_cpu", real_build)
+    r = CliRunner().invoke(ops_group, ["build", "--cpu-only"])
+    assert r.exit_code == 1 and "failed" in line(r.output) and "ninja not found" in line(r.output)

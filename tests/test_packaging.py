@@ -8,7 +8,7 @@ import sys
 import zipfile
 
 import stylegan
-from ops import _build
+from ops import _build, _cpu
 from scripts.cli import main
 
 from conftest import REPO
@@ -30,6 +30,8 @@ def test_wheel_ships_kernel_sources_and_every_module(tmp_path):
     for op in _build.OPS:  # what the build needs is among them
         assert {f"ops/cuda/{os.path.basename(p)}" for p in _build.source_files(op) + _build.header_files(op)} <= kernels
     assert kernels <= names, kernels - names
+    cpu_kernels = {f"ops/cpu/{os.path.basename(_cpu.source(op))}" for op in _cpu.CPU_OPS}
+    assert cpu_kernels <= names, cpu_kernels - names
     modules = {p.relative_to(REPO).as_posix() for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")
                if "__pycache__" not in p.parts}
     shipped = {n for n in names if n.endswith(".py")}

@@ -110,7 +110,9 @@ class SynthesisLayer(torch.nn.Module):
                                  resample_filter=self.resample_filter, flip_weight=self.up == 1,
                                  fused_modconv=fused_modconv)
         act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return ops.bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=act_clamp)
+        # x is modulated_conv2d's fresh output: the bias may land in it.
+        return ops.bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=act_clamp,
+                            inplace=True)
 
     def extra_repr(self) -> str:
         return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, w_dim={self.w_dim}, "
@@ -137,7 +139,7 @@ class ToRGBLayer(torch.nn.Module):
         assert (w is None) != (styles is None)
         styles = (self.affine(w) if styles is None else styles) * self.weight_gain
         x = ops.modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
-        return ops.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
+        return ops.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp, inplace=True)
 
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}, out_channels={self.out_channels}, w_dim={self.w_dim}"

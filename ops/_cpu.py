@@ -1,0 +1,137 @@
+"""Compiled CPU kernels (`ops/cpu/NAME_cpu.cpp`): forward-only inference paths for the ops whose
+PyTorch form spends its time moving memory rather than computing.
+
+They are built for this very CPU (-march=native) with the host C++ compiler on first use and cached
+like the CUDA ops, keyed by the sources, torch and the CPU's instruction-set flags, so a cache
+shared by different machines holds one build per kind of CPU. They compute the 'fast' path's
+numbers up to float32 summation order; that path runs instead when gradients are needed, when a
+kernel cannot be built (after one warning), or when STYLEGAN_CPU_KERNELS=0.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import threading
+import time
+import warnings
+
+import torch
+
+from . import _build
+
+CPU_OPS = ("filtered_lrelu",)
+SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu")
+ENV_VAR = "STYLEGAN_CPU_KERNELS"
+CFLAGS = ("-O3", "-march=native")
+
+_lock = threading.Lock()
+_loaded: dict[str, object] = {}
+_failed: dict[str, str] = {}
+
+
+def enabled() -> bool:
+    """False when STYLEGAN_CPU_KERNELS=0 turns the compiled CPU kernels off."""
+    return os.environ.get(ENV_VAR, "1").strip() != "0"
+
+
+def source(name: str) -> str:
+    return os.path.join(SOURCE_DIR, f"{name}_cpu.cpp")
+
+
+def isa_signature() -> str:
+    """The CPU's instruction-set flags (what -march=native compiles for), hashed."""
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.split(":")[0].strip() in ("flags", "Features"):
+                    flags = line.split(":", 1)[1]
+                    break
+    except OSError:
+        pass
+    text = f"{platform.machine()} {platform.processor()} {' '.join(sorted(flags.split()))}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def problem() -> str | None:
+    """Why no CPU kernel can be built here, or None."""
+    if not all(os.path.isfile(source(n)) for n in CPU_OPS):
+        return (f"kernel sources missing from {SOURCE_DIR}: this installation of stylegan is incomplete. "
+                "Fix: reinstall stylegan")
+    if not shutil.which("ninja"):
+        return "ninja not found. Fix: pip install ninja"
+    cxx = os.environ.get("CXX", "c++")
+    if not shutil.which(cxx):
+        return f"no C++ compiler ({cxx}) found. Fix: install g++ or clang, or set CXX"
+    return None
+
+
+def _key(name: str) -> str:
+    return _build.cache_key([source(name)], torch.__version__, "cpu", [isa_signature(), *CFLAGS])
+
+
+def cached(name: str) -> str | None:
+    """Folder of a complete build of kernel `name` for this CPU, without building."""
+    if not os.path.isfile(source(name)):
+        return None
+    final = _build._build_folder(f"{name}_cpu", _key(name))
+    return final if os.path.isfile(os.path.join(final, _build.DONE_MARKER)) else None
+
+
+def build(name: str) -> _build.BuildResult:
+    """Compile kernel `name` now, or find it cached; never raises for an expected failure."""
+    why = problem()
+    if why:
+        return _build.BuildResult(f"{name} (cpu)", "failed", why)
+    start = time.perf_counter()
+    try:
+        module, final, status = _build.cached_module(f"{name}_cpu", _key(name), [source(name)], None, CFLAGS)
+    except Exception as exc:
+        return _build.BuildResult(f"{name} (cpu)", "failed", f"build failed: {_build._short_error(exc)}. Fix: run "
+                                  f"`stylegan ops build` for details, or set {ENV_VAR}=0", time.perf_counter() - start)
+    with _lock:
+        _loaded[name] = module
+    return _build.BuildResult(f"{name} (cpu)", status, "", time.perf_counter() - start, final)
+
+
+def load(name: str):
+    """The compiled kernel module for `name`, or None (after one warning) when it cannot be had."""
+    module = _loaded.get(name)
+    if module is not None or not enabled():
+        return module
+    with _lock:
+        if name in _loaded or name in _failed:
+            return _loaded.get(name)
+    result = build(name)  # build_lock makes concurrent first uses wait for one compile
+    if result.status == "failed":
+        with _lock:
+            first = name not in _failed
+            _failed[name] = result.reason
+        if first:
+            warnings.warn(f"stylegan: CPU kernel '{name}' unavailable, using the PyTorch path (slower): "
+                          f"{result.reason}", _build.OpsBuildWarning, stacklevel=3)
+        return None
+    return _loaded[name]
+
+
+def status(name: str) -> _build.OpStatus:
+    """What CPU inference will use for `name`, and why, without building anything."""
+    if not enabled():
+        return _build.OpStatus(name, "fast", f"CPU kernel off ({ENV_VAR}=0)")
+    why = problem()
+    if why:
+        return _build.OpStatus(name, "fast", f"CPU kernel unavailable: {why}")
+    folder = cached(name)
+    if folder:
+        return _build.OpStatus(name, "cpu", f"CPU kernel built for this CPU, cached in {folder}")
+    return _build.OpStatus(name, "cpu", "CPU kernel compiled for this CPU on first use "
+                                        "(or run `stylegan ops build --cpu-only`)")
+
+
+def reset() -> None:
+    """Forget per-process results (tests)."""
+    with _lock:
+        _loaded.clear()
+        _failed.clear()
