@@ -105,8 +105,11 @@ def _modulated_conv2d_fast(x, weight, styles, noise, up, down, padding, resample
     # A batch shares the weight (one convolution); a single sample folds a factor into the weight
     # when the weight is the smaller tensor to scale (high resolution, few channels).
     w_size = out_ch * in_ch * kh * kw
-    fold_in = n == 1 and w_size < in_ch * h * w
-    fold_out = demodulate and n == 1 and w_size < out_ch * (h * up // down) * (w * up // down)
+    # Folded into a weight that needs no gradient (projection), a factor would make the backward pay
+    # a weight-gradient convolution; scaling the activations costs an elementwise pass instead.
+    grad = torch.is_grad_enabled() and styles.requires_grad and not weight.requires_grad
+    fold_in = n == 1 and w_size < in_ch * h * w and not grad
+    fold_out = demodulate and n == 1 and w_size < out_ch * (h * up // down) * (w * up // down) and not grad
     if fold_in:
         weight = weight * styles.reshape(1, -1, 1, 1)
     else:
