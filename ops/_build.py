@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 import warnings
+from typing import Callable
 
 import torch
 
@@ -246,9 +247,14 @@ def toolchain() -> Toolchain:
     tc.nvcc_version = nvcc_version(tc.root)
     if tc.nvcc_version is None:
         tc.problem = f"{tc.root}/bin/nvcc --version fails. Fix: repair the CUDA toolkit or set CUDA_HOME"
-    elif not shutil.which("ninja"):
-        tc.problem = "ninja not found. Fix: pip install ninja"
+    else:
+        tc.problem = missing_ninja()
     return tc
+
+
+def missing_ninja() -> str | None:
+    """Why torch's extension builder cannot run here (it drives ninja), or None."""
+    return None if shutil.which("ninja") else "ninja not found. Fix: pip install ninja"
 
 
 def _op_key(sources: list[str], tc: Toolchain) -> str:
@@ -331,7 +337,8 @@ def _compile(name: str, sources: list[str], module_name: str, tc: Toolchain | No
 
 def cached_module(name: str, key: str, sources: list[str], tc: Toolchain | None, cflags: tuple[str, ...] = ("-O3",)):
     """(module, folder, 'cached' | 'built'): under the key's lock, reuse the complete build in the
-    key's cache folder or compile one into it, then import it."""
+    key's cache folder or compile one into it, then import it; the module is what load_once(name)
+    returns from then on."""
     final, module_name = _build_folder(name, key), _module_name(name, key)
     os.makedirs(os.path.dirname(final), exist_ok=True)
     with build_lock(final + ".lock"):
@@ -339,7 +346,8 @@ def cached_module(name: str, key: str, sources: list[str], tc: Toolchain | None,
         if not os.path.isfile(os.path.join(final, DONE_MARKER)):
             _compile(name, sources, module_name, tc, final, cflags)
             status = "built"
-        return sys.modules.get(module_name) or _import_so(module_name, final), final, status
+        _loaded[name] = sys.modules.get(module_name) or _import_so(module_name, final)
+        return _loaded[name], final, status
 
 
 def _short_error(exc: BaseException) -> str:
@@ -357,10 +365,13 @@ def missing_sources(name: str, source_dir: str | None = None) -> str | None:
     names = [os.path.basename(p) for p in source_files(name, source_dir) + header_files(name, source_dir)
              if not os.path.isfile(p)]
     if not os.path.isdir(source_dir) or names:
-        what = ", ".join(names) if os.path.isdir(source_dir) else "the folder itself"
-        return (f"kernel sources missing from {source_dir} ({what}): this installation of stylegan is "
-                f"incomplete. Fix: reinstall stylegan")
+        return incomplete_install(source_dir, ", ".join(names) if os.path.isdir(source_dir) else "the folder itself")
     return None
+
+
+def incomplete_install(source_dir: str, what: str) -> str:
+    return (f"kernel sources missing from {source_dir} ({what}): this installation of stylegan is "
+            f"incomplete. Fix: reinstall stylegan")
 
 
 def header_files(name: str, source_dir: str | None = None) -> list[str]:
@@ -382,36 +393,43 @@ def build_op(name: str, source_dir: str | None = None, tc: Toolchain | None = No
     key = _op_key(sources, tc)
     start = time.perf_counter()
     try:
-        _loaded[name], final, status = cached_module(name, key, sources, tc)
+        _, final, status = cached_module(name, key, sources, tc)
     except Exception as exc:  # compiler, linker, import, lock: all reported, none fatal here
         return BuildResult(name, "failed", f"build failed: {_short_error(exc)}. Fix: run `stylegan ops build` "
                            f"for details, or set STYLEGAN_OPS_IMPL=fast", time.perf_counter() - start)
     return BuildResult(name, status, "", time.perf_counter() - start, final)
 
 
-def load_op(name: str, required: bool = False):
-    """The compiled module for op `name`, or None (after one warning) if it cannot be built.
-    With `required` (the caller forced 'cuda') a failure raises OpsBuildError instead."""
-    module = _loaded.get(name)
+def load_once(key: str, build: Callable[[], BuildResult], what: str, warn: bool = True):
+    """The module `build()` compiles and registers in `_loaded[key]`, built once per process, or None
+    when it cannot be had (then, unless `warn` is off, one warning per cause: a missing toolkit
+    fails every op for the same reason)."""
+    module = _loaded.get(key)
     if module is not None:
         return module
     with _lock:
-        if name in _loaded:  # built by another thread while this one waited
-            return _loaded[name]
-        if name not in _failed:
-            result = build_op(name)
+        if key in _loaded:  # built by another thread while this one waited
+            return _loaded[key]
+        if key not in _failed:
+            result = build()
             if result.status != "failed":
-                return _loaded[name]
-            _failed[name] = result.reason
-            # One warning per cause: a missing toolkit fails every op for the same reason.
-            if not required and result.reason not in _warned:
+                return _loaded[key]
+            _failed[key] = result.reason
+            if warn and result.reason not in _warned:
                 _warned.add(result.reason)
-                warnings.warn(f"stylegan: CUDA op '{name}' unavailable, using the PyTorch path: {result.reason}",
-                              OpsBuildWarning, stacklevel=3)
-    if required:
+                warnings.warn(f"stylegan: {what} unavailable, using the PyTorch path: {result.reason}",
+                              OpsBuildWarning, stacklevel=4)
+    return None
+
+
+def load_op(name: str, required: bool = False):
+    """The compiled module for op `name`, or None (after one warning) if it cannot be built.
+    With `required` (the caller forced 'cuda') a failure raises OpsBuildError instead."""
+    module = load_once(name, lambda: build_op(name), f"CUDA op '{name}'", warn=not required)
+    if module is None and required:
         raise OpsBuildError(f"CUDA op '{name}' was forced (STYLEGAN_OPS_IMPL=cuda) but cannot be built: "
                             f"{_failed[name]}")
-    return None
+    return module
 
 
 def cached_build(name: str, tc: Toolchain, source_dir: str | None = None) -> str | None:
@@ -419,7 +437,12 @@ def cached_build(name: str, tc: Toolchain, source_dir: str | None = None) -> str
     sources = source_files(name, source_dir)
     if tc.problem or not all(os.path.isfile(s) for s in sources):
         return None
-    final = _build_folder(name, _op_key(sources, tc))
+    return complete_build(name, _op_key(sources, tc))
+
+
+def complete_build(name: str, key: str) -> str | None:
+    """The cache folder of `name` built under `key`, if that build completed."""
+    final = _build_folder(name, key)
     return final if os.path.isfile(os.path.join(final, DONE_MARKER)) else None
 
 

@@ -13,9 +13,7 @@ import hashlib
 import os
 import platform
 import shutil
-import threading
 import time
-import warnings
 
 import torch
 
@@ -25,10 +23,6 @@ CPU_OPS = ("filtered_lrelu",)
 SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu")
 ENV_VAR = "STYLEGAN_CPU_KERNELS"
 CFLAGS = ("-O3", "-march=native")
-
-_lock = threading.Lock()
-_loaded: dict[str, object] = {}
-_failed: dict[str, str] = {}
 
 
 def enabled() -> bool:
@@ -57,11 +51,11 @@ def isa_signature() -> str:
 
 def problem() -> str | None:
     """Why no CPU kernel can be built here, or None."""
-    if not all(os.path.isfile(source(n)) for n in CPU_OPS):
-        return (f"kernel sources missing from {SOURCE_DIR}: this installation of stylegan is incomplete. "
-                "Fix: reinstall stylegan")
-    if not shutil.which("ninja"):
-        return "ninja not found. Fix: pip install ninja"
+    missing = [os.path.basename(source(n)) for n in CPU_OPS if not os.path.isfile(source(n))]
+    if missing:
+        return _build.incomplete_install(SOURCE_DIR, ", ".join(missing))
+    if _build.missing_ninja():
+        return _build.missing_ninja()
     cxx = os.environ.get("CXX", "c++")
     if not shutil.which(cxx):
         return f"no C++ compiler ({cxx}) found. Fix: install g++ or clang, or set CXX"
@@ -72,48 +66,36 @@ def _key(name: str) -> str:
     return _build.cache_key([source(name)], torch.__version__, "cpu", [isa_signature(), *CFLAGS])
 
 
+def _cache_name(name: str) -> str:
+    """Its name in the ops cache and in `_build`'s per-process registry, apart from the CUDA op's."""
+    return f"{name}_cpu"
+
+
 def cached(name: str) -> str | None:
     """Folder of a complete build of kernel `name` for this CPU, without building."""
-    if not os.path.isfile(source(name)):
-        return None
-    final = _build._build_folder(f"{name}_cpu", _key(name))
-    return final if os.path.isfile(os.path.join(final, _build.DONE_MARKER)) else None
+    return _build.complete_build(_cache_name(name), _key(name)) if os.path.isfile(source(name)) else None
 
 
 def build(name: str) -> _build.BuildResult:
     """Compile kernel `name` now, or find it cached; never raises for an expected failure."""
+    label = f"{name} (cpu)"
     why = problem()
     if why:
-        return _build.BuildResult(f"{name} (cpu)", "failed", why)
+        return _build.BuildResult(label, "failed", why)
     start = time.perf_counter()
     try:
-        module, final, status = _build.cached_module(f"{name}_cpu", _key(name), [source(name)], None, CFLAGS)
+        _, final, status = _build.cached_module(_cache_name(name), _key(name), [source(name)], None, CFLAGS)
     except Exception as exc:
-        return _build.BuildResult(f"{name} (cpu)", "failed", f"build failed: {_build._short_error(exc)}. Fix: run "
+        return _build.BuildResult(label, "failed", f"build failed: {_build._short_error(exc)}. Fix: run "
                                   f"`stylegan ops build` for details, or set {ENV_VAR}=0", time.perf_counter() - start)
-    with _lock:
-        _loaded[name] = module
-    return _build.BuildResult(f"{name} (cpu)", status, "", time.perf_counter() - start, final)
+    return _build.BuildResult(label, status, "", time.perf_counter() - start, final)
 
 
 def load(name: str):
     """The compiled kernel module for `name`, or None (after one warning) when it cannot be had."""
-    module = _loaded.get(name)
-    if module is not None or not enabled():
-        return module
-    with _lock:
-        if name in _loaded or name in _failed:
-            return _loaded.get(name)
-    result = build(name)  # build_lock makes concurrent first uses wait for one compile
-    if result.status == "failed":
-        with _lock:
-            first = name not in _failed
-            _failed[name] = result.reason
-        if first:
-            warnings.warn(f"stylegan: CPU kernel '{name}' unavailable, using the PyTorch path (slower): "
-                          f"{result.reason}", _build.OpsBuildWarning, stacklevel=3)
+    if not enabled():
         return None
-    return _loaded[name]
+    return _build.load_once(_cache_name(name), lambda: build(name), f"CPU kernel '{name}'")
 
 
 def status(name: str) -> _build.OpStatus:
@@ -128,10 +110,3 @@ def status(name: str) -> _build.OpStatus:
         return _build.OpStatus(name, "cpu", f"CPU kernel built for this CPU, cached in {folder}")
     return _build.OpStatus(name, "cpu", "CPU kernel compiled for this CPU on first use "
                                         "(or run `stylegan ops build --cpu-only`)")
-
-
-def reset() -> None:
-    """Forget per-process results (tests)."""
-    with _lock:
-        _loaded.clear()
-        _failed.clear()

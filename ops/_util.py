@@ -4,6 +4,12 @@ from __future__ import annotations
 import torch
 
 
+def needs_grad(*tensors: torch.Tensor | None) -> bool:
+    """Whether autograd will differentiate through any of `tensors`: only then must an op keep its
+    inputs intact and its steps out of place."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def parse_scaling(scaling) -> tuple[int, int]:
     """int or [sx, sy] -> (sx, sy)."""
     if isinstance(scaling, int):

@@ -11,6 +11,7 @@ import torch
 from . import cuda_ops
 from ._activations import ACTIVATIONS
 from ._dispatch import choose_impl
+from ._util import needs_grad
 
 
 def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: str = "linear",
@@ -23,7 +24,7 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: 
     if impl == "cuda":
         alpha, gain = _defaults(act, alpha, gain)
         return cuda_ops.bias_act(cuda_ops.kernels("bias_act", x).bias_act, x, b, dim, act, alpha, gain, clamp)
-    if impl == "fast" and not (torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))):
+    if impl == "fast" and not needs_grad(x, b):
         return _bias_act_inplace(x, b, dim, act, alpha, gain, clamp, inplace)
     # With gradients the reference's elementwise kernels are what autograd differentiates.
     return _bias_act_ref(x, b, dim, act, alpha, gain, clamp)

@@ -14,7 +14,7 @@ import torch
 from . import _cpu, cuda_ops
 from . import upfirdn2d_fast as U
 from ._dispatch import choose_impl
-from ._util import filter_size, parse_padding
+from ._util import filter_size, needs_grad, parse_padding
 from .bias_act import bias_act
 from .upfirdn2d import upfirdn2d
 
@@ -63,7 +63,7 @@ def _cpu_kernel_applies(x, fu, fd, b, up, down, gain) -> bool:
     """The compiled CPU kernel covers float32 inference with a separable up filter and down | up."""
     if x.device.type != "cpu" or x.dtype != torch.float32 or x.numel() == 0 or not _cpu.enabled():
         return False
-    if torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad)):
+    if needs_grad(x, b):
         return False
     fd_ok = fd is None or fd.ndim == 1 or (fd.ndim == 2 and fd.shape[0] == fd.shape[1])
     return (fu is None or fu.ndim == 1) and fd_ok and up % down == 0 and gain > 0
@@ -100,7 +100,7 @@ def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, fl
     x = U.upfirdn2d(x, fu, up=up, padding=parse_padding(padding), gain=up ** 2 * (gain if fold else 1),
                     flip_filter=flip_filter)
     # In-place is safe when nothing will differentiate through x (a fresh tensor here).
-    inplace = not (torch.is_grad_enabled() and x.requires_grad)
+    inplace = not needs_grad(x)
     lrelu = torch.nn.functional.leaky_relu_ if inplace else torch.nn.functional.leaky_relu
     x = lrelu(x, float(slope))
     if not fold:

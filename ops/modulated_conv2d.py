@@ -23,6 +23,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from torch_utils.misc import assert_shape
 from ._dispatch import choose_impl
+from ._util import needs_grad
 from .conv2d_resample import conv2d_resample
 
 
@@ -82,7 +83,7 @@ def _weight_terms(weight: torch.Tensor, up: int = 1) -> tuple[torch.Tensor, torc
     """(sum_k w^2 [O, I], w in the layout its convolution reads fastest), cached while the weight is
     unchanged and no gradient flows into it (a training or tuning step recomputes them in the graph).
     Upsampling runs a transposed convolution on w.transpose(0, 1): that view is made contiguous."""
-    if weight.requires_grad and torch.is_grad_enabled():
+    if needs_grad(weight):
         return weight.square().sum(dim=[2, 3]), weight
     # Inference tensors keep no version counter; they are only written inside inference_mode.
     version = None if weight.is_inference() else weight._version
@@ -107,7 +108,7 @@ def _modulated_conv2d_fast(x, weight, styles, noise, up, down, padding, resample
     w_size = out_ch * in_ch * kh * kw
     # Folded into a weight that needs no gradient (projection), a factor would make the backward pay
     # a weight-gradient convolution; scaling the activations costs an elementwise pass instead.
-    grad = torch.is_grad_enabled() and styles.requires_grad and not weight.requires_grad
+    grad = needs_grad(styles) and not weight.requires_grad
     fold_in = n == 1 and w_size < in_ch * h * w and not grad
     fold_out = demodulate and n == 1 and w_size < out_ch * (h * up // down) * (w * up // down) and not grad
     if fold_in:
@@ -120,7 +121,7 @@ def _modulated_conv2d_fast(x, weight, styles, noise, up, down, padding, resample
     x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
                         flip_weight=flip_weight, impl="fast")
     # x is the convolution's fresh output: without gradients it takes the scale and noise in place.
-    inplace = not (torch.is_grad_enabled() and (x.requires_grad or (noise is not None and noise.requires_grad)))
+    inplace = not needs_grad(x, noise)
     if demodulate and not fold_out:
         scale = dcoefs.reshape(n, -1, 1, 1)
         if inplace:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import ops
-from ops import _cpu
+from ops import _build, _cpu
 from ops.filtered_lrelu import _filtered_lrelu_cpu, _filtered_lrelu_fast
 
 from test_ops import _flrelu_np
@@ -127,7 +127,7 @@ def test_switched_off_or_unbuildable_falls_back(monkeypatch):
     monkeypatch.delenv(_cpu.ENV_VAR)
     monkeypatch.undo()
     monkeypatch.setattr(_cpu, "problem", lambda: "no C++ compiler (c++) found. Fix: install g++")
-    _cpu.reset()
+    _build.reset()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -137,7 +137,7 @@ def test_switched_off_or_unbuildable_falls_back(monkeypatch):
         msgs = [str(w.message) for w in caught if issubclass(w.category, ops.OpsBuildWarning)]
         assert len(msgs) == 1 and "no C++ compiler" in msgs[0] and "PyTorch path" in msgs[0]
     finally:
-        _cpu.reset()
+        _build.reset()
 
 
 def test_cache_key_follows_the_cpu(monkeypatch):

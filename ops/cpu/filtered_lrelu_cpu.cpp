@@ -74,16 +74,17 @@ struct Args {
     bool fd_sep;
     float slope, clamp; // clamp < 0: none
     int top, left;      // zero border of the padded input plane
-    int ph, pw;         // padded input plane extent
+    int xh, xw;         // padded input plane extent
+    int pw;             // phase-major width of one output row: ceil(ow / d)
 };
 
 // Rows [o0, o1) of one output plane from the padded input plane `xp` (x + b, zero border).
 void strip(const Args& a, const Phases& pv, const Phases& ph, const float* fd, const float* xp, float* y, int o0,
            int o1, float* buf) {
     const int i0 = o0 * a.down, i1 = (o1 - 1) * a.down + a.fdk;  // intermediate rows the strip needs
-    const int rw = a.up * a.q, pw = (a.ow + a.d - 1) / a.d;
+    const int rw = a.up * a.q, pw = a.pw;
     float* v = buf;                            // one vertically upsampled row, padded width
-    float* mid = v + a.pw;                     // rows x [up][q]: after lrelu
+    float* mid = v + a.xw;                     // rows x [up][q]: after lrelu
     float* acc = mid + size_t(i1 - i0) * rw;   // one row after the vertical down pass
     float* out = acc + rw;                     // one output row, [d][pw] phase-major
     int off[64];
@@ -91,8 +92,8 @@ void strip(const Args& a, const Phases& pv, const Phases& ph, const float* fd, c
     for (int i = i0; i < i1; ++i) {
         // Vertical up: v = sum_t fu[k0 + up t] xp[row q + c + t].
         const int r = i % a.up, q = i / a.up, kt = pv.taps[r];
-        for (int t = 0; t < kt; ++t) off[t] = (q + pv.c[r] + t + a.top) * a.pw;
-        fir<false>(v, xp, off, pv.f.data() + r * pv.kmax, kt, a.pw);
+        for (int t = 0; t < kt; ++t) off[t] = (q + pv.c[r] + t + a.top) * a.xw;
+        fir<false>(v, xp, off, pv.f.data() + r * pv.kmax, kt, a.xw);
         // Horizontal up into phase-major order; lrelu (the gain rides on fu), clamp.
         float* m = mid + size_t(i - i0) * rw;
         for (int rx = 0; rx < a.up; ++rx) {
@@ -158,6 +159,7 @@ torch::Tensor filtered_lrelu_cpu(torch::Tensor x, torch::Tensor b, torch::Tensor
     a.ow = (mw - a.fdk + a.down) / a.down; a.oh = (mh - a.fdk + a.down) / a.down;
     TORCH_CHECK(a.ow >= 1 && a.oh >= 1, "output would be empty");
     a.q = (mw + a.up - 1) / a.up;
+    a.pw = (a.ow + a.d - 1) / a.d;
     a.slope = slope; a.clamp = clamp;
     const float* pfu = fu.data_ptr<float>();
     const Phases pv(up, py0, pfu, a.fuk), ph(up, px0, pfu, a.fuk);
@@ -172,7 +174,7 @@ torch::Tensor filtered_lrelu_cpu(torch::Tensor x, torch::Tensor b, torch::Tensor
     int ylo, yhi, xlo, xhi;
     border(pv, (mh + a.up - 1) / a.up, a.h, ylo, yhi);
     border(ph, a.q, a.w, xlo, xhi);
-    a.top = -ylo; a.left = -xlo; a.ph = yhi - ylo; a.pw = xhi - xlo;
+    a.top = -ylo; a.left = -xlo; a.xh = yhi - ylo; a.xw = xhi - xlo;
     // Output rows per strip: the strip's intermediate rows should stay within ~256 KiB of cache.
     const int rw = a.up * a.q;
     int th = rows_per_strip > 0 ? rows_per_strip
@@ -185,16 +187,16 @@ torch::Tensor filtered_lrelu_cpu(torch::Tensor x, torch::Tensor b, torch::Tensor
     const float* pb = b.numel() ? b.data_ptr<float>() : nullptr;
     const float* pfd = fd.data_ptr<float>();
     float* py = y.data_ptr<float>();
-    const int pwo = (a.ow + a.d - 1) / a.d;
-    const size_t scratch = size_t(a.pw) + size_t((th - 1) * a.down + a.fdk) * rw + rw + size_t(a.d) * pwo;
+    // strip()'s scratch: one padded row, the strip's intermediate rows, one row, one output row.
+    const size_t scratch = size_t(a.xw) + size_t((th - 1) * a.down + a.fdk) * rw + rw + size_t(a.d) * a.pw;
     at::parallel_for(0, nc, 1, [&](int64_t begin, int64_t end) {
-        std::vector<float> xp(size_t(a.ph) * a.pw), buf(scratch);
+        std::vector<float> xp(size_t(a.xh) * a.xw), buf(scratch);
         for (int64_t p = begin; p < end; ++p) {
             const float bias = pb ? pb[p % c] : 0.f;
             const float* src = px + p * a.h * a.w;
             std::fill(xp.begin(), xp.end(), 0.f);
             for (int iy = 0; iy < a.h; ++iy) {
-                float* row = xp.data() + size_t(iy + a.top) * a.pw + a.left;
+                float* row = xp.data() + size_t(iy + a.top) * a.xw + a.left;
                 for (int ix = 0; ix < a.w; ++ix) row[ix] = src[size_t(iy) * a.w + ix] + bias;
             }
             for (int o0 = 0; o0 < a.oh; o0 += th)
