@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._errors import first_line
+
 FORMAT_TAG = "stylegan-direction"
 VERSION = 1
 
@@ -99,8 +101,7 @@ def load_direction(path: str | os.PathLike, w_dim: int | None = None) -> Directi
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
     except Exception as e:  # damage surfaces as many error types; say it in one line
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ValueError(f"{path}: not a readable direction file ({type(e).__name__}: {first})") from None
+        raise ValueError(f"{path}: not a readable direction file ({type(e).__name__}: {first_line(e)})") from None
     if w_dim is not None and d.space == "w" and d.dim != w_dim:
         raise ValueError(f"{path}: direction has {d.dim} dimensions, the network's w has {w_dim}")
     return d

@@ -15,6 +15,7 @@ from typing import Callable, Mapping, Optional, Union
 
 import torch
 
+from .._errors import first_line
 from .lpips import LPIPS, from_state_dicts, from_torchscript
 
 # images [N, 3, H, W] float in 0..255 -> features [N, F]
@@ -63,7 +64,7 @@ def load_feature_net(source: Union[str, os.PathLike], device: Union[torch.device
         try:
             net = torch.jit.load(str(path), map_location=device).eval()
         except (RuntimeError, ValueError, OSError) as e:
-            raise ValueError(f"{path}: not a TorchScript feature network ({_first_line(e)})") from None
+            raise ValueError(f"{path}: not a TorchScript feature network ({first_line(e)})") from None
         try:
             mine = from_torchscript(net)
             if mine is not None:
@@ -73,7 +74,7 @@ def load_feature_net(source: Union[str, os.PathLike], device: Union[torch.device
                 out = feats(torch.zeros([1, 3, 32, 32], device=device))
         except (RuntimeError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: does not run as net(img, resize_images=False, return_lpips=True) "
-                             f"({_first_line(e)})") from None
+                             f"({first_line(e)})") from None
         if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 1:
             raise ValueError(f"{path}: returns {_describe(out)} for one image, expected features [1, F]")
         return feats
@@ -119,14 +120,10 @@ def _load_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:      # a file format boundary: any failure to read is the file's fault
-        raise ValueError(f"{path}: not a state dict of tensors ({_first_line(e)})") from None
+        raise ValueError(f"{path}: not a state dict of tensors ({first_line(e)})") from None
     if not isinstance(state, Mapping):
         raise ValueError(f"{path}: not a state dict of tensors (holds a {type(state).__name__})")
     return state
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def _describe(x) -> str:

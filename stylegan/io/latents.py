@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._errors import first_line
+
 FORMAT_TAG = "stylegan-latent"
 VERSION = 1
 SPACES = ("w", "w+", "s")
@@ -118,8 +120,7 @@ def load_latents(path: str | os.PathLike, num_ws: int | None = None, w_dim: int 
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
     except Exception as e:  # damage surfaces as many error types; say it in one line
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ValueError(f"{path}: not a readable latent file ({type(e).__name__}: {first})") from None
+        raise ValueError(f"{path}: not a readable latent file ({type(e).__name__}: {first_line(e)})") from None
 
 
 def _from_array(a: np.ndarray, num_ws: int | None, source: str) -> Latents:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from .._errors import first_line
 from ..networks import create_model, list_archs
 from . import native, nvidia, rosinality, tf
 from .errors import LoadError
@@ -83,7 +84,7 @@ def _zip_kind(path: Path) -> str:
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
     except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise ValueError(f"truncated or corrupt checkpoint (zip: {_first_line(e)})") from None
+        raise ValueError(f"truncated or corrupt checkpoint (zip: {first_line(e)})") from None
     if names and all(n.endswith(".npy") for n in names):
         return _not_a_model("a numpy .npz archive")
     if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
@@ -104,7 +105,7 @@ def _read_pickle(path: Path, budget: Budget) -> tuple[str, dict[str, NetSpec], d
         except (UnsafePickleError, AllocationLimitError):
             raise
         except Exception as e:  # truncation and corruption surface as many different errors
-            raise ValueError(f"truncated or corrupt pickle ({type(e).__name__}: {_first_line(e)})") from None
+            raise ValueError(f"truncated or corrupt pickle ({type(e).__name__}: {first_line(e)})") from None
     if isinstance(obj, tuple):
         return "tf-pickle", tf.convert(obj), {}
     if isinstance(obj, dict):
@@ -120,16 +121,11 @@ def _read_zip(path: Path, budget: Budget) -> tuple[str, dict[str, NetSpec], dict
         raise
     except pickle.UnpicklingError as e:
         if "Unsupported global" in str(e) or "weights_only" in str(e).lower():
-            raise UnsafePickleError(f"checkpoint refused by weights-only loading: {_first_line(e)}") from None
-        raise ValueError(f"truncated or corrupt checkpoint ({_first_line(e)})") from None
+            raise UnsafePickleError(f"checkpoint refused by weights-only loading: {first_line(e)}") from None
+        raise ValueError(f"truncated or corrupt checkpoint ({first_line(e)})") from None
     except Exception as e:  # zip, storage and pickle damage all surface differently
-        raise ValueError(f"truncated or corrupt checkpoint ({type(e).__name__}: {_first_line(e)})") from None
+        raise ValueError(f"truncated or corrupt checkpoint ({type(e).__name__}: {first_line(e)})") from None
     return "rosinality", rosinality.convert(ckpt), {}
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[0] if lines else type(e).__name__
 
 
 def build(spec: NetSpec, device: torch.device | str = "cpu", budget: Budget | None = None,
@@ -145,7 +141,7 @@ def build(spec: NetSpec, device: torch.device | str = "cpu", budget: Budget | No
             raise
         except (TypeError, AssertionError, KeyError, ValueError, ZeroDivisionError, OverflowError, RuntimeError) as e:
             raise ValueError(f"unsupported settings for a {spec.arch} network ({type(e).__name__}: "
-                             f"{_first_line(e)})") from None
+                             f"{first_line(e)})") from None
         tensors = dict(spec.tensors(module) if callable(spec.tensors) else spec.tensors)
         _check_fit(spec.arch, module, tensors)
         module.load_state_dict(tensors, strict=True)
@@ -224,7 +220,7 @@ def _resolve(text: str) -> Path:
 
 def _os_reason(e: OSError) -> str:
     """'[Errno 13] Permission denied: /x' -> 'permission denied' (the path is named once, by LoadError)."""
-    return _lower_first(e.strerror or _first_line(e))
+    return _lower_first(e.strerror or first_line(e))
 
 
 def _lower_first(reason: str) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from .._errors import first_line
 from .._files import atomic_output
 from .kwargs import canonical_kwargs
 from .result import NETWORK_KEYS, LoadedModel
@@ -69,7 +70,7 @@ def read(path: str | os.PathLike) -> tuple[dict[str, NetSpec], dict]:
             networks, meta = _json(header, "networks"), _json(header, "metadata", "{}")
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except SafetensorError as e:
-        raise ValueError(f"truncated or corrupt stylegan file ({_first_line(e)})") from None
+        raise ValueError(f"truncated or corrupt stylegan file ({first_line(e)})") from None
     if not isinstance(networks, dict) or not networks or not isinstance(meta, dict):
         raise ValueError("corrupt stylegan file header (networks or metadata malformed)")
     specs = {}
@@ -103,8 +104,3 @@ def _json(header: dict, key: str, default: str | None = None):
         return json.loads(text)
     except ValueError as e:
         raise ValueError(f"corrupt stylegan file header ({key}: {e})") from None
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[0] if lines else type(e).__name__
