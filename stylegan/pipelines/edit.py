@@ -7,7 +7,6 @@ A..B (spread over `steps` values). E.g. `smile.npy:-3..3`, `sefa:2@0-3:5`, `pca.
 from __future__ import annotations
 
 import os
-
 import re
 from dataclasses import dataclass
 from pathlib import Path

@@ -14,10 +14,6 @@ from .._files import atomic_output
 
 RUN_RECORD = ".stylegan-run.json"
 
-# The settings compared on a rerun; the version is recorded for people, not compared: a new
-# release that makes the same pixels may resume an old folder.
-SETTINGS = ("network", "psi", "truncation_cutoff", "noise_mode", "class_idx", "format")
-
 
 class RunMismatchError(ValueError):
     """The output folder was made with other settings; `differences` maps a setting to (then, now)."""
@@ -79,5 +75,7 @@ def check_run_record(outdir: str | os.PathLike, settings: dict, overwrite: bool 
         if diff:
             raise RunMismatchError(outdir, diff)
         return
+    # The version is recorded for people, not compared: a release that makes the same pixels may
+    # resume an old folder.
     with atomic_output(Path(outdir) / RUN_RECORD) as tmp:
         tmp.write_text(json.dumps({**settings, "stylegan_version": __version__}, indent=1) + "\n")

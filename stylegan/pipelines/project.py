@@ -155,7 +155,7 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
             appends = [videos.enter_context(video_writer(outdir / f"{name}_progress.mp4", VIDEO_FPS))
                        for name, _ in chunk] if video else []
             results = project_batch(G, batch, loss, space=space, num_steps=num_steps, seed=seed,
-                                    progress=_step_hook(progress, appends, chunk, video_every(num_steps)))
+                                    progress=_step_hook(progress, appends, chunk, batch, video_every(num_steps)))
             for append, (_, target), result in zip(appends, chunk, results):
                 append(np.concatenate([target.transpose(1, 2, 0), result.image], axis=1))
         for (name, target), result in zip(chunk, results):
@@ -192,13 +192,12 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
     return summary
 
 
-def _step_hook(progress, appends, chunk, every):
-    """The projection's per-step callback: the progress bar, and every `every` steps a video frame
-    (target | the step's image) per target."""
+def _step_hook(progress, appends, chunk, targets, every):
+    """The projection's per-step callback: the progress bar (PSNR against `targets`, the chunk's
+    float [B, C, H, W] batch), and every `every` steps a video frame (target | the step's image)
+    per target."""
     if progress is None and not appends:
         return None
-
-    targets = torch.from_numpy(np.stack([t for _, t in chunk])).float() if progress is not None else None
 
     def hook(info):
         if progress is not None:
