@@ -64,9 +64,23 @@ def load_generator(network: str, device: torch.device) -> torch.nn.Module:
     """The inference generator (G_ema, else G) of a network, on `device`."""
     nets = load_networks(network, device)
     try:
-        return nets.generator
+        G = nets.generator
     except ValueError as e:
         raise click.ClickException(str(e)) from None
+    _announce_cpu_kernel(G, device)
+    return G
+
+
+def _announce_cpu_kernel(G: torch.nn.Module, device: torch.device) -> None:
+    """StyleGAN3 on the CPU compiles its kernel at the first image (about 30 s, once per machine):
+    say so before that pause rather than stall in silence."""
+    import ops
+    from stylegan.networks import stylegan3
+    if device.type != "cpu" or not isinstance(G, stylegan3.Generator):
+        return
+    if ops.cpu_status("filtered_lrelu").impl == "cpu" and ops.cpu_cached("filtered_lrelu") is None:
+        click.echo("compiling the StyleGAN3 CPU kernel for this CPU (once, about 30 s; "
+                   "`stylegan ops build --cpu-only` does it ahead of time)...", err=True)
 
 
 # The library names its arguments; the command line names its flags.
