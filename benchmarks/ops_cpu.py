@@ -1,10 +1,18 @@
-"""Time each op with impl='ref' vs 'fast' at network-typical sizes; prints a ratio table (no asserts)."""
+"""Time each op with impl='ref' vs 'fast' at network-typical sizes; prints a ratio table (no asserts).
+
+A second table puts the compiled Winograd 3x3 kernel (ops/conv3x3.py) beside oneDNN's direct
+convolution at StyleGAN2's layer shapes, with each one's error against float64: the small planes
+show why ops.conv3x3.MIN_SIZE leaves them to oneDNN.
+
+    python benchmarks/ops_cpu.py [--reps 3] [--threads 2]"""
 import argparse
 import time
 
 import torch
+import torch.nn.functional as F
 
 import ops
+from ops import conv3x3
 
 
 def bench(fn, reps):
@@ -48,6 +56,26 @@ def main():
         for name, fn in cases:
             tr, tf = bench(lambda: fn("ref"), a.reps), bench(lambda: fn("fast"), a.reps)
             print(f"{name:48s} {tr * 1e3:9.1f} {tf * 1e3:9.1f} {tr / tf:9.2f}", flush=True)
+    winograd_table(g, a.reps)
+
+
+def winograd_table(g, reps):
+    print(f"\n{'3x3 conv, N x C x size':28s} {'oneDNN ms':>9s} {'Winograd ms':>11s} {'ratio':>6s} "
+          f"{'oneDNN err':>10s} {'Winograd err':>12s}")
+    for n, c, size in [(1, 512, 8), (1, 512, 16), (1, 512, 32), (1, 256, 64), (1, 128, 128), (1, 64, 256),
+                       (1, 32, 512), (4, 256, 64)]:
+        x = torch.randn(n, c, size, size, generator=g).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(c, c, 3, 3, generator=g) / (9 * c) ** 0.5
+        with torch.inference_mode():
+            want = F.conv2d(x.double(), w.double(), padding=1)
+            direct, wino = F.conv2d(x, w, padding=1), conv3x3.conv3x3(x, w)
+            if wino is None:
+                print("the conv3x3 CPU kernel is not available here")
+                return
+            td, tw = bench(lambda: F.conv2d(x, w, padding=1), reps), bench(lambda: conv3x3.conv3x3(x, w), reps)
+        err = lambda y: ((y.double() - want).abs().max() / want.abs().max()).item()  # noqa: E731
+        print(f"{f'{n} x {c} x {size}':28s} {td * 1e3:9.2f} {tw * 1e3:11.2f} {td / tw:6.2f} {err(direct):10.1e} "
+              f"{err(wino):12.1e}", flush=True)
 
 
 if __name__ == "__main__":

@@ -310,7 +310,7 @@ def _build_env(tc: Toolchain):
 
 
 def _compile(name: str, sources: list[str], module_name: str, tc: Toolchain | None, final: str,
-             cflags: tuple[str, ...] = ("-O3",)) -> None:
+             cflags: tuple[str, ...] = ("-O3",), ldflags: tuple[str, ...] = ()) -> None:
     """Compile into a fresh temp folder, then rename it to `final` (atomic: never half-written).
     `tc` None builds a C++-only extension (CPU kernels, the CPU emulation the tests use)."""
     # We hold this key's lock, so any temp folder for it is a leftover of a killed build.
@@ -325,7 +325,8 @@ def _compile(name: str, sources: list[str], module_name: str, tc: Toolchain | No
             env = _build_env(tc)
         with env as cpp_extension:
             cpp_extension.load(name=module_name, sources=sources, build_directory=tmp,
-                               extra_cflags=list(cflags), extra_cuda_cflags=["-O3", "-lineinfo"],
+                               extra_cflags=list(cflags), extra_ldflags=list(ldflags),
+                               extra_cuda_cflags=["-O3", "-lineinfo"],
                                with_cuda=tc is not None, verbose=False)
         open(os.path.join(tmp, DONE_MARKER), "w").close()
         if os.path.isdir(final):  # incomplete leftover of an interrupted build
@@ -335,7 +336,8 @@ def _compile(name: str, sources: list[str], module_name: str, tc: Toolchain | No
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def cached_module(name: str, key: str, sources: list[str], tc: Toolchain | None, cflags: tuple[str, ...] = ("-O3",)):
+def cached_module(name: str, key: str, sources: list[str], tc: Toolchain | None, cflags: tuple[str, ...] = ("-O3",),
+                  ldflags: tuple[str, ...] = ()):
     """(module, folder, 'cached' | 'built'): under the key's lock, reuse the complete build in the
     key's cache folder or compile one into it, then import it; the module is what load_once(name)
     returns from then on."""
@@ -344,7 +346,7 @@ def cached_module(name: str, key: str, sources: list[str], tc: Toolchain | None,
     with build_lock(final + ".lock"):
         status = "cached"
         if not os.path.isfile(os.path.join(final, DONE_MARKER)):
-            _compile(name, sources, module_name, tc, final, cflags)
+            _compile(name, sources, module_name, tc, final, cflags, ldflags)
             status = "built"
         _loaded[name] = sys.modules.get(module_name) or _import_so(module_name, final)
         return _loaded[name], final, status

@@ -1,5 +1,6 @@
 """Compiled CPU kernels (`ops/cpu/NAME_cpu.cpp`): forward-only inference paths for the ops whose
-PyTorch form spends its time moving memory rather than computing.
+PyTorch form spends its time moving memory (filtered_lrelu) or multiplying more than it must
+(conv3x3, by Winograd's algorithm).
 
 They are built for this very CPU (-march=native) with the host C++ compiler on first use and cached
 like the CUDA ops, keyed by the sources, torch and the CPU's instruction-set flags, so a cache
@@ -13,16 +14,20 @@ import hashlib
 import os
 import platform
 import shutil
+import sys
 import time
 
 import torch
 
 from . import _build
 
-CPU_OPS = ("filtered_lrelu",)
+CPU_OPS = ("filtered_lrelu", "conv3x3")
 SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu")
 ENV_VAR = "STYLEGAN_CPU_KERNELS"
-CFLAGS = ("-O3", "-march=native")
+# at::parallel_for spreads work over torch's threads only in code compiled with OpenMP (Linux's g++
+# and clang have it; elsewhere the kernels run on one thread).
+OPENMP = ("-fopenmp",) if sys.platform.startswith("linux") else ()
+CFLAGS = ("-O3", "-march=native", *OPENMP)
 
 
 def enabled() -> bool:
@@ -84,7 +89,7 @@ def build(name: str) -> _build.BuildResult:
         return _build.BuildResult(label, "failed", why)
     start = time.perf_counter()
     try:
-        _, final, status = _build.cached_module(_cache_name(name), _key(name), [source(name)], None, CFLAGS)
+        _, final, status = _build.cached_module(_cache_name(name), _key(name), [source(name)], None, CFLAGS, OPENMP)
     except Exception as exc:
         return _build.BuildResult(label, "failed", f"build failed: {_build._short_error(exc)}. Fix: run "
                                   f"`stylegan ops build` for details, or set {ENV_VAR}=0", time.perf_counter() - start)

@@ -24,6 +24,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 from torch_utils.misc import assert_shape
 from ._dispatch import choose_impl
 from ._util import needs_grad
+from . import conv3x3
 from .conv2d_resample import conv2d_resample
 
 
@@ -101,8 +102,14 @@ def _modulated_conv2d_fast(x, weight, styles, noise, up, down, padding, resample
     n, in_ch, h, w = x.shape
     out_ch, _, kh, kw = weight.shape
     styles = styles.to(x.dtype)
-    w2, weight = _weight_terms(weight, up)
+    w2, laid = _weight_terms(weight, up)
     dcoefs = (styles.square() @ w2.t().to(x.dtype) + 1e-8).rsqrt() if demodulate else None
+    # Both factors and the noise ride on the Winograd kernel's transforms: no pass of their own.
+    if conv3x3.applies(x, weight, up, down, padding):
+        y = conv3x3.conv3x3(x, weight, styles, dcoefs, noise, flip_weight)
+        if y is not None:
+            return y
+    weight = laid
     # A batch shares the weight (one convolution); a single sample folds a factor into the weight
     # when the weight is the smaller tensor to scale (high resolution, few channels).
     w_size = out_ch * in_ch * kh * kw

@@ -72,14 +72,15 @@ def load_generator(network: str, device: torch.device) -> torch.nn.Module:
 
 
 def _announce_cpu_kernel(G: torch.nn.Module, device: torch.device) -> None:
-    """StyleGAN3 on the CPU compiles its kernel at the first image (about 30 s, once per machine):
-    say so before that pause rather than stall in silence."""
+    """On the CPU, the generator's kernel compiles at the first image (about 30 s, once per
+    machine): say so before that pause rather than stall in silence."""
     import ops
-    from stylegan.networks import stylegan3
-    if device.type != "cpu" or not isinstance(G, stylegan3.Generator):
+    from stylegan.networks import stylegan2, stylegan3
+    kernel = {stylegan3.Generator: "filtered_lrelu", stylegan2.Generator: "conv3x3"}.get(type(G))
+    if device.type != "cpu" or kernel is None:
         return
-    if ops.cpu_status("filtered_lrelu").impl == "cpu" and ops.cpu_cached("filtered_lrelu") is None:
-        click.echo("compiling the StyleGAN3 CPU kernel for this CPU (once, about 30 s; "
+    if ops.cpu_status(kernel).impl == "cpu" and ops.cpu_cached(kernel) is None:
+        click.echo("compiling the CPU kernel for this CPU (once, about 30 s; "
                    "`stylegan ops build --cpu-only` does it ahead of time)...", err=True)
 
 

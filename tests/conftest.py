@@ -66,6 +66,24 @@ def _deterministic_threads():
     yield
 
 
+def cpu_kernel(name: str):
+    """The compiled CPU kernel `name` (ops/cpu/), built or found cached: a failed build fails the test.
+    Modules using it skip where no kernel can be built (`requires_cpu_kernels`)."""
+    from ops import _cpu
+    result = _cpu.build(name)
+    assert result.status != "failed", result.reason
+    return _cpu.load(name)
+
+
+def _cpu_kernel_problem():
+    from ops import _cpu
+    return _cpu.problem()
+
+
+requires_cpu_kernels = pytest.mark.skipif(_cpu_kernel_problem() is not None,
+                                          reason=f"no CPU kernel build here: {_cpu_kernel_problem()}")
+
+
 @pytest.fixture(scope="session")
 def K():
     """The CPU build of the fused kernels' maths (tests/cpu_kernels.py), built once per source hash."""

@@ -340,7 +340,7 @@ def test_interrupted_build_leftover_is_rebuilt(clean_env, monkeypatch):
     (final / "half.o").write_text("")
     calls = []
 
-    def fake_compile(name, sources, module_name, tc, final_dir, cflags=()):
+    def fake_compile(name, sources, module_name, tc, final_dir, cflags=(), ldflags=()):
         calls.append(final_dir)
         os.makedirs(final_dir, exist_ok=True)
         open(os.path.join(final_dir, _build.DONE_MARKER), "w").close()

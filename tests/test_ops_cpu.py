@@ -7,19 +7,18 @@ import pytest
 import torch
 
 import ops
+from conftest import cpu_kernel, requires_cpu_kernels
 from ops import _build, _cpu
 from ops.filtered_lrelu import _filtered_lrelu_cpu, _filtered_lrelu_fast
 
 from test_ops import _flrelu_np
 
-pytestmark = pytest.mark.skipif(_cpu.problem() is not None, reason=f"no CPU kernel build here: {_cpu.problem()}")
+pytestmark = requires_cpu_kernels
 
 
 @pytest.fixture(scope="module")
 def kernel():
-    result = _cpu.build("filtered_lrelu")
-    assert result.status != "failed", result.reason
-    return _cpu.load("filtered_lrelu")
+    return cpu_kernel("filtered_lrelu")
 
 
 # (up, down, up taps, down taps, radial down filter, padding, clamp, slope, gain, flip, bias): SG3's own
