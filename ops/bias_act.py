@@ -26,7 +26,8 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: 
         return cuda_ops.bias_act(cuda_ops.kernels("bias_act", x).bias_act, x, b, dim, act, alpha, gain, clamp)
     if impl == "fast" and not needs_grad(x, b):
         return _bias_act_inplace(x, b, dim, act, alpha, gain, clamp, inplace)
-    # With gradients the reference's elementwise kernels are what autograd differentiates.
+    if impl == "fast" and act in _INPLACE and _defaults(act, alpha, gain)[1] > 0:
+        return _BiasActSavingOutput.apply(x, b, dim, act, alpha, gain, clamp)
     return _bias_act_ref(x, b, dim, act, alpha, gain, clamp)
 
 
@@ -76,3 +77,31 @@ def _bias_act_ref(x, b, dim, act, alpha, gain, clamp):
     if clamp is not None:
         x = x.clamp(-clamp, clamp)
     return x
+
+
+class _BiasActSavingOutput(torch.autograd.Function):
+    """The reference's numbers, keeping only the output for the backward: for (leaky) ReLU with a
+    positive gain its sign gives the slope, and |y| = clamp marks where the clamp cut the gradient.
+    The output is what the next layer keeps anyway; the reference keeps two more tensors of its
+    size (the activation's and the clamp's inputs)."""
+
+    @staticmethod
+    def forward(ctx, x, b, dim, act, alpha, gain, clamp):
+        y = _bias_act_inplace(x, b, dim, act, alpha, gain, clamp)
+        ctx.save_for_backward(y)
+        ctx.args = (dim, act, *_defaults(act, alpha, gain), clamp, b is not None)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        dim, act, alpha, gain, clamp, has_b = ctx.args
+        gx = grad * gain   # then the activation's slope: the reference's order of multiplications
+        if act == "relu":
+            gx = gx.masked_fill_(y <= 0, 0)
+        elif act == "lrelu":
+            gx = torch.where(y > 0, gx, gx * alpha)
+        if clamp is not None:
+            gx = gx.masked_fill_(y.abs() >= clamp, 0)
+        gb = gx.sum([i for i in range(gx.ndim) if i != dim]) if has_b and ctx.needs_input_grad[1] else None
+        return gx, gb, None, None, None, None, None

@@ -145,6 +145,11 @@ class ToRGBLayer(torch.nn.Module):
         return f"in_channels={self.in_channels}, out_channels={self.out_channels}, w_dim={self.w_dim}"
 
 
+def _residual_sum(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """y + x, into y's buffer unless autograd may have kept y (bias_act keeps its output)."""
+    return y + x if torch.is_grad_enabled() else y.add_(x)
+
+
 class SynthesisBlock(torch.nn.Module):
     """One resolution: [const at 4x4 | conv0 (2x up)] -> conv1 -> image via torgb (skip/orig) or a
     1x1 skip connection (resnet). Consumes num_conv + num_torgb rows of ws."""
@@ -202,7 +207,9 @@ class SynthesisBlock(torch.nn.Module):
         if ref.device.type != "cuda":
             force_fp32 = True
         dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
-        memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
+        # On the CPU x keeps the layout the previous block's ops chose (a copy per block otherwise).
+        memory_format = torch.channels_last if self.channels_last and not force_fp32 else \
+            torch.contiguous_format if ref.device.type == "cuda" else torch.preserve_format
         if fused_modconv is None:
             # 'inference_only': the grouped form is faster, but its weight gradients are costly.
             fused_modconv = self.fused_modconv_default
@@ -223,7 +230,7 @@ class SynthesisBlock(torch.nn.Module):
             y = self.skip(x, gain=np.sqrt(0.5))
             x = self.conv0(x, **next(inputs), fused_modconv=fused_modconv, **layer_kwargs)
             x = self.conv1(x, **next(inputs), fused_modconv=fused_modconv, gain=np.sqrt(0.5), **layer_kwargs)
-            x = y.add_(x)
+            x = _residual_sum(y, x)
         else:
             x = self.conv0(x, **next(inputs), fused_modconv=fused_modconv, **layer_kwargs)
             x = self.conv1(x, **next(inputs), fused_modconv=fused_modconv, **layer_kwargs)
@@ -395,7 +402,7 @@ class DiscriminatorBlock(torch.nn.Module):
             y = self.skip(x, gain=np.sqrt(0.5))
             x = self.conv0(x)
             x = self.conv1(x, gain=np.sqrt(0.5))
-            x = y.add_(x)
+            x = _residual_sum(y, x)
         else:
             x = self.conv0(x)
             x = self.conv1(x)
