@@ -71,7 +71,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
                         flip_weight=flip_weight, impl=impl)
     x = x.reshape(n, -1, *x.shape[2:])
     if noise is not None:
-        x = x + noise
+        x = x + noise.to(x.dtype)   # float32 noise must not promote a reduced-precision x
     return x
 
 
@@ -101,9 +101,9 @@ def _weight_terms(weight: torch.Tensor, up: int = 1) -> tuple[torch.Tensor, torc
 def _modulated_conv2d_fast(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight):
     n, in_ch, h, w = x.shape
     out_ch, _, kh, kw = weight.shape
-    styles = styles.to(x.dtype)
+    styles = styles.to(torch.promote_types(x.dtype, torch.float32))   # bf16 x: styles and dcoefs stay float32
     w2, laid = _weight_terms(weight, up)
-    dcoefs = (styles.square() @ w2.t().to(x.dtype) + 1e-8).rsqrt() if demodulate else None
+    dcoefs = (styles.square() @ w2.t().to(styles.dtype) + 1e-8).rsqrt() if demodulate else None
     # Both factors and the noise ride on the Winograd kernel's transforms: no pass of their own.
     if conv3x3.applies(x, weight, up, down, padding):
         y = conv3x3.conv3x3(x, weight, styles, dcoefs, noise, flip_weight)
@@ -121,7 +121,7 @@ def _modulated_conv2d_fast(x, weight, styles, noise, up, down, padding, resample
     if fold_in:
         weight = weight * styles.reshape(1, -1, 1, 1)
     else:
-        x = x * styles.reshape(n, -1, 1, 1)
+        x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
     if fold_out:
         weight = weight * dcoefs.reshape(-1, 1, 1, 1)
     x = x.contiguous(memory_format=torch.channels_last)
@@ -130,7 +130,7 @@ def _modulated_conv2d_fast(x, weight, styles, noise, up, down, padding, resample
     # x is the convolution's fresh output: without gradients it takes the scale and noise in place.
     inplace = not needs_grad(x, noise)
     if demodulate and not fold_out:
-        scale = dcoefs.reshape(n, -1, 1, 1)
+        scale = dcoefs.to(x.dtype).reshape(n, -1, 1, 1)   # a float32 scale on bf16 x takes a slow mixed-dtype path
         if inplace:
             return x.mul_(scale) if noise is None else x.mul_(scale).add_(noise.to(x.dtype))
         return x * scale if noise is None else torch.addcmul(noise.to(x.dtype), x, scale)

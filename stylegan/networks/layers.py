@@ -9,6 +9,18 @@ import ops
 from torch_utils.misc import assert_shape
 
 
+def use_bf16(dtype: torch.dtype | None, device: torch.device) -> bool:
+    """Whether synthesis runs in bfloat16: asked with `dtype=torch.bfloat16`, on the CPU only (the
+    fused CUDA kernels and the fp16 path are the GPU's reduced precision). None or float32: no."""
+    if dtype is None or dtype == torch.float32:
+        return False
+    if dtype != torch.bfloat16:
+        raise ValueError(f"synthesis dtype must be torch.float32 or torch.bfloat16, not {dtype}")
+    if device.type != "cpu":
+        raise ValueError(f"bfloat16 synthesis runs on the CPU only, not on {device.type}")
+    return True
+
+
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
 

@@ -3,7 +3,9 @@ Karras et al. 2020), as trained by stylegan2-ada-pytorch and stylegan3's `--cfg=
 
 Parameter/buffer names and state_dict order are NVIDIA's, so their state dicts load with
 `strict=True`. Resolution r uses min(channel_base // r, channel_max) channels; the top
-`num_fp16_res` resolutions run in fp16, but only on CUDA (CPU kernels gain nothing from it).
+`num_fp16_res` resolutions run in fp16, but only on CUDA (CPU kernels gain nothing from it). On the
+CPU, `G(z, c, dtype=torch.bfloat16)` runs every block in bf16 instead (opt-in, approximate; the
+mapping, styles and demodulation stay float32 and the image comes back float32).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import torch
 import ops
 from torch_utils.misc import assert_shape
 
-from .layers import FullyConnectedLayer, MappingNetwork
+from .layers import FullyConnectedLayer, MappingNetwork, use_bf16
 from .registry import register_arch, register_config
 from .styles import StyleLayer, check_styles
 
@@ -194,8 +196,10 @@ class SynthesisBlock(torch.nn.Module):
         return [name for name in ("conv0", "conv1", "torgb") if hasattr(self, name)]
 
     def forward(self, x, img, ws, force_fp32: bool = False, fused_modconv: bool | None = None,
-                update_emas: bool = False, styles: dict[str, torch.Tensor] | None = None, **layer_kwargs):
-        """ws [N, num_conv + num_torgb, w_dim], or `ws=None` and styles {'conv0'?, 'conv1', 'torgb'?: [N, C]}."""
+                update_emas: bool = False, styles: dict[str, torch.Tensor] | None = None,
+                dtype: torch.dtype | None = None, **layer_kwargs):
+        """ws [N, num_conv + num_torgb, w_dim], or `ws=None` and styles {'conv0'?, 'conv1', 'torgb'?: [N, C]}.
+        dtype=torch.bfloat16 runs the convolutions and activations in bf16 (CPU); float32 forces float32."""
         names = self.style_layer_names()
         if styles is None:
             assert_shape(ws, [None, len(names), self.w_dim])
@@ -204,9 +208,10 @@ class SynthesisBlock(torch.nn.Module):
             assert ws is None and sorted(styles) == sorted(names)
             inputs = iter([dict(w=None, styles=styles[name]) for name in names])
         ref = ws if ws is not None else styles["conv1"]      # batch size and device
-        if ref.device.type != "cuda":
+        bf16 = use_bf16(dtype, ref.device)
+        if ref.device.type != "cuda" or dtype == torch.float32:
             force_fp32 = True
-        dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
+        dtype = torch.bfloat16 if bf16 else torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
         # On the CPU x keeps the layout the previous block's ops chose (a copy per block otherwise).
         memory_format = torch.channels_last if self.channels_last and not force_fp32 else \
             torch.contiguous_format if ref.device.type == "cuda" else torch.preserve_format
@@ -295,7 +300,8 @@ class SynthesisNetwork(torch.nn.Module):
 
     def forward(self, ws: torch.Tensor | None = None, styles: dict[str, torch.Tensor] | None = None,
                 **block_kwargs) -> torch.Tensor:
-        """ws [N, num_ws, w_dim] -> image; or from styles {name: [N, C]} (see `style_layers`), skipping the affines."""
+        """ws [N, num_ws, w_dim] -> image; or from styles {name: [N, C]} (see `style_layers`), skipping the affines.
+        `dtype=torch.bfloat16` (CPU) runs the blocks in bf16: about 1% RMS drift, see benchmarks/bf16.py."""
         blocks = [getattr(self, f"b{res}") for res in self.block_resolutions]
         if (ws is None) == (styles is None):
             raise ValueError("synthesis takes either ws or styles")

@@ -6,6 +6,9 @@ half-width f_h[i]; the layer modulates a convolution, then applies a leaky ReLU 
 raised rate (upsample -> lrelu -> low-pass -> downsample) so that the nonlinearity's new high
 frequencies are removed before resampling instead of aliasing back.
 
+On the CPU, `G(z, c, dtype=torch.bfloat16)` runs the layers in bf16 (opt-in, approximate; the mapping,
+Fourier features, styles and demodulation stay float32 and the image comes back float32).
+
 Parameter/buffer names, module order and state_dict order are NVIDIA's
 (`training/networks_stylegan3.py`), so their `G_ema` state dict loads with `strict=True`.
 """
@@ -20,7 +23,7 @@ import torch
 import ops
 from torch_utils.misc import assert_shape
 
-from .layers import FullyConnectedLayer, MappingNetwork
+from .layers import FullyConnectedLayer, MappingNetwork, use_bf16
 from .registry import register_arch, register_config
 from .styles import StyleLayer, check_styles
 
@@ -242,8 +245,10 @@ class SynthesisLayer(torch.nn.Module):
         return torch.as_tensor(f, dtype=torch.float32)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor | None, noise_mode: str = "random", force_fp32: bool = False,
-                update_emas: bool = False, styles: torch.Tensor | None = None) -> torch.Tensor:
-        """Styles from w [N, w_dim] through the affine, or given (`w=None, styles=[N, in_channels]`)."""
+                update_emas: bool = False, styles: torch.Tensor | None = None,
+                dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Styles from w [N, w_dim] through the affine, or given (`w=None, styles=[N, in_channels]`).
+        dtype=torch.bfloat16 runs the convolution and filtered lrelu in bf16 (CPU); float32 forces float32."""
         assert noise_mode in ("random", "const", "none")  # StyleGAN3 has no noise inputs
         in_w, in_h = int(self.in_size[0]), int(self.in_size[1])
         assert_shape(x, [None, self.in_channels, in_h, in_w])
@@ -265,7 +270,8 @@ class SynthesisLayer(torch.nn.Module):
             # No demodulation in ToRGB: equalised-lr gain 1/sqrt(fan_in) goes on the styles.
             styles = styles * (1 / np.sqrt(self.in_channels * self.conv_kernel ** 2))
 
-        dtype = torch.float16 if (self.use_fp16 and not force_fp32 and x.device.type == "cuda") else torch.float32
+        fp16 = self.use_fp16 and not force_fp32 and dtype is None and x.device.type == "cuda"
+        dtype = torch.bfloat16 if use_bf16(dtype, x.device) else torch.float16 if fp16 else torch.float32
         x = modulated_conv2d(x.to(dtype), self.weight, styles, demodulate=not self.is_torgb,
                              padding=self.conv_kernel - 1, input_gain=input_gain)
 
@@ -387,7 +393,8 @@ class SynthesisNetwork(torch.nn.Module):
 
     def forward(self, ws: torch.Tensor | None = None, styles: dict[str, torch.Tensor] | None = None,
                 **layer_kwargs) -> torch.Tensor:
-        """ws [N, num_ws, w_dim] -> image; or from styles {name: [N, C]} (see `style_layers`), skipping the affines."""
+        """ws [N, num_ws, w_dim] -> image; or from styles {name: [N, C]} (see `style_layers`), skipping the affines.
+        `dtype=torch.bfloat16` (CPU) runs the layers in bf16: about 1% RMS drift, see benchmarks/bf16.py."""
         if (ws is None) == (styles is None):
             raise ValueError("synthesis takes either ws or styles")
         if styles is None:
