@@ -96,12 +96,14 @@ class _BiasActSavingOutput(torch.autograd.Function):
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
         dim, act, alpha, gain, clamp, has_b = ctx.args
-        gx = grad * gain   # then the activation's slope: the reference's order of multiplications
+        # The reference's order of multiplications (gain, then the slope), one new tensor at a time:
+        # aten's own backward kernels read the slope from the output.
+        gx = grad * gain
         if act == "relu":
-            gx = gx.masked_fill_(y <= 0, 0)
+            gx = torch.ops.aten.threshold_backward(gx, y, 0)
         elif act == "lrelu":
-            gx = torch.where(y > 0, gx, gx * alpha)
+            gx = torch.ops.aten.leaky_relu_backward(gx, y, alpha, True)
         if clamp is not None:
-            gx = gx.masked_fill_(y.abs() >= clamp, 0)
+            gx = gx.masked_fill_((y >= clamp).logical_or_(y <= -clamp), 0)
         gb = gx.sum([i for i in range(gx.ndim) if i != dim]) if has_b and ctx.needs_input_grad[1] else None
         return gx, gb, None, None, None, None, None
