@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 from torch.utils.weak import WeakIdKeyDictionary
 
 from . import _cpu
@@ -95,7 +96,7 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, in_scale: torch.Tensor | None
 def _run(kernel, x, u, in_scale=None, out_scale=None, noise=None):
     empty = x.new_empty(0)
     as_arg = lambda t: empty if t is None else t.to(torch.float32).contiguous()  # noqa: E731
-    return kernel.conv3x3(x.contiguous(memory_format=torch.channels_last), u, 2, as_arg(in_scale),
+    return kernel.conv3x3(x.contiguous(memory_format=torch.channels_last), u, as_arg(in_scale),
                           as_arg(out_scale), as_arg(noise), 0)
 
 
@@ -108,6 +109,7 @@ class _Conv3x3(torch.autograd.Function):
         return _run(_cpu.load("conv3x3"), x, u)
 
     @staticmethod
+    @once_differentiable   # a second derivative would need the backward's own graph
     def backward(ctx, grad):
         return _run(_cpu.load("conv3x3"), grad, ctx.u_back), None, None
 
