@@ -96,14 +96,14 @@ class _BiasActSavingOutput(torch.autograd.Function):
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
         dim, act, alpha, gain, clamp, has_b = ctx.args
-        # The reference's order of multiplications (gain, then the slope), one new tensor at a time:
-        # aten's own backward kernels read the slope from the output.
+        # The reference's order of multiplications (gain, then the slope) in one new tensor: aten's
+        # own backward kernels read the slope from the output and write over their input.
         gx = grad * gain
         if act == "relu":
-            gx = torch.ops.aten.threshold_backward(gx, y, 0)
+            torch.ops.aten.threshold_backward.grad_input(gx, y, 0, grad_input=gx)
         elif act == "lrelu":
-            gx = torch.ops.aten.leaky_relu_backward(gx, y, alpha, True)
+            torch.ops.aten.leaky_relu_backward.grad_input(gx, y, alpha, True, grad_input=gx)
         if clamp is not None:
-            gx = gx.masked_fill_((y >= clamp).logical_or_(y <= -clamp), 0)
+            gx.masked_fill_((y >= clamp).logical_or_(y <= -clamp), 0)
         gb = gx.sum([i for i in range(gx.ndim) if i != dim]) if has_b and ctx.needs_input_grad[1] else None
         return gx, gb, None, None, None, None, None

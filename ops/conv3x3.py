@@ -20,7 +20,7 @@ from torch.autograd.function import once_differentiable
 from torch.utils.weak import WeakIdKeyDictionary
 
 from . import _cpu
-from ._util import needs_grad
+from ._util import needs_grad, scale_channels
 
 # G of F(2x2, 3x3): U = G w G^T on a 4x4 grid of points.
 _G = torch.tensor([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=torch.float64)
@@ -83,10 +83,10 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, in_scale: torch.Tensor | None
     if needs_grad(x, in_scale, out_scale, noise):
         # Autograd takes the scales and the noise; the kernel computes the convolution both ways.
         if in_scale is not None:
-            x = x * in_scale.reshape(n, c, 1, 1)
+            x = scale_channels(x, in_scale)
         y = _Conv3x3.apply(x, _packed(kernel, weight, flip_weight, False), _packed(kernel, weight, flip_weight, True))
         if out_scale is not None:
-            y = y * out_scale.reshape(n, k, 1, 1)
+            y = scale_channels(y, out_scale)
         return y if noise is None else y + noise
     plane = _noise_plane(noise, n, h, w)
     y = _run(kernel, x, _packed(kernel, weight, flip_weight, False), in_scale, out_scale, plane)

@@ -23,7 +23,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from torch_utils.misc import assert_shape
 from ._dispatch import choose_impl
-from ._util import needs_grad
+from ._util import needs_grad, scale_channels
 from . import conv3x3
 from .conv2d_resample import conv2d_resample
 
@@ -121,7 +121,7 @@ def _modulated_conv2d_fast(x, weight, styles, noise, up, down, padding, resample
     if fold_in:
         weight = weight * styles.reshape(1, -1, 1, 1)
     else:
-        x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
+        x = scale_channels(x, styles.to(x.dtype))
     if fold_out:
         weight = weight * dcoefs.reshape(-1, 1, 1, 1)
     x = x.contiguous(memory_format=torch.channels_last)
@@ -133,7 +133,8 @@ def _modulated_conv2d_fast(x, weight, styles, noise, up, down, padding, resample
         scale = dcoefs.to(x.dtype).reshape(n, -1, 1, 1)   # a float32 scale on bf16 x takes a slow mixed-dtype path
         if inplace:
             return x.mul_(scale) if noise is None else x.mul_(scale).add_(noise.to(x.dtype))
-        return x * scale if noise is None else torch.addcmul(noise.to(x.dtype), x, scale)
+        x = scale_channels(x, scale.reshape(n, -1))
+        return x if noise is None else x + noise.to(x.dtype)
     if noise is None:
         return x
     return x.add_(noise.to(x.dtype)) if inplace else x + noise.to(x.dtype)

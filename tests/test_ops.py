@@ -324,3 +324,18 @@ def test_bias_act_with_gradients_keeps_only_its_output(act, clamp):
             assert [t.data_ptr() for t in saved if t.numel() > 5] == [y.data_ptr()]
     for a, c in zip(results["ref"], results["fast"]):
         assert torch.equal(a, c)
+
+
+def test_scale_channels_gradient_without_a_full_size_product():
+    """x * s[n, c]: the same gradients as autograd's product, however finely the sum is chunked."""
+    from ops._util import channel_dot, scale_channels
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 3, 13, 7, generator=g, dtype=torch.float64).requires_grad_(True)
+    s = torch.randn(2, 3, generator=g, dtype=torch.float64).requires_grad_(True)
+    grad = torch.randn(2, 3, 13, 7, generator=g, dtype=torch.float64)
+    got = torch.autograd.grad(scale_channels(x, s), [x, s], grad)
+    want = torch.autograd.grad(x * s[:, :, None, None], [x, s], grad)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    for chunk_bytes in (1, 2 * 3 * 7 * 8 * 4, 1 << 30):   # a row, 4 rows (13 is not a multiple), all
+        torch.testing.assert_close(channel_dot(grad, x, chunk_bytes), (grad * x).sum((2, 3)), rtol=1e-12, atol=1e-12)
