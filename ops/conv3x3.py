@@ -4,7 +4,7 @@
 
 F(2x2, 3x3) multiplies 16 times per 2x2 output tile and channel pair where a direct convolution
 multiplies 36 times; its transforms use only 0, +-1 and 1/2, so it rounds no worse than a direct
-float32 convolution (tests/test_ops_cpu.py measures both against float64). The weight transform
+float32 convolution (tests/test_conv3x3.py measures both against float64). The weight transform
 U = G w G^T is computed in float64 once per weight and cached while the weight is unchanged.
 
 The reference is F.conv2d. The kernel serves float32 CPU tensors whose weight needs no gradient:
