@@ -149,3 +149,19 @@ def test_check_psi_cutoff():
     for cutoff in (-1, 9):
         with pytest.raises(ValueError, match="truncation_cutoff"):
             check_psi(0.5, truncation_cutoff=cutoff, num_ws=8)
+
+
+def test_interrupted_video_closes_its_encoder(tmp_path, monkeypatch):
+    """imageio's own `with` closes a writer only on success; left open, ffmpeg lives on and can
+    (re)create the temporary after it was removed. Ours closes it on any exit."""
+    import imageio.v2 as imageio
+    from stylegan.pipelines.video import video_writer
+    made = []
+    real = imageio.get_writer
+    monkeypatch.setattr(imageio, "get_writer", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    with pytest.raises(KeyboardInterrupt):
+        with video_writer(tmp_path / "v.mp4") as append:
+            append(np.zeros((32, 64, 3), np.uint8))
+            raise KeyboardInterrupt
+    assert len(made) == 1 and made[0].closed
+    assert list(tmp_path.iterdir()) == []

@@ -47,5 +47,11 @@ def video_writer(path: str | os.PathLike, fps: int = 30) -> Iterator[Callable[[n
         raise ValueError(f"{path}: unsupported video format {ext!r}: expected .mp4 or .gif")
     ensure_parent(path)
     sweep_stale_temps(path.parent)
-    with atomic_output(path) as tmp, imageio.get_writer(tmp, **kwargs) as writer:
-        yield writer.append_data
+    with atomic_output(path) as tmp:
+        writer = imageio.get_writer(tmp, **kwargs)
+        try:
+            yield writer.append_data
+        finally:
+            # imageio's own `with` closes only on success: on an error ffmpeg would live on until
+            # garbage collection and could (re)create the temporary after it was removed.
+            writer.close()
