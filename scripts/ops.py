@@ -35,13 +35,13 @@ def ops_group():
 
 
 @ops_group.command("build")
-@click.argument("names", nargs=-1, type=click.Choice(ops.CUDA_OPS))
-@click.option("--cpu-only", is_flag=True, help="Build only the CPU kernel (for CPU-only machines).")
+@click.argument("names", nargs=-1, type=click.Choice(list(dict.fromkeys(ops.CUDA_OPS + ops.CPU_OPS))))
+@click.option("--cpu-only", is_flag=True, help="Build only the CPU kernels (for CPU-only machines).")
 def build(names, cpu_only):
     """Compile the ops now (all, or NAMES) and report built / cached / failed per op.
 
-    The CPU kernel is built as well, unless NAMES leave it out. Exits non-zero if any op failed
-    to build.
+    The CPU kernels (filtered_lrelu, conv3x3) are built as well, unless NAMES leave them out.
+    Exits non-zero if any op failed to build.
 
     \b
     Examples:
@@ -51,7 +51,7 @@ def build(names, cpu_only):
     tc = ops.toolchain()
     _echo_toolchain(tc)
     failed = 0
-    results = [] if cpu_only else [ops.build(name, tc) for name in names or ops.CUDA_OPS]
+    results = [] if cpu_only else [ops.build(name, tc) for name in names or ops.CUDA_OPS if name in ops.CUDA_OPS]
     results += [ops.build_cpu(name) for name in ops.CPU_OPS if not names or name in names]
     for r in results:
         detail = r.reason if r.status == "failed" else f"{r.seconds:.1f} s, {r.path}"

@@ -368,3 +368,7 @@ def test_cli_reports_the_cpu_kernel(clean_env, monkeypatch):
     monkeypatch.setattr(ops, "build_cpu", real_build)
     r = CliRunner().invoke(ops_group, ["build", "--cpu-only"])
     assert r.exit_code == 1 and "failed" in line(r.output) and "ninja not found" in line(r.output)
+    # A CPU-only kernel can be named; it builds alone (no CUDA op is attempted).
+    r = CliRunner().invoke(ops_group, ["build", "conv3x3"])
+    rows = [l.split()[0] for l in r.output.splitlines() if l.split()[:1] and l.split()[0] in ops.CUDA_OPS + ops.CPU_OPS]
+    assert r.exit_code == 1 and rows == ["conv3x3"] and "ninja not found" in r.output, r.output
