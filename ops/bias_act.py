@@ -96,14 +96,23 @@ class _BiasActSavingOutput(torch.autograd.Function):
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
         dim, act, alpha, gain, clamp, has_b = ctx.args
-        # The reference's order of multiplications (gain, then the slope) in one new tensor: aten's
-        # own backward kernels read the slope from the output and write over their input.
-        gx = grad * gain
-        if act == "relu":
-            torch.ops.aten.threshold_backward.grad_input(gx, y, 0, grad_input=gx)
-        elif act == "lrelu":
-            torch.ops.aten.leaky_relu_backward.grad_input(gx, y, alpha, True, grad_input=gx)
-        if clamp is not None:
-            gx.masked_fill_((y >= clamp).logical_or_(y <= -clamp), 0)
+        gx = _grad_from_output(grad, y, act, alpha, gain, clamp)
         gb = gx.sum([i for i in range(gx.ndim) if i != dim]) if has_b and ctx.needs_input_grad[1] else None
         return gx, gb, None, None, None, None, None
+
+
+def _grad_from_output(grad, y, act, alpha, gain, clamp):
+    """d(loss)/d(pre-activation) from the output alone, multiplied in the reference's order (gain,
+    then the slope). Plain backward: one new tensor, which aten's own backward kernels overwrite.
+    Under create_graph (gradient penalties) those out= kernels are not differentiable: out of place."""
+    gx = grad * gain
+    cut = None if clamp is None else (y >= clamp).logical_or_(y <= -clamp)
+    if torch.is_grad_enabled():   # backward under create_graph
+        if act != "linear":
+            gx = torch.where(y > 0, gx, gx * alpha if act == "lrelu" else 0)
+        return gx if cut is None else gx.masked_fill(cut, 0)
+    if act == "relu":
+        torch.ops.aten.threshold_backward.grad_input(gx, y, 0, grad_input=gx)
+    elif act == "lrelu":
+        torch.ops.aten.leaky_relu_backward.grad_input(gx, y, alpha, True, grad_input=gx)
+    return gx if cut is None else gx.masked_fill_(cut, 0)

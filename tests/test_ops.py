@@ -339,3 +339,19 @@ def test_scale_channels_gradient_without_a_full_size_product():
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     for chunk_bytes in (1, 2 * 3 * 7 * 8 * 4, 1 << 30):   # a row, 4 rows (13 is not a multiple), all
         torch.testing.assert_close(channel_dot(grad, x, chunk_bytes), (grad * x).sum((2, 3)), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("act,clamp", [("lrelu", None), ("lrelu", 1.5), ("relu", 1.5), ("linear", 0.7)])
+def test_bias_act_second_derivative_matches_the_reference(act, clamp):
+    """Gradient penalties (R1, path length) differentiate the backward: the fast path's must be
+    differentiable and give the reference's numbers."""
+    g = torch.Generator().manual_seed(9)
+    x0, b0 = torch.randn(2, 4, 5, 5, generator=g, dtype=torch.float64), torch.randn(4, generator=g, dtype=torch.float64)
+    results = []
+    for impl in ("ref", "fast"):
+        x, b = x0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+        y = ops.bias_act(x * x, b, act=act, clamp=clamp, impl=impl)
+        gx, gb = torch.autograd.grad((y * y).sum(), [x, b], create_graph=True)
+        results.append(torch.autograd.grad(gx.square().sum() + gb.square().sum(), [x, b]))
+    for a, c in zip(*results):
+        torch.testing.assert_close(a, c, rtol=1e-12, atol=1e-12)
