@@ -3,8 +3,8 @@
 Each op has one public function taking `impl='auto'|'ref'|'fast'|'cuda'`: 'ref' is the literal
 arithmetic, 'fast' the CPU reformulation, 'cuda' the fused kernels (falls back when unavailable).
 
-The fused kernels compile on first use, and so does the CPU kernel for inference (`build_cpu`,
-`cpu_status`, `cpu_cached`); `build_status()` says what will run and why, `build(name)`
+The fused kernels compile on first use, and so do the CPU kernels (`build_cpu`, `cpu_status`,
+`cpu_cached`); `build_status()` says what will run and why, `build(name)`
 compiles ahead of time, `toolchain()` describes the compiler setup a build would use."""
 from ._activations import ACTIVATIONS, Activation
 from ._build import (OPS as CUDA_OPS, BuildResult, OpsBuildError, OpsBuildWarning, OpStatus, Toolchain, build,

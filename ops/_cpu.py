@@ -1,12 +1,13 @@
-"""Compiled CPU kernels (`ops/cpu/NAME_cpu.cpp`): forward-only inference paths for the ops whose
-PyTorch form spends its time moving memory (filtered_lrelu) or multiplying more than it must
-(conv3x3, by Winograd's algorithm).
+"""Compiled CPU kernels (`ops/cpu/NAME_cpu.cpp`) for the ops whose PyTorch form spends its time
+moving memory (filtered_lrelu, forward only) or multiplying more than it must (conv3x3, by
+Winograd's algorithm; its backward to the input is the same kernel, see ops/conv3x3.py).
 
 They are built for this very CPU (-march=native) with the host C++ compiler on first use and cached
 like the CUDA ops, keyed by the sources, torch and the CPU's instruction-set flags, so a cache
 shared by different machines holds one build per kind of CPU. They compute the 'fast' path's
-numbers up to float32 summation order; that path runs instead when gradients are needed, when a
-kernel cannot be built (after one warning), or when STYLEGAN_CPU_KERNELS=0.
+numbers up to float32 rounding; that path runs instead where a kernel does not apply (gradients
+through filtered_lrelu, or into conv3x3's weight), when a kernel cannot be built (after one
+warning), or when STYLEGAN_CPU_KERNELS=0.
 """
 from __future__ import annotations
 

@@ -19,10 +19,11 @@ def _echo_toolchain(tc: ops.Toolchain) -> None:
 
 @click.group("ops", context_settings={"help_option_names": ["-h", "--help"]})
 def ops_group():
-    """Fused CUDA kernels for bias_act, upfirdn2d and filtered_lrelu, and a CPU filtered_lrelu.
+    """Fused CUDA kernels for bias_act, upfirdn2d and filtered_lrelu; CPU kernels for filtered_lrelu
+    and the 3x3 convolution (conv3x3, by Winograd's algorithm).
 
-    They are compiled on first use (the CUDA ones with a CUDA tensor, the CPU one for generation
-    on the CPU) and cached (STYLEGAN_OPS_CACHE, default ~/.cache/stylegan/ops).
+    They are compiled on first use (the CUDA ones with a CUDA tensor, the CPU ones when the CPU
+    first needs them) and cached (STYLEGAN_OPS_CACHE, default ~/.cache/stylegan/ops).
     STYLEGAN_OPS_IMPL=ref|fast|cuda forces an implementation; STYLEGAN_CPU_KERNELS=0 keeps the CPU
     on the PyTorch path.
 
