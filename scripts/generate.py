@@ -32,11 +32,12 @@ def generate(network, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, b
     remembers the settings that made it, and a rerun with other settings stops instead of mixing
     two sets (--overwrite starts it afresh). Under torchrun, each rank writes its own share."""
     import sys
-    from stylegan.pipelines.image_set import barrier, dist_rank, write_grids, write_image_set
+    from stylegan.distributed import barrier, rank_and_world
+    from stylegan.pipelines.image_set import write_grids, write_image_set
     from stylegan.pipelines.manifest import RunMismatchError
     check_outdir(outdir)
     G = load_generator(network, resolve_device(device))
-    rank, world = dist_rank()
+    rank, world = rank_and_world()
     tag = f"[rank {rank}/{world}] " if world > 1 else ""
     state = {"bar": None, "done": 0}
 

@@ -46,7 +46,7 @@ def project(network, targets, outdir, space, steps, pti, pti_steps, loss, batch_
     with --pti NAME_pti.stylegan, with --video NAME_progress.mp4; and metrics.csv (PSNR, SSIM, LPIPS
     with a perceptual --loss, identity). Resumable; the folder remembers the settings that made it, and
     a rerun with other settings stops (--overwrite starts it afresh)."""
-    from stylegan.pipelines.image_set import dist_rank
+    from stylegan.distributed import rank_and_world
     from stylegan.pipelines.manifest import RunMismatchError
     from stylegan.pipelines.project import find_targets, project_targets
     from torch_utils.misc import network_digest
@@ -61,7 +61,7 @@ def project(network, targets, outdir, space, steps, pti, pti_steps, loss, batch_
     G = nets.generator if hasattr(nets, "generator") else nets["G_ema"]
     loss_factory = _loss_factory(loss, nets, dev)
     ident = _identity() if identity else None
-    rank, world = dist_rank()
+    rank, world = rank_and_world()
     bar_state = {}
 
     def progress(stage, step, total, stats):

@@ -47,11 +47,6 @@ def w_filename(seed: int) -> str:
     return f"seed{seed:04d}.w.safetensors"
 
 
-def dist_rank() -> tuple[int, int]:
-    """(rank, world_size) from torchrun's environment; (0, 1) when launched plainly."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
 def prepare_outdir(outdir: str | os.PathLike) -> Path:
     outdir = ensure_writable_dir(outdir)
     sweep_stale_temps(outdir)  # left by a run that was killed outright
@@ -123,16 +118,6 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
             if progress is not None:
                 progress(Progress(done, len(mine), written, time.perf_counter() - start))
     return ImageSetSummary(written, skipped, time.perf_counter() - start, w_written)
-
-
-def barrier() -> None:
-    """Wait for every rank (no-op when not launched by torchrun)."""
-    if int(os.environ.get("WORLD_SIZE", 1)) <= 1:
-        return
-    import torch.distributed as dist
-    if not dist.is_initialized():
-        dist.init_process_group("gloo")
-    dist.barrier()
 
 
 def write_grids(seeds: Sequence[int], outdir: str | os.PathLike, grid: tuple[int, int], fmt: str = "png",

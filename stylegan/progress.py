@@ -1,0 +1,38 @@
+"""One progress event for every long story: image sets, alignment, projection, tuning, training, metrics.
+
+The library never prints. A long function takes `progress: ProgressFn | None` and calls it with a
+`Progress` after each unit of work; the command line turns events into a bar or log lines, the web
+page streams them, a notebook ignores them. Raising from the callback (e.g. `Cancelled`) stops the
+story at the next event: that is how a caller cancels."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
+
+
+@dataclass(frozen=True)
+class Progress:
+    stage: str                      # what is running: 'generate', 'align', 'project', 'tune', 'train', 'fid50k_full'
+    done: int                       # units finished in this stage (steps, images, photos, kimg)
+    total: Optional[int] = None     # units in this stage, None when open-ended
+    stats: Mapping[str, float] = field(default_factory=dict)  # numbers worth showing: loss, psnr, sec/kimg
+    item: Optional[str] = None      # what the unit was about: a file name, a seed, a snapshot
+    preview: Any = None             # [H, W, C] uint8 image of the current state, when the story has one
+    seconds: float = 0.0            # since the stage started
+
+    @property
+    def fraction(self) -> Optional[float]:
+        return self.done / self.total if self.total else None
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+class Cancelled(Exception):
+    """Raised by a progress callback to stop the story that called it."""
+
+
+def emit(progress: Optional[ProgressFn], event: Progress) -> None:
+    """Call `progress` with `event` when there is a callback (saves an `if` at every call site)."""
+    if progress is not None:
+        progress(event)
