@@ -18,7 +18,22 @@ from .project import project
 from .video import video
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The group; an output that cannot be written, wherever a command meets it, is one line."""
+
+    def invoke(self, ctx):
+        from stylegan._files import WRITE_ERRNOS, WriteError
+        try:
+            return super().invoke(ctx)
+        except WriteError as e:
+            raise click.ClickException(str(e)) from None
+        except OSError as e:
+            if e.errno not in WRITE_ERRNOS:
+                raise
+            raise click.ClickException(f"{e.filename or 'output'}: cannot write: {e.strerror}") from None
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(stylegan.__version__, prog_name="stylegan")
 def main():
     """StyleGAN toolkit: generate faces, mix styles, align and project photos, edit latents,

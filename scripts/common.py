@@ -38,6 +38,14 @@ class Grid(click.ParamType):
             self.fail(f"bad grid {value!r}: expected ROWSxCOLS, e.g. 4x8", param, ctx)
 
 
+def max_pixels_option(f):
+    """--max-pixels: the photo size budget, checked from the header before decoding (faces/photo.py)."""
+    from stylegan.faces.photo import BYTES_PER_PIXEL, MAX_PIXELS
+    return click.option("--max-pixels", type=click.IntRange(min=1), default=MAX_PIXELS, show_default=True,
+                        help=f"Refuse photos with more pixels, before decoding them (about {BYTES_PER_PIXEL} "
+                             f"bytes of memory per pixel to align or project).")(f)
+
+
 def resolve_device(name: str) -> torch.device:
     available = {"cpu": True, "cuda": torch.cuda.is_available(),
                  "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
@@ -86,27 +94,50 @@ def _announce_cpu_kernel(G: torch.nn.Module, device: torch.device) -> None:
 
 # The library names its arguments; the command line names its flags.
 _FLAG_WORDS = (("class_idx", "--class"), ("truncation_cutoff", "--trunc-cutoff"), ("batch_size", "--batch"),
-               ("pass overwrite=True", "--overwrite"), ("another output folder", "another --outdir"))
+               ("pass overwrite=True", "--overwrite"), ("another output folder", "another --outdir"),
+               ("pass trust_code=True", "pass --trust-code"), ("max_pixels", "--max-pixels"),
+               ("pass force=True", "pass --force"))
+
+
+def flag_words(text: str) -> str:
+    """The library's argument names in a message, as the command line's flags."""
+    for word, flag in _FLAG_WORDS:
+        text = text.replace(word, flag)
+    return text
 
 
 def cli_error(e: Exception) -> click.ClickException:
     """A library ValueError as a one-line CLI error, in flag words."""
-    text = str(e)
-    for word, flag in _FLAG_WORDS:
-        text = text.replace(word, flag)
-    return click.ClickException(text)
+    return click.ClickException(flag_words(str(e)))
 
 
 def run_mismatch_error(e, outdir, flags: dict[str, str]) -> click.ClickException:
     """A RunMismatchError (a folder made with other settings) as one line naming the flags that differ."""
-    said = ", ".join(f"{flags.get(k, k)} {_setting(then)}, not {_setting(now)}"
-                     for k, (then, now) in e.differences.items())
-    return click.ClickException(f"{outdir} was made with {said}: use another --outdir or --overwrite")
+    said = []
+    for k, (then, now) in e.differences.items():
+        where, then, now = _first_difference(then, now)
+        said.append(f"{flags.get(k, k)}{where} {_setting(then)}, not {_setting(now)}")
+    return click.ClickException(f"{outdir} was made with {', '.join(said)}: use another --outdir or --overwrite")
+
+
+def _first_difference(a, b, where: str = "") -> tuple[str, object, object]:
+    """Where two nested settings (edits, inputs) first differ: (' 2 strengths', a's, b's)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        key = next((k for k in [*a, *b] if a.get(k) != b.get(k)), None)
+        return (where, a, b) if key is None else _first_difference(a.get(key), b.get(key), f"{where} {key}")
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and any(isinstance(v, dict) for v in a):
+        i = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+        return _first_difference(a[i], b[i], f"{where} {i + 1}")
+    return where, a, b
 
 
 def _setting(v) -> str:
     if v is None:
         return "none"
+    if isinstance(v, (dict, list)):
+        import json
+        text = json.dumps(v, separators=(",", ":"))
+        return text if len(text) <= 60 else text[:57] + "..."
     return f"(digest {v[:12]}...)" if isinstance(v, str) and len(v) > 16 else str(v)   # its head suffices
 
 

@@ -33,10 +33,15 @@ def generate(network, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, b
     two sets (--overwrite starts it afresh). Under torchrun, each rank writes its own share."""
     import sys
     from stylegan.distributed import barrier, rank_and_world
-    from stylegan.pipelines.image_set import write_grids, write_image_set
+    from stylegan.pipelines.image_set import check_grid, write_grids, write_image_set
     from stylegan.pipelines.manifest import RunMismatchError
     check_outdir(outdir)
     G = load_generator(network, resolve_device(device))
+    if grid is not None:
+        try:
+            check_grid(G, grid)
+        except ValueError as e:
+            raise cli_error(e) from None
     rank, world = rank_and_world()
     tag = f"[rank {rank}/{world}] " if world > 1 else ""
     state = {"bar": None, "done": 0}

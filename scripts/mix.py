@@ -27,7 +27,7 @@ Examples:
 def mix(network, rows, cols, styles, psi, noise_mode, class_idx, outdir, save_cells, overwrite, device):
     """Render a style-mixing grid: each cell is its row seed with the --styles layers of its column
     seed; source images run along the top and left. Writes grid.png in --outdir."""
-    from stylegan._files import sweep_stale_temps
+    from stylegan._files import all_or_none, sweep_stale_temps
     from stylegan.pipelines.checks import check_psi
     from stylegan.pipelines.mixing import style_mix
     from stylegan.pipelines.writer import save_image
@@ -49,7 +49,11 @@ def mix(network, rows, cols, styles, psi, noise_mode, class_idx, outdir, save_ce
         result = style_mix(G, rows, cols, styles, psi=psi, noise_mode=noise_mode, class_idx=class_idx)
     except ValueError as e:
         raise cli_error(e) from None
-    save_image(result.grid(), grid_path)
-    for cell, path in cell_paths.items():
-        save_image(result.cells[cell], path)
+    try:
+        with all_or_none() as group:   # the grid and its cells: all on disk, or none
+            save_image(result.grid(), group.add(grid_path))
+            for cell, path in cell_paths.items():
+                save_image(result.cells[cell], group.add(path))
+    except ValueError as e:
+        raise cli_error(e) from None
     click.echo(f"wrote {grid_path}" + (f" and {len(cell_paths)} cells" if cell_paths else ""), err=True)

@@ -13,8 +13,9 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .._files import atomic_output, sweep_stale_temps
-from ..faces import AlignedFace, LandmarkDetector, NoFaceError, align_face, read_photo
+from .._files import all_or_none, atomic_output, is_complete, is_regular_file, name_fits, sweep_stale_temps
+from ..faces import AlignedFace, LandmarkDetector, NoFaceError, align_face
+from ..faces.photo import MAX_PIXELS, read_photo
 from .writer import save_image
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -34,10 +35,18 @@ def find_photos(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            photos += sorted(c for c in p.iterdir() if c.suffix.lower() in PHOTO_SUFFIXES and c.is_file())
+            photos += sorted(c for c in p.iterdir() if c.suffix.lower() in PHOTO_SUFFIXES and is_regular_file(c))
         else:
             photos.append(p)
     return photos
+
+
+def _aligned(outdir: Path, name: str) -> bool:
+    """A crop is done when its image is whole and its record reads."""
+    try:
+        return is_complete(outdir / f"{name}.png") and bool(read_record(outdir / f"{name}{RECORD_SUFFIX}"))
+    except ValueError:
+        return False
 
 
 def crop_name(photo: Path, index: int | None) -> str:
@@ -64,9 +73,12 @@ def read_record(path: str | os.PathLike) -> dict:
 
 def align_photos(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, *, size: int = 1024,
                  all_faces: bool = False, detector: LandmarkDetector | None = None, overwrite: bool = False,
-                 progress: Callable[[int, int, Path], None] | None = None) -> AlignSummary:
-    """Align every photo into `outdir`. A photo that fails (unreadable, no face) is recorded in
-    the summary and the others carry on; crops already present are skipped unless `overwrite`."""
+                 max_pixels: int = MAX_PIXELS, progress: Callable[[int, int, Path], None] | None = None
+                 ) -> AlignSummary:
+    """Align every photo into `outdir`. A photo that fails (unreadable, past `max_pixels`, no face,
+    a name the file system cannot hold) is recorded in the summary and the others carry on; crops
+    already present (whole, with their record) are skipped unless `overwrite`. A crop and its record
+    appear together or not at all; a disk that fills stops the run with a WriteError (one line)."""
     from ..faces.landmarks import DlibLandmarks
     photos = find_photos(inputs)
     outdir = Path(outdir)
@@ -79,22 +91,25 @@ def align_photos(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike,
         if stems.setdefault(photo.stem, photo) != photo:   # a.jpg and a.png would write the same crop
             summary.failed[str(photo)] = f"same name as {stems[photo.stem]}: its crop would be overwritten"
             continue
-        first = outdir / f"{crop_name(photo, 0 if all_faces else None)}.png"
-        if first.exists() and not overwrite:
-            summary.skipped.append(first)
+        first = crop_name(photo, 0 if all_faces else None)
+        if _aligned(outdir, first) and not overwrite:
+            summary.skipped.append(outdir / f"{first}.png")
+        elif not name_fits(outdir / f"{crop_name(photo, 99 if all_faces else None)}{RECORD_SUFFIX}"):
+            summary.failed[str(photo)] = "its crop's file name is too long for the file system"
         else:
             try:
-                image = read_photo(photo)
+                image = read_photo(photo, max_pixels)
                 faces = align_face(image, detector, size=size, all_faces=all_faces)
             except NoFaceError:
                 summary.failed[str(photo)] = "no face found"
             except ValueError as e:
-                summary.failed[str(photo)] = str(e)
+                summary.failed[str(photo)] = str(e).removeprefix(f"{photo}: ")   # the photo is named once
             else:
                 for i, face in enumerate(faces):
                     name = crop_name(photo, i if all_faces else None)
-                    write_record(face, photo, image.shape, outdir / f"{name}{RECORD_SUFFIX}")
-                    save_image(face.image, outdir / f"{name}.png")   # last: its presence means "done"
+                    with all_or_none() as group:
+                        write_record(face, photo, image.shape, group.add(outdir / f"{name}{RECORD_SUFFIX}"))
+                        save_image(face.image, group.add(outdir / f"{name}.png"))
                     summary.written.append(outdir / f"{name}.png")
         if progress is not None:
             progress(k + 1, len(photos), photo)

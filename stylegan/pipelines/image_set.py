@@ -5,6 +5,7 @@ million-image set scales out without coordination; files already present are ski
 interrupted run picks up where it stopped."""
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -14,12 +15,14 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .._files import ensure_writable_dir, sweep_stale_temps
+from .._files import all_or_none, is_complete
+from .._memory import check_held
 from .checks import check_noise_mode, check_psi
 from .generate import map_seeds, synthesize
 from .latents import check_seeds, class_labels, parse_int_list
-from .manifest import RunMismatchError, check_run_record, run_settings  # noqa: F401 (RunMismatchError: re-export)
-from .writer import FORMATS, ImageWriter
+from .manifest import (RunMismatchError, check_run_record, prepare_outdir,  # noqa: F401 (re-exports)
+                       run_settings)
+from .writer import FORMATS, ImageWriter, save_image
 
 
 @dataclass
@@ -45,12 +48,6 @@ def seed_filename(seed: int, fmt: str) -> str:
 
 def w_filename(seed: int) -> str:
     return f"seed{seed:04d}.w.safetensors"
-
-
-def prepare_outdir(outdir: str | os.PathLike) -> Path:
-    outdir = ensure_writable_dir(outdir)
-    sweep_stale_temps(outdir)  # left by a run that was killed outright
-    return outdir
 
 
 def grid_image(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -98,19 +95,26 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
     with ImageWriter() as writer:
         for first in range(0, len(mine), batch_size):
             chunk = list(mine[first:first + batch_size])
-            need_img = [s for s in chunk if overwrite or not (outdir / seed_filename(s, fmt)).exists()]
-            need_w = [s for s in chunk if save_w and (overwrite or not (outdir / w_filename(s)).exists())]
+            # What a crash outside the toolkit cut short is made again (is_complete reads its end).
+            need_img = [s for s in chunk if overwrite or not is_complete(outdir / seed_filename(s, fmt))]
+            need_w = [s for s in chunk if save_w and (overwrite or not is_complete(outdir / w_filename(s)))]
             todo = sorted(set(need_img) | set(need_w), key=chunk.index)
             if todo:
                 ws = map_seeds(G, todo, psi, truncation_cutoff, class_idx)
                 row = {s: i for i, s in enumerate(todo)}
+
+                def save_w_file(s: int) -> Path:
+                    return save_latents(outdir / w_filename(s), ws[row[s]][None], space="w+",
+                                        network_digest=settings["network"], psi=psi, source=f"seed {s}",
+                                        overwrite=True)
                 for s in need_w:
-                    save_latents(outdir / w_filename(s), ws[row[s]][None], space="w+",
-                                 network_digest=settings["network"], psi=psi, source=f"seed {s}", overwrite=True)
+                    if s not in need_img:
+                        save_w_file(s)
                 if need_img:
                     images = synthesize(G, ws[[row[s] for s in need_img]], noise_mode)
                     for s, img in zip(need_img, images):
-                        writer.put(img, outdir / seed_filename(s, fmt), **FORMATS[fmt])
+                        writer.submit(functools.partial(_save_seed, img, outdir / seed_filename(s, fmt), fmt,
+                                                        functools.partial(save_w_file, s) if s in need_w else None))
             written += len(need_img)
             w_written += len(need_w)
             skipped += len(chunk) - len(need_img)
@@ -120,12 +124,29 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
     return ImageSetSummary(written, skipped, time.perf_counter() - start, w_written)
 
 
+def _save_seed(img: np.ndarray, path: Path, fmt: str, save_w: Callable[[], Path] | None) -> None:
+    """A seed's image and (when asked for) its w file: both on disk, or neither."""
+    with all_or_none() as group:
+        if save_w is not None:
+            group.add(save_w())
+        save_image(img, path, **FORMATS[fmt])
+        group.add(path)
+
+
+def check_grid(G, grid: tuple[int, int]) -> None:
+    """Refuse (one line) a grid too large to hold, before any image is made: a grid is one array,
+    its images once more beside it."""
+    rows, cols = grid
+    check_held(2 * rows * cols * G.img_resolution ** 2 * G.img_channels,
+               f"a {rows}x{cols} grid of {G.img_resolution} px images", "use a smaller grid")
+
+
 def write_grids(seeds: Sequence[int], outdir: str | os.PathLike, grid: tuple[int, int], fmt: str = "png",
                 overwrite: bool = False) -> list[Path]:
-    """Compose the per-seed images in `outdir` into grids of rows x cols consecutive seeds. A grid
-    is rebuilt when it is missing or older than one of its images (its seed set grew, or they changed)."""
+    """Compose the per-seed images in `outdir` into grids of rows x cols consecutive seeds (see
+    `check_grid` for the size). A grid is rebuilt when it is missing or older than one of its images
+    (its seed set grew, or they changed)."""
     from PIL import Image
-    from .writer import save_image
     outdir = Path(outdir)
     rows, cols = grid
     per = rows * cols
@@ -134,11 +155,11 @@ def write_grids(seeds: Sequence[int], outdir: str | os.PathLike, grid: tuple[int
     for k in range(0, len(seeds), per):
         path = outdir / f"grid{k // per:04d}.{fmt}"
         files = [outdir / seed_filename(s, fmt) for s in seeds[k:k + per]]
-        missing = [f.name for f in files if not f.exists()]
+        missing = [f.name for f in files if not is_complete(f)]
         if missing:
             raise ValueError(f"cannot compose {path.name}: {missing[0]} is missing from {outdir}")
         newest = max(f.stat().st_mtime_ns for f in files)
-        if path.exists() and not overwrite and path.stat().st_mtime_ns >= newest:
+        if is_complete(path) and not overwrite and path.stat().st_mtime_ns >= newest:
             continue
         images = np.stack([np.asarray(Image.open(f)) for f in files])
         if images.ndim == 3:

@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from .._files import atomic_output
+from .._files import atomic_output, ensure_writable_dir, sweep_stale_temps
 
 RUN_RECORD = ".stylegan-run.json"
 
@@ -28,6 +28,14 @@ def _show(v) -> str:
     if isinstance(v, str) and len(v) > 16:
         return v[:12] + "..."   # a digest: its head tells two networks apart
     return repr(v)
+
+
+def prepare_outdir(outdir: str | os.PathLike) -> Path:
+    """Create the folder (or say in one line why it cannot be written) and remove the temporaries
+    and claims of runs that were killed outright."""
+    outdir = ensure_writable_dir(outdir)
+    sweep_stale_temps(outdir)
+    return outdir
 
 
 def run_settings(G, psi: float, truncation_cutoff: int | None, noise_mode: str, class_idx: int | None,

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .._files import atomic_output, sweep_stale_temps
-from ..faces import read_photo
+from .._files import all_or_none, atomic_output, is_complete, name_fits, sweep_stale_temps
+from ..faces.photo import MAX_PIXELS, read_photo
 from ..images import to_uint8
 from ..inversion import pivotal_tuning, project_batch
 from ..inversion.features import FeatureNet
@@ -58,9 +58,10 @@ def find_targets(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     return out
 
 
-def read_target(path: Path, resolution: int) -> np.ndarray:
-    """A square image as [3, R, R] uint8 at the generator's resolution; other shapes are refused."""
-    img = read_photo(path)
+def read_target(path: Path, resolution: int, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A square image as [3, R, R] uint8 at the generator's resolution; other shapes are refused, and
+    images past `max_pixels` before they are decoded (faces/photo.py)."""
+    img = read_photo(path, max_pixels)
     h, w, _ = img.shape
     if h != w:
         raise ValueError(f"{path}: {w}x{h} is not square: crop the face first (`stylegan align`)")
@@ -116,17 +117,20 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
                     batch_size: int = 4, seed: int = 303, pti_steps: int = 0, network_digest: str | None = None,
                     identity: Callable[[np.ndarray, np.ndarray], float | None] | None = None,
                     loss_name: str | None = None, video: bool = False, overwrite: bool = False, rank: int = 0,
-                    world_size: int = 1, progress: Callable[[str, int, int, dict], None] | None = None) -> ProjectSummary:
+                    world_size: int = 1, max_pixels: int = MAX_PIXELS,
+                    progress: Callable[[str, int, int, dict], None] | None = None) -> ProjectSummary:
     """Project every target into `outdir` (see the module doc for the files). A target that cannot
     be read is recorded in the summary and the others carry on.
 
     `loss_name` names the loss `loss_factory` makes, for the run record: a folder made with other
     settings (network, space, num_steps, seed, loss_name, pti_steps) raises RunMismatchError
     unless `overwrite`. `video` writes each target's progress video from the frames the
-    projection renders anyway (every `video_every(num_steps)` steps, then the final image)."""
+    projection renders anyway (every `video_every(num_steps)` steps, then the final image).
+
+    A target's files appear together or not at all; a rerun redoes targets whose NAME_compare.png
+    is missing or cut short. A target whose file names the file system cannot hold fails up front;
+    a disk that fills stops the run with a WriteError (one line)."""
     from torch_utils.misc import network_digest as digest_of
-    from ..io.latents import save_latents
-    from ..loaders import save
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     network_digest = network_digest or digest_of(G)
@@ -137,11 +141,15 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
     todo: list[tuple[str, np.ndarray]] = []
     for path in list(find_targets(targets))[rank::world_size]:
         name = path.stem
-        if (outdir / f"{name}_compare.png").exists() and not overwrite:
+        if is_complete(outdir / f"{name}_compare.png") and not overwrite:
             summary.skipped.append(name)
             continue
+        long = next((n for n in output_names(name, pti_steps, video) if not name_fits(outdir / n)), None)
+        if long is not None:
+            summary.failed[str(path)] = f"output name {long} is too long for the file system"
+            continue
         try:
-            todo.append((name, read_target(path, G.img_resolution)))
+            todo.append((name, read_target(path, G.img_resolution, max_pixels)))
         except ValueError as e:
             summary.failed[str(path)] = str(e).removeprefix(f"{path}: ")
 
@@ -159,37 +167,61 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
             for append, (_, target), result in zip(appends, chunk, results):
                 append(np.concatenate([target.transpose(1, 2, 0), result.image], axis=1))
         for (name, target), result in zip(chunk, results):
-            target_hwc = target.transpose(1, 2, 0)
-            row = {"target": name, "space": space, "steps": num_steps, "psnr": psnr(result.image, target_hwc),
-                   "ssim": image_ssim(result.image, target_hwc)}
-            if lpips_net is not None:
-                row["lpips"] = feature_distance(lpips_net, target_hwc, result.image, device)
-            latent = result.ws[:1] if space == "w" else result.ws[None]      # w: [1, w_dim]; w+: [1, num_ws, w_dim]
-            save_latents(outdir / f"{name}.w.safetensors", latent.cpu(), space=space,
-                         network_digest=network_digest, source=name, overwrite=True)
-            with atomic_output(outdir / f"{name}_projected_w.npz") as tmp, open(tmp, "wb") as f:
-                np.savez(f, w=result.ws[None].cpu().numpy())
-            save_image(result.image, outdir / f"{name}_proj.png")
-            final = result.image
-            if pti_steps > 0:
-                report = (lambda info: progress("tune", info.step, info.num_steps, {"loss": info.loss})) \
-                    if progress else None
-                tuned = pivotal_tuning(G, torch.tensor(target).float(), result, loss_factory(),
-                                       num_steps=pti_steps, seed=seed, progress=report)
-                save({"G_ema": tuned.G}, outdir / f"{name}_pti.stylegan", overwrite=True)
-                save_image(tuned.image, outdir / f"{name}_pti.png")
-                row.update(pti_steps=len(tuned.dists), pti_psnr=psnr(tuned.image, target_hwc),
-                           pti_ssim=image_ssim(tuned.image, target_hwc))
-                if lpips_net is not None:
-                    row["pti_lpips"] = feature_distance(lpips_net, target_hwc, tuned.image, device)
-                final = tuned.image
-            if identity is not None:
-                row["identity"] = identity(target_hwc, final)
-            # Ranks write their own table: no two processes rewrite one file.
-            _append_metrics(outdir / ("metrics.csv" if world_size == 1 else f"metrics.rank{rank}.csv"), row)
-            save_image(np.concatenate([target_hwc, final], axis=1), outdir / f"{name}_compare.png")
+            with all_or_none() as group:
+                if video:
+                    group.add(outdir / f"{name}_progress.mp4")
+                _write_target(G, name, target, result, outdir, group, loss_factory, lpips_net, space=space,
+                              num_steps=num_steps, seed=seed, pti_steps=pti_steps, network_digest=network_digest,
+                              identity=identity, progress=progress, device=device,
+                              metrics=outdir / ("metrics.csv" if world_size == 1 else f"metrics.rank{rank}.csv"))
             summary.done.append(name)
     return summary
+
+
+def output_names(name: str, pti_steps: int = 0, video: bool = False) -> list[str]:
+    """The files a target NAME makes (see the module doc)."""
+    names = [f"{name}.w.safetensors", f"{name}_projected_w.npz", f"{name}_proj.png", f"{name}_compare.png"]
+    names += [f"{name}_pti.stylegan", f"{name}_pti.png"] if pti_steps > 0 else []
+    return names + ([f"{name}_progress.mp4"] if video else [])
+
+
+def _write_target(G, name, target, result, outdir, group, loss_factory, lpips_net, *, space, num_steps, seed,
+                  pti_steps, network_digest, identity, progress, device, metrics) -> None:
+    """One target's files, each `add`ed to the group as it lands; NAME_compare.png last."""
+    from ..io.latents import save_latents
+    from ..loaders import save
+    from torch_utils.misc import network_digest as digest_of
+    target_hwc = target.transpose(1, 2, 0)
+    row = {"target": name, "space": space, "steps": num_steps, "psnr": psnr(result.image, target_hwc),
+           "ssim": image_ssim(result.image, target_hwc)}
+    if lpips_net is not None:
+        row["lpips"] = feature_distance(lpips_net, target_hwc, result.image, device)
+    latent = result.ws[:1] if space == "w" else result.ws[None]      # w: [1, w_dim]; w+: [1, num_ws, w_dim]
+    final, digests = result.image, {}
+    if pti_steps > 0:
+        report = (lambda info: progress("tune", info.step, info.num_steps, {"loss": info.loss})) \
+            if progress else None
+        tuned = pivotal_tuning(G, torch.tensor(target).float(), result, loss_factory(),
+                               num_steps=pti_steps, seed=seed, progress=report)
+        group.add(save({"G_ema": tuned.G}, outdir / f"{name}_pti.stylegan", overwrite=True))
+        save_image(tuned.image, group.add(outdir / f"{name}_pti.png"))
+        row.update(pti_steps=len(tuned.dists), pti_psnr=psnr(tuned.image, target_hwc),
+                   pti_ssim=image_ssim(tuned.image, target_hwc))
+        if lpips_net is not None:
+            row["pti_lpips"] = feature_distance(lpips_net, target_hwc, tuned.image, device)
+        final = tuned.image
+        # The latent drives the tuned copy too (its pivot): saying so lets an edit trust it there.
+        digests = {"network_digests": [digest_of(tuned.G)]}
+    group.add(save_latents(outdir / f"{name}.w.safetensors", latent.cpu(), space=space,
+                           network_digest=network_digest, source=name, extra=digests, overwrite=True))
+    with atomic_output(group.add(outdir / f"{name}_projected_w.npz")) as tmp, open(tmp, "wb") as f:
+        np.savez(f, w=result.ws[None].cpu().numpy())
+    save_image(result.image, group.add(outdir / f"{name}_proj.png"))
+    if identity is not None:
+        row["identity"] = identity(target_hwc, final)
+    # Ranks write their own table: no two processes rewrite one file.
+    group.on_failure(_append_metrics(metrics, row))
+    save_image(np.concatenate([target_hwc, final], axis=1), group.add(outdir / f"{name}_compare.png"))
 
 
 def _step_hook(progress, appends, chunk, targets, every):
@@ -212,13 +244,18 @@ def _step_hook(progress, appends, chunk, targets, every):
     return hook
 
 
-def _append_metrics(path: Path, row: dict) -> None:
-    """Add or replace the target's row; the file is rewritten whole, atomically."""
+def _append_metrics(path: Path, row: dict) -> Callable[[], None]:
+    """Add or replace the target's row; the file is rewritten whole, atomically. Returns what takes
+    the row out again (when the target's files fail to land)."""
     rows = []
     if path.exists():
         with open(path, newline="") as f:
             rows = [r for r in csv.DictReader(f) if r.get("target") != row["target"]]
-    rows.append({k: _fmt(row.get(k)) for k in METRICS})
+    _write_metrics(path, rows + [{k: _fmt(row.get(k)) for k in METRICS}])
+    return lambda: _write_metrics(path, rows)
+
+
+def _write_metrics(path: Path, rows: list[dict]) -> None:
     with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=METRICS)
         writer.writeheader()

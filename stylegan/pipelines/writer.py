@@ -4,6 +4,7 @@ from __future__ import annotations
 import queue
 import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -34,10 +35,10 @@ class ImageWriter:
             t.start()
 
     def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
+        while (job := self._queue.get()) is not None:
             try:
                 if self._error is None:
-                    save_image(*item[:2], **item[2])
+                    job()
             except BaseException as e:  # surfaced on the caller's thread by put()/close()
                 self._error = e
             finally:
@@ -45,8 +46,12 @@ class ImageWriter:
         self._queue.task_done()
 
     def put(self, img: np.ndarray, path: Path, **params) -> None:
+        self.submit(lambda: save_image(img, Path(path), **params))
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run `job` (e.g. an image and the files that belong with it) on a worker thread."""
         self._raise()
-        self._queue.put((img, Path(path), params))
+        self._queue.put(job)
 
     def close(self) -> None:
         """Wait for every queued image to be on disk."""
