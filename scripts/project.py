@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
-from .common import load_networks, resolve_device
+from .common import load_networks, max_pixels_option, resolve_device
 
 
 @click.command(epilog="""\b
@@ -18,7 +19,8 @@ Examples:
 --loss: 'auto' needs nothing downloaded (the file's discriminator features + MS-SSIM + pixels,
 or pixels alone when the file has no discriminator); 'vgg16' is NVIDIA's projector network,
 'lpips-vgg' the lpips package's layers over torchvision's VGG16 (both downloaded once); or the path
-of any TorchScript file with the same interface, or of those state dicts.""")
+of those state dicts, or of vgg16.pt itself (recognised by its digest, read, not run). Any other
+TorchScript file is code: it runs only with --trust-code.""")
 @click.option("--network", required=True, help="Model file, URL or model-zoo name (see `stylegan models`).")
 @click.option("--target", "targets", required=True, multiple=True, type=click.Path(),
               help="Square image(s) or folder(s) of them, e.g. from `stylegan align`. Repeatable.")
@@ -29,7 +31,10 @@ of any TorchScript file with the same interface, or of those state dicts.""")
 @click.option("--pti", is_flag=True, help="Then tune the generator to the target (pivotal tuning); saves it.")
 @click.option("--pti-steps", type=click.IntRange(min=1), default=350, show_default=True)
 @click.option("--loss", default="auto", show_default=True,
-              help="auto | vgg16 | lpips-vgg | PATH of a TorchScript feature net or LPIPS/VGG16 state dict.")
+              help="auto | vgg16 | lpips-vgg | PATH of vgg16.pt or of an LPIPS/VGG16 state dict.")
+@click.option("--trust-code", is_flag=True,
+              help="Let a --loss TorchScript file that is not a known network run: this EXECUTES CODE FROM "
+                   "THE FILE, with your rights. Only for files from a source you trust.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=None,
               help="Targets optimised together [default: 1 on a CPU, where one at a time is faster "
                    "(benchmarks/projection.py), 8 on a GPU].")
@@ -38,9 +43,10 @@ of any TorchScript file with the same interface, or of those state dicts.""")
               help="Report dlib's face-identity distance target vs result (when dlib and a face are there).")
 @click.option("--video", is_flag=True, help="Also write NAME_progress.mp4: target | projection as it converges.")
 @click.option("--overwrite", is_flag=True, help="Redo targets already projected (default: skip them).")
+@max_pixels_option
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
-def project(network, targets, outdir, space, steps, pti, pti_steps, loss, batch_size, seed, identity, video,
-            overwrite, device):
+def project(network, targets, outdir, space, steps, pti, pti_steps, loss, trust_code, batch_size, seed, identity,
+            video, overwrite, max_pixels, device):
     """Find the latent that makes the generator draw each target image. Writes, per target NAME:
     NAME.w.safetensors, NAME_projected_w.npz (NVIDIA's layout), NAME_proj.png, NAME_compare.png,
     with --pti NAME_pti.stylegan, with --video NAME_progress.mp4; and metrics.csv (PSNR, SSIM, LPIPS
@@ -50,16 +56,18 @@ def project(network, targets, outdir, space, steps, pti, pti_steps, loss, batch_
     from stylegan.pipelines.manifest import RunMismatchError
     from stylegan.pipelines.project import find_targets, project_targets
     from torch_utils.misc import network_digest
-    from .common import check_outdir, cli_error, run_mismatch_error
-    check_outdir(outdir)
+    from .common import check_outdir, cli_error, flag_words, run_mismatch_error
     found = find_targets(targets)
     if not found:
         raise click.ClickException("no target images found in the given folders")
     dev = resolve_device(device)
+    # A loss file is read (and refused) before anything is written or downloaded.
+    feature_net = _feature_net(loss, dev, trust_code) if loss != "auto" and Path(loss).exists() else None
+    check_outdir(outdir)
     batch_size = batch_size or (1 if dev.type == "cpu" else 8)
     nets = load_networks(network, dev)
     G = nets.generator if hasattr(nets, "generator") else nets["G_ema"]
-    loss_factory = _loss_factory(loss, nets, dev)
+    loss_factory = _loss_factory(loss, nets, dev, trust_code, feature_net)
     ident = _identity() if identity else None
     rank, world = rank_and_world()
     bar_state = {}
@@ -81,13 +89,14 @@ def project(network, targets, outdir, space, steps, pti, pti_steps, loss, batch_
         summary = project_targets(G, found, outdir, loss_factory, space=space, num_steps=steps,
                                   batch_size=batch_size, seed=seed, pti_steps=pti_steps if pti else 0,
                                   network_digest=network_digest(G), identity=ident, loss_name=_loss_name(loss),
-                                  video=video, overwrite=overwrite, rank=rank, world_size=world, progress=progress)
+                                  video=video, overwrite=overwrite, rank=rank, world_size=world,
+                                  max_pixels=max_pixels, progress=progress)
     except RunMismatchError as e:
         raise run_mismatch_error(e, outdir, _FLAGS) from None
     except ValueError as e:
         raise cli_error(e) from None
     for target, reason in summary.failed.items():
-        click.echo(f"{target}: {reason}", err=True)
+        click.echo(f"{target}: {flag_words(reason)}", err=True)
     click.echo(f"{len(summary.done)} targets projected, {len(summary.skipped)} already done, "
                f"{len(summary.failed)} failed, to {outdir}", err=True)
     if summary.failed:
@@ -100,21 +109,25 @@ _FLAGS = {"network": "--network", "space": "--space", "steps": "--steps", "seed"
 
 def _loss_name(loss: str) -> str:
     """--loss for the run record: a file by its absolute path, so two spellings of it agree."""
-    from pathlib import Path
     return str(Path(loss).resolve()) if Path(loss).is_file() else loss
 
 
-def _loss_factory(loss: str, nets, device):
-    from stylegan.inversion import load_feature_net
+def _loss_factory(loss: str, nets, device, trust_code: bool, net=None):
     from stylegan.inversion.losses import FeatureDistance, default_distance
     if loss == "auto":
         D = nets["D"] if "D" in nets else None
         return lambda: default_distance(D)
-    try:
-        net = load_feature_net(loss, device)      # registry names are fetched (once) from there
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
+    net = net or _feature_net(loss, device, trust_code)      # registry names are fetched (once) from there
     return lambda: FeatureDistance(net)
+
+
+def _feature_net(loss: str, device, trust_code: bool):
+    from stylegan.inversion import load_feature_net
+    from .common import cli_error
+    try:
+        return load_feature_net(loss, device, trust_code=trust_code)
+    except ValueError as e:
+        raise cli_error(e) from None
 
 
 def _identity():

@@ -4,7 +4,10 @@ latent directions).
 
 `size` and `sha256` describe the file the URL serves and stay None unless confirmed from a trustworthy
 source: a wrong checksum would make every download fail, a missing one only skips a check. A sha256
-prefix (torch.hub names its files by one) checks that much of the digest.
+prefix (torch.hub names its files by one) checks that much of the digest. A TorchScript file's whole
+sha256 is also how it is recognised without running it (loaders/torchscript.py): NVIDIA's metric
+networks' digests are the ones published beside their URLs by projects that pin them (genforce's
+perceptual model for vgg16.pt; a pinned Clean-FID setup for inception-2015-12-05.pt).
 GAN file names and URLs follow the READMEs of NVlabs/stylegan2, NVlabs/stylegan2-ada-pytorch and
 NVlabs/stylegan3; the dlib models' provenance and terms follow the README of davisking/dlib-models;
 the directions are files of danielroich/PTI, pinned to one commit (size and sha256 of those blobs).
@@ -19,7 +22,9 @@ import difflib
 from dataclasses import dataclass
 from typing import Optional
 
-KINDS = ("gan", "perceptual", "landmarks", "face-detector", "face-id", "direction")
+# 'perceptual': the networks projection measures distances with (LPIPS); 'feature': the feature
+# networks of the metrics (FID, KID, IS: Inception).
+KINDS = ("gan", "perceptual", "feature", "landmarks", "face-detector", "face-id", "direction")
 # 'state-dict': a torch.save'd dict of tensors; 'e4e-pt': a torch.save'd [1, w_dim] direction tensor or
 # {'mean', 'comp', 'std'} PCA dict, as encoder4editing and PTI share them. Both load with weights_only.
 FORMATS = ("nvidia-pickle", "tf-pickle", "torchscript", "state-dict", "dlib", "e4e-pt")
@@ -150,12 +155,20 @@ ENTRIES: tuple[Entry, ...] = (
     _tf("church", 256, "LSUN Church"),
     _tf("horse", 256, "LSUN Horse"),
     # The perceptual network of NVIDIA's projector and metrics: LPIPS on VGG16, as TorchScript.
+    # Recognised by sha256 and read as tensors, never run.
     Entry("vgg16", "perceptual", f"{ADA_BASE}metrics/vgg16.pt", LICENCE_PT, LICENCE_URL_ADA,
-          "LPIPS VGG16 feature network (TorchScript) of NVIDIA's projector", format="torchscript"),
+          "LPIPS VGG16 feature network (TorchScript) of NVIDIA's projector", format="torchscript",
+          size=553_469_545, sha256="b437eb095feaeb0b83eb3fa11200ebca4548ee39a07fb944a417ddc516cc07c3"),
+    # The Inception-v3 of FID, KID and IS (TensorFlow's 2015-12-05 graph, translated by NVIDIA).
+    Entry("inception-2015-12-05", "feature", f"{ADA_BASE}metrics/inception-2015-12-05.pt", LICENCE_PT,
+          LICENCE_URL_ADA, "Inception-v3 feature network (TorchScript) of NVIDIA's FID, KID and IS",
+          aliases=("inception",), format="torchscript", size=95_607_719,
+          sha256="f58cb9b6ec323ed63459aa4fb441fe750cfe39fafad6da5cb504a16f19e958f4"),
     # LPIPS the way the `lpips` package builds it: torchvision's ImageNet VGG16 trunk + the v0.1 linear layers.
     Entry("torchvision-vgg16", "perceptual", "https://download.pytorch.org/models/vgg16-397923af.pth",
           LICENCE_TORCHVISION, LICENCE_URL_TORCHVISION, "VGG16 ImageNet weights (torchvision), the LPIPS trunk",
-          sha256="397923af", format="state-dict", torch_hub=True),
+          sha256="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0", format="state-dict",
+          torch_hub=True),
     Entry("lpips-vgg-v0.1", "perceptual", f"{LPIPS_BASE}v0.1/vgg.pth", LICENCE_LPIPS, LICENCE_URL_LPIPS,
           "LPIPS v0.1 linear layers over VGG16 features", format="state-dict",
           packaged=("lpips", "weights/v0.1/vgg.pth")),
