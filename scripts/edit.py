@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import IntList, load_networks, resolve_device
+from .common import IntList, cli_error, load_networks, max_pixels_option, resolve_device, run_mismatch_error
 
 
 @click.command(epilog="""\b
@@ -20,7 +20,12 @@ Examples:
 --edit SOURCE[:K][@ROWS]:STRENGTHS, repeatable. SOURCE: a direction file (ours, InterFaceGAN .npy,
 GANSpace .npz, e4e/PTI .pt, rosinality factor.pt), a registry direction (`stylegan models --kind
 direction`, e.g. interfacegan-ffhq-smile, downloaded once) or 'sefa' / 'ganspace' computed on the spot;
-K the component; ROWS the ws rows to move (e.g. 0-3: coarse); STRENGTHS 3, -2,0,2 or -3..3.""")
+K the component; ROWS the ws rows to move (e.g. 0-3: coarse); STRENGTHS 3, -2,0,2 or -3..3.
+
+\b
+The folder resumes like `generate`'s: it remembers what made it, outputs already there are
+skipped, and two runs on one folder share the work. A direction or latent file made for another
+network is refused (--force applies it anyway).""")
 @click.option("--network", required=True, help="Model file, URL or model-zoo name (see `stylegan models`).")
 @click.option("--seeds", type=IntList(), default=None, help="Edit these seeds' latents.")
 @click.option("--latent", "latents", multiple=True, type=click.Path(), help="Saved latent file(s) to edit.")
@@ -36,15 +41,18 @@ K the component; ROWS the ws rows to move (e.g. 0-3: coarse); STRENGTHS 3, -2,0,
 @click.option("--pti", is_flag=True, help="Photo: tune the generator to the photo (pivotal tuning) before editing.")
 @click.option("--paste-back", is_flag=True, help="Photo: put each edited face back into the original photo.")
 @click.option("--report", is_flag=True, help="Write report.csv: attribute change, identity distance, leakage.")
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them).")
+@click.option("--force", is_flag=True, help="Apply direction and latent files made for another network.")
+@max_pixels_option
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
 def edit(network, seeds, latents, photo, edits, steps, psi, outdir, grid, video, space, project_steps, pti,
-         paste_back, report, overwrite, device):
+         paste_back, report, overwrite, force, max_pixels, device):
     """Render edits: for each input and --edit, a strip of images over the strengths (NAME_EDIT.png)."""
     import numpy as np
     import torch
-    from stylegan.pipelines.edit import parse_edit, render_edits, strip
-    from stylegan.pipelines.writer import save_image
+    from stylegan.pipelines.edit import edit_settings, file_digest, parse_edit, pending, read_strip, write_edits
+    from stylegan.pipelines.manifest import RunMismatchError
+    from torch_utils.misc import network_digest
     from .common import check_outdir
     if sum(x is not None and x != () for x in (seeds, latents or None, photo)) != 1:
         raise click.UsageError("give exactly one of --seeds, --latent or --photo")
@@ -59,57 +67,71 @@ def edit(network, seeds, latents, photo, edits, steps, psi, outdir, grid, video,
     dev = resolve_device(device)
     nets = load_networks(network, dev)
     G = nets.generator if hasattr(nets, "generator") else nets["G_ema"]
-    aligned = None
+    digest = network_digest(G)
+    aligned, finish, extra = None, None, {}
     try:
         if seeds is not None:
             from stylegan.pipelines import map_seeds
             with torch.no_grad():
                 ws = map_seeds(G, seeds, psi)
             names = [f"seed{s:04d}" for s in seeds]
+            inputs = {"psi": float(psi)}
         elif latents:
             from stylegan.io.latents import check_compatible, load_latents
             loaded = [load_latents(p) for p in latents]
-            for lat in loaded:
-                check_compatible(lat, G)
+            for p, lat in zip(latents, loaded):
+                for warning in _named(p, lambda: check_compatible(lat, G, digest, force)):
+                    click.echo(f"warning: {p}: {warning}", err=True)
             ws_list = [_as_ws(G, lat.ws) for lat in loaded]
             ws = torch.cat(ws_list)
             names = [Path(p).name.split(".")[0] + (f"_{j}" if len(w) > 1 else "")
                      for p, w in zip(latents, ws_list) for j in range(len(w))]
+            inputs = {"latents": {n: file_digest(p) for n, p in zip(names, latents)}}
         else:
-            ws, G, aligned = _photo(G, nets, photo, space, project_steps, pti)
+            from stylegan.faces import read_photo
             names = [Path(photo).stem]
-        results = render_edits(G, ws, specs)
+            image = read_photo(photo, max_pixels)
+            inputs = {"photo": file_digest(photo), "space": space, "project_steps": project_steps, "pti": pti}
+            extra = {"paste_back": paste_back}
+            aligned = image, _align(G, image)
+            ws = None
+            if pending(outdir, names, specs, video, overwrite):     # a finished photo is not projected again
+                ws, G = _project(G, nets, aligned[1], space, project_steps, pti)
+            if paste_back:
+                finish = lambda frames, i: _paste(aligned, frames)  # noqa: E731
+        settings = edit_settings(digest, specs, inputs, extra=extra)
+        summary = write_edits(G, ws, names, specs, outdir, settings=settings, video=video, grid=grid,
+                              overwrite=overwrite, force=force, digest=digest, finish=finish)
+    except RunMismatchError as e:
+        raise run_mismatch_error(e, outdir, {"network": "--network", "inputs": "the inputs", "edits": "--edit",
+                                             "paste_back": "--paste-back"}) from None
     except ValueError as e:
-        raise click.ClickException(str(e)) from None
-
-    rows = []
-    for spec, images in zip(specs, results):
-        for i, name in enumerate(names):
-            path = outdir / f"{name}_{spec.label}.png"
-            if path.exists() and not overwrite:
-                raise click.ClickException(f"{path} exists: pass --overwrite to replace it")
-            frames = images[:, i]
-            if aligned is not None and paste_back:
-                from stylegan.faces.paste import paste_back as paste
-                photo_img, face = aligned
-                frames = np.stack([paste(photo_img, f, face) for f in frames])
-            save_image(strip(frames), path)
-            if video:
-                from stylegan.pipelines.video import write_video
-                write_video(iter(frames), outdir / f"{name}_{spec.label}.mp4", fps=max(2, len(frames) // 2))
-            if report:
+        raise cli_error(e) from None
+    if report:
+        rows = []
+        for spec in specs:
+            for name in names:
+                frames = read_strip(outdir / f"{name}_{spec.label}.png", len(spec.strengths))
                 # What the user gets is measured: pasted photos with --paste-back, else the crops;
                 # for a photo, also each result's identity distance to the person in the photo.
                 ref = None if aligned is None else aligned[0] if paste_back else aligned[1].image
                 if aligned is not None and paste_back:   # only the face's own region: no other face counts
                     ref, frames = _face_region(aligned[1], [ref, *frames])[0], _face_region(aligned[1], frames)
                 rows += _report_rows(name, spec, frames, ref)
-        if grid:
-            save_image(np.concatenate([strip(images[:, i]) for i in range(len(names))], axis=0),
-                       outdir / f"grid_{spec.label}.png")
-    if report:
-        _write_report(outdir / "report.csv", rows)
-    click.echo(f"{len(specs)} edit(s) of {len(names)} input(s) written to {outdir}", err=True)
+        try:
+            _write_report(outdir / "report.csv", rows)
+        except ValueError as e:
+            raise cli_error(e) from None
+    busy = f", {len(summary.busy)} being made by another run" if summary.busy else ""
+    click.echo(f"{len(summary.written)} edit strip(s) written, {len(summary.skipped)} already present{busy}, "
+               f"to {outdir}", err=True)
+
+
+def _named(path, check):
+    try:
+        return check()
+    except ValueError as e:
+        raise type(e)(f"{path}: {e}") from None
 
 
 def _as_ws(G, ws):
@@ -117,13 +139,22 @@ def _as_ws(G, ws):
     return as_ws(G, ws)
 
 
-def _photo(G, nets, photo, space, steps, pti):
-    """photo -> (ws [1, num_ws, w_dim], generator to edit with, (photo, aligned face))."""
-    from stylegan.faces import align_face, read_photo
+def _align(G, image):
+    from stylegan.faces import align_face
+    return align_face(image, size=G.img_resolution)[0]
+
+
+def _paste(aligned, frames):
+    import numpy as np
+    from stylegan.faces.paste import paste_back
+    photo, face = aligned
+    return np.stack([paste_back(photo, f, face) for f in frames])
+
+
+def _project(G, nets, face, space, steps, pti):
+    """aligned face -> (ws [1, num_ws, w_dim], generator to edit with)."""
     from stylegan.inversion import pivotal_tuning, project
     from stylegan.inversion.losses import default_distance
-    image = read_photo(photo)
-    face = align_face(image, size=G.img_resolution)[0]
     target = face.image.transpose(2, 0, 1)
     D = nets["D"] if "D" in nets else None
     bar = click.progressbar(length=steps, label="projecting", file=sys.stderr)
@@ -142,7 +173,7 @@ def _photo(G, nets, photo, space, steps, pti):
         G = copy.deepcopy(G)
         for name, layer in noise_layers(G).items():
             layer.noise_const = result.noise[name]
-    return result.ws[None], G, (image, face)
+    return result.ws[None], G
 
 
 def _face_region(face, images):

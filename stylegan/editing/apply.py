@@ -6,6 +6,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .._errors import int_ranges
 from ..images import to_uint8
 from ..networks.styles import style_layers, synthesize_styles, ws_to_styles
 from .directions import Direction
@@ -44,7 +45,7 @@ def shift_ws(G, ws: torch.Tensor, direction: Direction, strength: float, compone
     rows = list(range(G.num_ws)) if rows is None and direction.layers is None else list(rows or direction.layers)
     bad = [r for r in rows if not 0 <= r < G.num_ws]
     if bad:
-        raise ValueError(f"layers {bad} out of range: this network has ws rows 0..{G.num_ws - 1}")
+        raise ValueError(f"layers {int_ranges(bad)} out of range: this network has ws rows 0..{G.num_ws - 1}")
     out = ws.clone()
     out[:, rows] += strength * step(direction, component, use_std).to(ws.device)
     return out

@@ -3,24 +3,64 @@
 An edit is written `SOURCE[:K][@ROWS]:STRENGTHS`: SOURCE a direction file or a method computed
 on the spot ('sefa', 'ganspace'); K the component (default 0); ROWS the ws rows it moves (e.g.
 0-3; default: the direction's own, else all); STRENGTHS one number, a list (-2,0,2) or a range
-A..B (spread over `steps` values). E.g. `smile.npy:-3..3`, `sefa:2@0-3:5`, `pca.direction:1:-2,2`."""
+A..B (spread over `steps` values). E.g. `smile.npy:-3..3`, `sefa:2@0-3:5`, `pca.direction:1:-2,2`.
+
+`write_edits` writes them as a resumable folder, like an image set: a run record of what decides
+the pixels (network, inputs, edits), outputs already whole are skipped, a strip and its video land
+together or not at all, and each output is claimed while it is made, so two runs on one folder
+share the work. What is held in memory at once is sized before anything is rendered."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
-from dataclasses import dataclass
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
+from .._files import all_or_none, claim, is_complete, name_fits
+from .._memory import check_held
 from ..editing import Direction, edit, ganspace, load_direction, sefa
+from ..editing.directions import check_direction
+from .checks import check_noise_mode
 from .latents import parse_int_list
+from .manifest import check_run_record, prepare_outdir
 
 METHODS = ("sefa", "ganspace")
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _STRENGTHS = re.compile(rf"^(?:{_NUMBER}\.\.{_NUMBER}|{_NUMBER}(?:,{_NUMBER})*)$")
+
+
+class Linspace(Sequence[float]):
+    """`steps` values from lo to hi, as np.linspace gives them, computed when read: a strength range
+    costs nothing until its size has been checked against the memory budget."""
+
+    def __init__(self, lo: float, hi: float, steps: int):
+        self.lo, self.hi, self.steps = float(lo), float(hi), int(steps)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self.steps))]
+        i = i + self.steps if i < 0 else i
+        if not 0 <= i < self.steps:
+            raise IndexError("strength index out of range")
+        if i == self.steps - 1:
+            return self.hi
+        return i * ((self.hi - self.lo) / (self.steps - 1)) + self.lo if self.steps > 1 else self.lo
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(other) == len(self) and all(a == b for a, b in zip(self, other))
+
+    def __repr__(self) -> str:
+        return f"{self.lo:g}..{self.hi:g} ({self.steps} steps)"
 
 
 @dataclass
@@ -28,7 +68,7 @@ class EditSpec:
     source: str
     component: int
     rows: list[int] | None
-    strengths: list[float]
+    strengths: Sequence[float]
 
     @property
     def label(self) -> str:
@@ -42,7 +82,7 @@ def parse_strengths(text: str, steps: int = 7) -> list[float]:
         raise ValueError(f"bad strengths {text!r}: expected e.g. 3, -2,0,2 or -3..3")
     if ".." in text:
         lo, hi = (float(v) for v in text.split(".."))
-        return [float(v) for v in np.linspace(lo, hi, steps)]
+        return Linspace(lo, hi, steps)
     return [float(v) for v in text.split(",")]
 
 
@@ -76,8 +116,10 @@ def direction_file(source: str) -> str:
     return str(hub.resolve(source))
 
 
-def resolve_direction(spec: EditSpec, G: torch.nn.Module, cache: dict | None = None) -> Direction:
-    """The direction an edit names: a file (checked against G's w), or SeFa / GANSpace of G."""
+def resolve_direction(spec: EditSpec, G: torch.nn.Module, cache: dict | None = None, force: bool = False,
+                      digest: str | None = None) -> Direction:
+    """The direction an edit names: a file (checked against G: its w, and the network it was made
+    for, unless `force`; see editing.directions.check_direction), or SeFa / GANSpace of G."""
     cache = {} if cache is None else cache
     key = (spec.source, tuple(spec.rows or ()))
     if key not in cache:
@@ -86,7 +128,13 @@ def resolve_direction(spec: EditSpec, G: torch.nn.Module, cache: dict | None = N
         elif spec.source == "ganspace":
             cache[key] = ganspace(G, num_samples=20_000, num_components=max(16, spec.component + 1))
         else:
-            cache[key] = load_direction(direction_file(spec.source), w_dim=G.w_dim)
+            path = direction_file(spec.source)
+            d = load_direction(path, w_dim=G.w_dim)
+            try:
+                check_direction(d, G, digest, force)
+            except ValueError as e:
+                raise type(e)(f"{path}: {e}") from None
+            cache[key] = d
     d = cache[key]
     d.component(spec.component)   # range check, one line
     return d
@@ -107,3 +155,166 @@ def render_edits(G: torch.nn.Module, ws: torch.Tensor, specs: Sequence[EditSpec]
 def strip(images: np.ndarray) -> np.ndarray:
     """[S, H, W, C] -> [H, S*W, C]: strengths side by side."""
     return np.concatenate(list(images), axis=1)
+
+
+# --- edits as a resumable folder ------------------------------------------------------------------
+
+@dataclass
+class EditSummary:
+    written: list[Path] = field(default_factory=list)    # strips written now
+    skipped: list[Path] = field(default_factory=list)    # strips already whole
+    busy: list[Path] = field(default_factory=list)       # strips another live process is making
+    grids: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def output_name(name: str, spec: EditSpec) -> str:
+    return f"{name}_{spec.label}"
+
+
+def pending(outdir: str | os.PathLike, names: Sequence[str], specs: Sequence[EditSpec], video: bool = False,
+            overwrite: bool = False) -> list[tuple[str, EditSpec]]:
+    """The (input, edit) pairs whose files are not all whole in `outdir` (everything with `overwrite`)."""
+    outdir = Path(outdir)
+    return [(n, s) for s in specs for n in names
+            if overwrite or not all(is_complete(outdir / f) for f in _files_of(output_name(n, s), video))]
+
+
+def _files_of(stem: str, video: bool) -> list[str]:
+    return [f"{stem}.png"] + ([f"{stem}.mp4"] if video else [])
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def edit_settings(network_digest: str, specs: Sequence[EditSpec], inputs: dict, noise_mode: str = "const",
+                  extra: dict | None = None) -> dict:
+    """What decides the pixels of an edit folder, for its run record: the network, the inputs
+    (`inputs`: e.g. {'psi': 0.7} for seeds, file digests for latents or a photo), each edit (its
+    direction by method or by the digest of its file, component, rows, strengths) and `extra`
+    (paste-back, projection settings)."""
+    edits = []
+    for s in specs:
+        source = {"method": s.source} if s.source in METHODS else {"direction": _direction_digest(s.source)}
+        edits.append({**source, "component": s.component, "rows": [int(r) for r in s.rows] if s.rows else None,
+                      "strengths": [float(v) for v in s.strengths] if len(s.strengths) <= 64 else repr(s.strengths)})
+    return {"network": network_digest, "inputs": inputs, "edits": edits, "noise_mode": noise_mode, **(extra or {})}
+
+
+def _direction_digest(source: str) -> str:
+    path = direction_file(source)
+    return file_digest(path) if os.path.isfile(path) else source
+
+
+def check_edit_memory(G: torch.nn.Module, specs: Sequence[EditSpec], num_inputs: int, grid: bool = False) -> int:
+    """Size what rendering holds at once, before any of it: one input's images over an edit's
+    strengths (and with `grid`, every input's). Returns how many inputs fit in one rendering batch."""
+    image = G.img_resolution ** 2 * G.img_channels
+    per_input = max(len(s.strengths) for s in specs) * image
+    check_held(2 * per_input, f"an edit of {max(len(s.strengths) for s in specs)} strengths",
+               "use fewer strengths (--steps)")
+    if grid:
+        check_held(2 * num_inputs * per_input, f"a grid of {num_inputs} inputs by "
+                   f"{max(len(s.strengths) for s in specs)} strengths", "use fewer inputs or strengths, or no grid")
+    from .._memory import memory_budget
+    # At most 8 inputs at a time, as image sets batch: synthesis activations grow with the batch too.
+    return max(1, min(8, memory_budget() // (4 * per_input)))
+
+
+def write_edits(G: torch.nn.Module, ws: torch.Tensor, names: Sequence[str], specs: Sequence[EditSpec],
+                outdir: str | os.PathLike, *, settings: dict, noise_mode: str = "const", video: bool = False,
+                grid: bool = False, overwrite: bool = False, force: bool = False, digest: str | None = None,
+                finish: Callable[[np.ndarray, int], np.ndarray] | None = None, cache: dict | None = None,
+                progress: Callable[[int, int], None] | None = None) -> EditSummary:
+    """Render and write each input's edits into `outdir` as NAME_EDIT.png: the strengths side by
+    side (with `video`, also NAME_EDIT.mp4 sweeping them; with `grid`, grid_EDIT.png: inputs down,
+    strengths across).
+
+    `ws` [N, num_ws, w_dim]: names[i] is input i's (see `pending` to skip making inputs whose
+    edits are all on disk). `settings` (see `edit_settings`) is the folder's run record: other
+    settings raise RunMismatchError unless `overwrite`. `finish(frames [S, H, W, C], i)` may change
+    an input's frames before they are written (paste-back). Direction files made for another network
+    than `digest` (default G's; a photo's tuned copy of G passes its base network's) are refused
+    unless `force`. `progress(done, total)` follows the (input, edit) pairs."""
+    from torch_utils.misc import network_digest
+    start = time.perf_counter()
+    check_noise_mode(noise_mode)
+    if len(set(names)) != len(names):
+        raise ValueError("two inputs have the same name: their edits would overwrite each other")
+    outdir = Path(outdir)
+    long = next((f for n in names for s in specs for f in _files_of(output_name(n, s), video)
+                 if not name_fits(outdir / f)), None)
+    if long is not None:
+        raise ValueError(f"{outdir / long}: the name is too long for the file system")
+    batch = check_edit_memory(G, specs, len(names), grid)
+    digest = digest or network_digest(G)
+    directions = [resolve_direction(s, G, cache, force, digest) for s in specs]   # every file read first
+    outdir = prepare_outdir(outdir)
+    check_run_record(outdir, settings, overwrite, outputs="*.png")
+    summary = EditSummary()
+    todo = pending(outdir, names, specs, video, overwrite)
+    done = 0
+    for spec, d in zip(specs, directions):
+        mine = [names.index(n) for n, s in todo if s is spec]
+        summary.skipped += [outdir / f"{output_name(n, spec)}.png" for i, n in enumerate(names) if i not in set(mine)]
+        for first in range(0, len(mine), batch):
+            with ExitStack() as claims:
+                chunk = []
+                for i in mine[first:first + batch]:
+                    path = outdir / f"{output_name(names[i], spec)}.png"
+                    (chunk.append(i) if claims.enter_context(claim(path)) else summary.busy.append(path))
+                if chunk:
+                    images = edit(G, ws[chunk], d, spec.strengths, component=spec.component, layers=spec.rows,
+                                  noise_mode=noise_mode)
+                    for k, i in enumerate(chunk):
+                        summary.written.append(_write_edit(images[:, k], outdir / output_name(names[i], spec),
+                                                           video, finish, i))
+            done += len(mine[first:first + batch])
+            if progress is not None:
+                progress(done, len(todo))
+        if grid:
+            summary.grids += _write_grid(outdir, [output_name(n, spec) for n in names], f"grid_{spec.label}.png",
+                                         overwrite)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _write_edit(frames: np.ndarray, stem: Path, video: bool, finish, i: int) -> Path:
+    """One input's strip (and video): both on disk, or neither."""
+    from .video import write_video
+    from .writer import save_image
+    if finish is not None:
+        frames = finish(frames, i)
+    with all_or_none() as group:
+        if video:
+            write_video(iter(frames), group.add(stem.with_name(stem.name + ".mp4")), fps=max(2, len(frames) // 2))
+        save_image(strip(frames), group.add(stem.with_name(stem.name + ".png")))
+    return stem.with_name(stem.name + ".png")
+
+
+def _write_grid(outdir: Path, stems: list[str], name: str, overwrite: bool) -> list[Path]:
+    """The strips stacked, rebuilt when missing or older than one of them (as image_set's grids)."""
+    from PIL import Image
+    from .writer import save_image
+    files = [outdir / f"{s}.png" for s in stems]
+    if not all(is_complete(f) for f in files):
+        return []                                   # another process is still making some
+    path = outdir / name
+    newest = max(f.stat().st_mtime_ns for f in files)
+    if is_complete(path) and not overwrite and path.stat().st_mtime_ns >= newest:
+        return []
+    save_image(np.concatenate([np.asarray(Image.open(f)) for f in files], axis=0), path)
+    return [path]
+
+
+def read_strip(path: str | os.PathLike, strengths: int) -> np.ndarray:
+    """A strip written by `write_edits` back as its frames [S, H, W, C] (PNG is lossless)."""
+    from PIL import Image
+    img = np.asarray(Image.open(path))
+    img = img[..., None] if img.ndim == 2 else img
+    return np.stack(np.split(img, strengths, axis=1))

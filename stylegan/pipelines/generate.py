@@ -31,6 +31,7 @@ def network_device(G: torch.nn.Module) -> torch.device:
 def map_seeds(G: torch.nn.Module, seeds: Sequence[int], psi: float = 1.0, truncation_cutoff: int | None = None,
               class_idx: int | None = None) -> torch.Tensor:
     """[N, num_ws, w_dim] ws for the seeds, one seed at a time as the reference scripts do."""
+    psi = check_psi(psi, truncation_cutoff, G.num_ws)     # nan would map every seed to a blank image
     device = network_device(G)
     z = torch.from_numpy(z_from_seeds(seeds, G.z_dim)).to(device)
     c = class_labels(G.c_dim, 1, class_idx, device)
