@@ -48,10 +48,9 @@ network is refused (--force applies it anyway).""")
 def edit(network, seeds, latents, photo, edits, steps, psi, outdir, grid, video, space, project_steps, pti,
          paste_back, report, overwrite, force, max_pixels, device):
     """Render edits: for each input and --edit, a strip of images over the strengths (NAME_EDIT.png)."""
-    import numpy as np
     import torch
     from stylegan.pipelines.edit import edit_settings, file_digest, parse_edit, pending, read_strip, write_edits
-    from stylegan.pipelines.manifest import RunMismatchError
+    from stylegan.pipelines.manifest import RunMismatchError, check_run_record
     from torch_utils.misc import network_digest
     from .common import check_outdir
     if sum(x is not None and x != () for x in (seeds, latents or None, photo)) != 1:
@@ -95,6 +94,9 @@ def edit(network, seeds, latents, photo, edits, steps, psi, outdir, grid, video,
             extra = {"paste_back": paste_back}
             aligned = image, _align(G, image)
             ws = None
+            # Refused before the projection, not after it, when the folder was made otherwise.
+            check_run_record(outdir, edit_settings(digest, specs, inputs, extra=extra), overwrite, "*.png",
+                             write=False)
             if pending(outdir, names, specs, video, overwrite):     # a finished photo is not projected again
                 ws, G = _project(G, nets, aligned[1], space, project_steps, pti)
             if paste_back:

@@ -53,6 +53,37 @@ def init_kwargs(npz: dict[str, np.ndarray], key: str = "init_kwargs") -> dict:
     return json.loads(str(npz[key]))
 
 
+def run_cli(*args):
+    """`stylegan ARGS...` in this process (click's runner): its result, output and exit code."""
+    from click.testing import CliRunner
+    from scripts.cli import main
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_line_error(r, *words):
+    """A command that failed with one line (no traceback) holding `words`."""
+    assert r.exit_code != 0, r.output
+    lines = [line for line in r.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in r.output, r.output
+    for w in words:
+        assert w in r.output, r.output
+
+
+def within(seconds: int, fn):
+    """fn(), failed (not hung) if it takes longer: e.g. a read of a FIFO would block forever."""
+    import signal
+
+    def expire(*_):
+        raise TimeoutError(f"still running after {seconds} s")
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        return fn()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def dead_pid() -> int:
     """The PID of a process that has exited (as a writer killed outright leaves in its temp names)."""
     proc = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -3,24 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import stylegan
-from scripts.cli import main
 
-from conftest import reference_path
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(r, *words):
-    assert r.exit_code != 0, r.output
-    lines = [line for line in r.output.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in r.output, r.output
-    for w in words:
-        assert w in r.output, r.output
+from conftest import one_line_error, reference_path
+from conftest import run_cli as run
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])

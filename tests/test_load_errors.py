@@ -26,7 +26,7 @@ from stylegan.loaders import LoadedModel, native
 from stylegan.loaders.kwargs import ADA_DEFAULTS, GENERATOR_ARGS, canonical_kwargs
 from stylegan.loaders.safe_pickle import EasyDict, PersistentObject, safe_load
 
-from conftest import IMG_ATOL, init_kwargs, load_npz, prefixed, reference_path
+from conftest import IMG_ATOL, init_kwargs, load_npz, prefixed, reference_path, within
 
 
 def load_error(source, match: str) -> str:
@@ -536,21 +536,6 @@ def test_refused_checkpoint_names_the_global_and_gives_no_advice_to_disarm(tmp_p
     with pytest.raises(ValueError) as e:
         load_direction(tmp_path / "ckpt.pt")
     assert "refusing global print" in str(e.value) and "weights_only" not in str(e.value)
-
-
-def within(seconds: int, fn):
-    """fn(), failed (not hung) if it takes longer: a read of a FIFO would block forever."""
-    import signal
-
-    def expire(*_):
-        raise TimeoutError(f"still blocked after {seconds} s")
-    old = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        return fn()
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")

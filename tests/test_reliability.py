@@ -4,7 +4,6 @@ that resume and share work. (A full disk has its own file, test_disk_full.py.)""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,42 +12,16 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
 import stylegan
-from scripts.cli import main
 from stylegan import _files
 
-from conftest import dead_pid, reference_path
+from conftest import dead_pid, one_line_error, reference_path, within
+from conftest import run_cli as run
 
 NET = "sg2ada_skip.pkl"       # 8 ws rows, 32 px
 NET16 = "sg3_t.pkl"           # 16 ws rows, the same w_dim
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(r, *words):
-    assert r.exit_code != 0, r.output
-    lines = [line for line in r.output.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in r.output, r.output
-    for w in words:
-        assert w in r.output, r.output
-
-
-def within(seconds: int, fn):
-    """fn(), failed (not hung) if it takes longer."""
-    def expire(*_):
-        raise TimeoutError(f"still running after {seconds} s")
-    old = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        return fn()
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def files(folder) -> dict:
@@ -71,7 +44,8 @@ def test_generate_resume_remakes_files_cut_short(tmp_path):
     """A crash outside the toolkit (power loss, a copy cut off) leaves a truncated seed0002.png and
     seed0001.w.safetensors under their real names: the rerun remakes exactly those."""
     net = reference_path(NET)
-    assert run("generate", "--network", net, "--seeds", "0-3", "--save-w", "--outdir", tmp_path / "whole").exit_code == 0
+    r = run("generate", "--network", net, "--seeds", "0-3", "--save-w", "--outdir", tmp_path / "whole")
+    assert r.exit_code == 0, r.output
     out = tmp_path / "cut"
     assert run("generate", "--network", net, "--seeds", "0-3", "--save-w", "--outdir", out).exit_code == 0
     for name in ("seed0002.png", "seed0001.w.safetensors"):
@@ -194,6 +168,11 @@ def test_huge_number_options_are_refused_before_allocating(tmp_path):
     one_line_error(within(60, lambda: run("video", "--network", net, "--seeds", "0,1", "--frames-per-seed",
                                           "100000000", "--out", tmp_path / "v.gif")), "GIF", "GiB")
     assert not (tmp_path / "v.gif").exists()
+    one_line_error(within(60, lambda: run("generate", "--network", net, "--seeds", "0", "--batch", "100000000",
+                                          "--outdir", tmp_path / "g")), "--batch", "GiB")
+    Image.fromarray(np.zeros([32, 32, 3], np.uint8)).save(tmp_path / "t.png")
+    one_line_error(within(60, lambda: run("project", "--network", net, "--target", tmp_path / "t.png", "--steps",
+                                          "1000000000", "--no-identity", "--outdir", tmp_path / "p")), "steps", "GiB")
     # An MP4 streams: a walk of 10^8 frames per seed makes its first frames at once, in flat memory.
     G = stylegan.load(net)["G_ema"]
     frames = within(60, lambda: stylegan.pipelines.interpolate.interpolation_frames(G, [0, 1],

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._memory import check_held
 from ..images import to_uint8
 from .features import FeatureNet
 from .losses import Distance, as_distance
@@ -136,6 +137,9 @@ def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, loss: 
     if targets.ndim != 4 or tuple(targets.shape[1:]) != want or len(targets) == 0:
         raise ValueError(f"targets have shape {tuple(targets.shape)}: the generator makes {want} (C, H, W)")
     batch = len(targets)
+    # The trajectory keeps every step's latent (NVIDIA's projector returns them all): sized first.
+    check_held(num_steps * batch * (G.num_ws if space == "w+" else 1) * G.w_dim * 4,
+               f"a projection of {num_steps} steps", "use fewer steps")
     rng = torch.Generator(device=device)
     rng.manual_seed(seed) if seed is not None else rng.seed()
 

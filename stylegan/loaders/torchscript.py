@@ -24,7 +24,6 @@ import pickle
 import re
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 import torch

@@ -77,7 +77,7 @@ class EditSpec:
         return f"{name}{self.component}{rows}"
 
 
-def parse_strengths(text: str, steps: int = 7) -> list[float]:
+def parse_strengths(text: str, steps: int = 7) -> Sequence[float]:
     if not _STRENGTHS.match(text):
         raise ValueError(f"bad strengths {text!r}: expected e.g. 3, -2,0,2 or -3..3")
     if ".." in text:
@@ -260,8 +260,10 @@ def write_edits(G: torch.nn.Module, ws: torch.Tensor, names: Sequence[str], spec
     todo = pending(outdir, names, specs, video, overwrite)
     done = 0
     for spec, d in zip(specs, directions):
-        mine = [names.index(n) for n, s in todo if s is spec]
-        summary.skipped += [outdir / f"{output_name(n, spec)}.png" for i, n in enumerate(names) if i not in set(mine)]
+        index = {n: i for i, n in enumerate(names)}
+        mine = [index[n] for n, s in todo if s is spec]
+        left = set(mine)
+        summary.skipped += [outdir / f"{output_name(n, spec)}.png" for i, n in enumerate(names) if i not in left]
         for first in range(0, len(mine), batch):
             with ExitStack() as claims:
                 chunk = []

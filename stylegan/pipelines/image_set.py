@@ -83,6 +83,9 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
     psi = check_psi(psi, truncation_cutoff, G.num_ws)
     check_noise_mode(noise_mode)
     class_labels(G.c_dim, 0, class_idx)
+    # A batch is rendered as float32 and kept as uint8 (activations come on top of that).
+    check_held(5 * batch_size * G.img_resolution ** 2 * G.img_channels, f"a batch of {batch_size} images",
+               "use a smaller batch_size")
     seeds = parse_int_list(seeds)   # lazy ranges, repeats dropped: every count below is true
     check_seeds(seeds)
     outdir = prepare_outdir(outdir)
@@ -103,18 +106,18 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
                 ws = map_seeds(G, todo, psi, truncation_cutoff, class_idx)
                 row = {s: i for i, s in enumerate(todo)}
 
-                def save_w_file(s: int) -> Path:
-                    return save_latents(outdir / w_filename(s), ws[row[s]][None], space="w+",
-                                        network_digest=settings["network"], psi=psi, source=f"seed {s}",
-                                        overwrite=True)
+                def save_w_file(s: int, w: torch.Tensor) -> Path:
+                    return save_latents(outdir / w_filename(s), w, space="w+", network_digest=settings["network"],
+                                        psi=psi, source=f"seed {s}", overwrite=True)
                 for s in need_w:
                     if s not in need_img:
-                        save_w_file(s)
+                        save_w_file(s, ws[row[s]][None])
                 if need_img:
                     images = synthesize(G, ws[[row[s] for s in need_img]], noise_mode)
                     for s, img in zip(need_img, images):
-                        writer.submit(functools.partial(_save_seed, img, outdir / seed_filename(s, fmt), fmt,
-                                                        functools.partial(save_w_file, s) if s in need_w else None))
+                        # Bound now: the job runs on a writer thread while the next batch is made.
+                        w = functools.partial(save_w_file, s, ws[row[s]][None].clone()) if s in need_w else None
+                        writer.submit(functools.partial(_save_seed, img, outdir / seed_filename(s, fmt), fmt, w))
             written += len(need_img)
             w_written += len(need_w)
             skipped += len(chunk) - len(need_img)

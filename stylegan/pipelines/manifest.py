@@ -64,10 +64,11 @@ def differences(record: dict, settings: dict) -> dict[str, tuple]:
 
 
 def check_run_record(outdir: str | os.PathLike, settings: dict, overwrite: bool = False,
-                     outputs: str | None = None) -> None:
+                     outputs: str | None = None, write: bool = True) -> None:
     """Raise RunMismatchError when `outdir` was made with other settings (unless `overwrite`);
-    record `settings` in a new or overwritten folder. A folder without a record that already holds
-    files matching the glob `outputs` is refused too: nothing says what made them.
+    record `settings` in a new or overwritten folder (unless not `write`: a check before long work
+    that comes before the first file). A folder without a record that already holds files matching
+    the glob `outputs` is refused too: nothing says what made them.
 
     Under torchrun every rank checks and writes the (identical) record before its first file, so
     whichever rank starts first, no rank ever sees files without a record."""
@@ -82,6 +83,8 @@ def check_run_record(outdir: str | os.PathLike, settings: dict, overwrite: bool 
         diff = differences(record, settings)
         if diff:
             raise RunMismatchError(outdir, diff)
+        return
+    if not write:
         return
     # The version is recorded for people, not compared: a release that makes the same pixels may
     # resume an old folder.
