@@ -8,13 +8,17 @@ image must have the data set's size and channel count: the first image sets them
 checked as they are read. Items are `[H, W, C] uint8` (the library's image layout) and a float32
 label (one-hot for classes, [0] when unlabelled).
 
-Decoding is bounded: an image's pixel count is read from its header and checked before decoding."""
+Decoding is bounded: an image's pixel count is read from its header and checked before decoding.
+A zip member is read whole and its CRC checked, so a corrupt member is an error naming it, never
+silently wrong pixels."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from .._errors import first_line
+from ..faces.photo import MAX_PIXELS
 
 LABELS_FILE = "dataset.json"
 
@@ -141,7 +146,9 @@ class ImageDataset:
         return self._zip
 
     def _open(self, name: str):
-        return self._open_zip().open(name) if self._type == "zip" else open(self.path / name, "rb")
+        if self._type == "zip":
+            return io.BytesIO(self._open_zip().read(name))    # read whole: the member's CRC is checked
+        return open(self.path / name, "rb")
 
     def _load_raw(self, raw_idx: int) -> np.ndarray:
         name = self.image_names[raw_idx]
@@ -150,11 +157,16 @@ class ImageDataset:
                 if hasattr(self, "image_shape") and (img.height, img.width) != tuple(self.image_shape[1:]):
                     raise ValueError(f"is {img.width}x{img.height}, the data set's images are "
                                      f"{self.image_shape[2]}x{self.image_shape[1]}")
-                image = np.array(img)       # pixels checked by Pillow's own bomb guard and the size above
+                if img.width * img.height > MAX_PIXELS:
+                    raise ValueError(f"is {img.width}x{img.height}: too large an image")
+                image = np.array(img)
         except ValueError as e:
             raise ValueError(f"{self.path}: {name} {e}") from None
-        except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+        except (OSError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
             raise ValueError(f"{self.path}: {name} is not a readable image ({first_line(e)})") from None
+        except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as e:
+            # A bad CRC, an encrypted member, a compression zipfile lacks.
+            raise ValueError(f"{self.path}: {name} is a corrupt zip member ({first_line(e)})") from None
         if image.ndim == 2:
             image = image[:, :, np.newaxis]
         if image.dtype != np.uint8 or image.ndim != 3:
