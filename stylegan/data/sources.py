@@ -21,6 +21,8 @@ from .dataset import LABELS_FILE, image_extensions
 
 # A zip member is read whole into memory; one that claims more than this is refused unread.
 MAX_MEMBER_BYTES = 1 << 30
+# What reading a zip member raises: a bad CRC, a truncated or encrypted member, a compression zipfile lacks.
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError)
 
 
 @dataclass(frozen=True)
@@ -72,18 +74,22 @@ class ImageSource:
         """How messages name one of the source's files."""
         return str(self.path / name) if self.kind == "folder" else f"{self.path}:{name}"
 
-    def open(self, name: str) -> BinaryIO | str:
-        """A file's path (folder) or its bytes (zip, CRC checked); ValueError (one line) when unreadable."""
-        if self.kind == "folder":
-            return str(self.path / name)
+    def open(self, name: str, whole: bool = True) -> BinaryIO:
+        """One of the files, opened for reading; ValueError (one line) when it cannot be. A zip member
+        is read `whole` and its CRC checked, or streamed (a header's worth read, nothing checked)."""
         try:
+            if self.kind == "folder":
+                return open(self.path / name, "rb")
             info = self._open_zip().getinfo(name)
+            if not whole:
+                return self._open_zip().open(info)
             if info.file_size > MAX_MEMBER_BYTES:
                 raise ValueError(f"{self.describe(name)}: {info.file_size} bytes is too large for an image")
-            return io.BytesIO(self._open_zip().read(name))
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as e:
-            # A bad CRC, a truncated or encrypted member, a compression zipfile lacks.
+            return io.BytesIO(self._open_zip().read(info))
+        except ZIP_ERRORS as e:
             raise ValueError(f"{self.describe(name)}: corrupt zip member ({first_line(e)})") from None
+        except OSError as e:
+            raise ValueError(f"{self.describe(name)}: cannot read it ({e.strerror or first_line(e)})") from None
 
     def read_text(self, name: str) -> str:
         if self.kind == "folder":
