@@ -406,19 +406,9 @@ def test_a_dead_worker_is_one_line_and_the_run_resumes(tmp_path, monkeypatch):
     assert summary.left_out == {"b_tall.png": "no face found"}
 
 
-@pytest.fixture(scope="module")
-def dlib_ready():
-    pytest.importorskip("dlib")
-    from stylegan.faces.landmarks import packaged_model
-    if packaged_model("landmarks-68") is None:
-        if os.environ.get("CI"):
-            pytest.fail("face-recognition-models is not installed")
-        pytest.skip("face-recognition-models is not installed")
-
-
-def test_align_real_photos(dlib_ready, tmp_path):
+def test_align_real_photos(detector, tmp_path):
     from tests.test_align import real_photos
-    from stylegan.faces import DlibLandmarks, align_face
+    from stylegan.faces import align_face
     hopper = real_photos()["grace_hopper"]
     src = tmp_path / "photos"
     (src / "sub").mkdir(parents=True)
@@ -434,7 +424,7 @@ def test_align_real_photos(dlib_ready, tmp_path):
     assert result.exit_code == 0, result.output
     assert "2 images 64x64 RGB, from 3 files" in result.output and "wall.jpg: no face found" in result.output
     _, images = zip_images(tmp_path / "faces.zip")
-    np.testing.assert_array_equal(images[0], align_face(hopper, DlibLandmarks(), size=64)[0].image)
+    np.testing.assert_array_equal(images[0], align_face(hopper, detector, size=64)[0].image)
     np.testing.assert_array_equal(images[1], images[0])   # EXIF-turned: the same photo, the same crop
 
 

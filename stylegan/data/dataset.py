@@ -36,7 +36,27 @@ def image_extensions() -> set[str]:
     return {ext.lower() for ext in Image.EXTENSION}
 
 
-class ImageDataset:
+class LazyZip:
+    """A zip of `self.path` opened on first use, once per process: pickling leaves the handle behind, so
+    each DataLoader or pool worker opens its own (a shared one would share its file offset too)."""
+    path: Path
+    _zip: Optional[zipfile.ZipFile] = None
+
+    def _open_zip(self) -> zipfile.ZipFile:
+        if self._zip is None:
+            self._zip = zipfile.ZipFile(self.path)
+        return self._zip
+
+    def __getstate__(self):
+        return dict(self.__dict__, _zip=None)
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+
+
+class ImageDataset(LazyZip):
     """Random access to a data set's images and labels; picklable (each DataLoader worker opens its own zip).
 
     `max_size` keeps a random subset of that many (NVIDIA's rule: shuffled with `random_seed`, then
@@ -47,7 +67,6 @@ class ImageDataset:
                  max_size: Optional[int] = None, xflip: bool = False, random_seed: int = 0):
         self.path = Path(path)
         self.use_labels = use_labels
-        self._zip: Optional[zipfile.ZipFile] = None
         if self.path.is_dir():
             self._type = "dir"
             names = [p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()]
@@ -140,11 +159,6 @@ class ImageDataset:
 
     # --- reading -------------------------------------------------------------------------------
 
-    def _open_zip(self) -> zipfile.ZipFile:
-        if self._zip is None:
-            self._zip = zipfile.ZipFile(self.path)
-        return self._zip
-
     def _open(self, name: str):
         if self._type == "zip":
             return io.BytesIO(self._open_zip().read(name))    # read whole: the member's CRC is checked
@@ -205,13 +219,6 @@ class ImageDataset:
             raise ValueError(f"{self.path}: {LABELS_FILE} label vectors hold NaN or infinity")
         return array.astype(np.float32)
 
-    def __getstate__(self):
-        return dict(self.__dict__, _zip=None)
-
-    def close(self) -> None:
-        if self._zip is not None:
-            self._zip.close()
-            self._zip = None
 
 
 def open_dataset(path: str | os.PathLike, **kwargs) -> ImageDataset:

@@ -14,10 +14,10 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import BinaryIO
 
 from .._errors import first_line
-from .dataset import LABELS_FILE, image_extensions
+from .dataset import LABELS_FILE, LazyZip, image_extensions
 
 # A zip member is read whole into memory; one that claims more than this is refused unread.
 MAX_MEMBER_BYTES = 1 << 30
@@ -40,12 +40,11 @@ def _is_mac_metadata(name: str) -> bool:
     return parts[0] == "__MACOSX" or parts[-1].startswith("._")
 
 
-class ImageSource:
+class ImageSource(LazyZip):
     """A folder or zip of images. Picklable: each worker process opens the zip for itself."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self._zip: Optional[zipfile.ZipFile] = None
         if self.path.is_dir():
             self.kind = "folder"
             files = {p.relative_to(self.path).as_posix(): p for p in self.path.rglob("*") if p.is_file()}
@@ -95,16 +94,3 @@ class ImageSource:
         if self.kind == "folder":
             return (self.path / name).read_text(encoding="utf-8")
         return self._open_zip().read(name).decode("utf-8")
-
-    def _open_zip(self) -> zipfile.ZipFile:
-        if self._zip is None:
-            self._zip = zipfile.ZipFile(self.path)
-        return self._zip
-
-    def __getstate__(self):
-        return dict(self.__dict__, _zip=None)
-
-    def close(self) -> None:
-        if self._zip is not None:
-            self._zip.close()
-            self._zip = None
