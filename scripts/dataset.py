@@ -102,8 +102,8 @@ def _print_summary(s, source) -> None:
         click.echo(f"  left out {name}: {why}", err=True)
     if len(s.left_out) > 10:
         click.echo(f"  ... {len(s.left_out) - 10} more", err=True)
-    extra = [f"{n} {what}" for n, what in ((s.ignored, "macOS metadata files"), (s.other_files, "files that are not images"))
-             if n]
+    extra = [f"{n} {what}" for n, what in ((s.ignored, "macOS metadata twins of images"),
+                                           (s.other_files, "other files (not images)")) if n]
     if extra:
         click.echo(f"  ignored: {', '.join(extra)}", err=True)
     if s.class_names:

@@ -124,9 +124,14 @@ def test_modes_exif_and_mixed_sizes(tmp_path):
     exif = turned.getexif()
     exif[0x0112] = 6
     turned.save(src / "f_turned.png", exif=exif)
+    # What a zip made on a Mac and a folder of photos also hold: no pictures, counted, not errors.
+    (src / "__MACOSX").mkdir()
+    (src / "__MACOSX" / "._a_rgb.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    (src / "notes.txt").write_text("taken in 2019")
 
     summary = make_dataset(src, tmp_path / "d.zip", transform="center-crop", resolution=32, workers=2)
     assert summary.images == 6 and summary.channels == 3 and not summary.left_out
+    assert summary.ignored == 1 and summary.other_files == 1
     names = ["a_rgb.png", "b_rgba.png", "c_palette.gif", "deep/d_cmyk.tif", "deep/er/e16.png", "f_turned.png"]
     assert list(summary.origins.values()) == names        # a folder's order: sorted path parts
     _, images = zip_images(tmp_path / "d.zip")
@@ -227,7 +232,7 @@ def _bad_source(tmp_path, case) -> tuple[Path, list]:
 
 @pytest.mark.parametrize("case, words", [
     ("empty", "no images found"),
-    ("mixed sizes", "images of 2 sizes (1 are 32x32 (e.g. a.png), 1 are 64x64 (e.g. b.png)): pass --transform"),
+    ("mixed sizes", "images of 2 sizes (1 is 32x32 (e.g. a.png), 1 is 64x64 (e.g. b.png)): pass --transform"),
     ("not a power of two", "48x48, not a power of two: pass --resolution N"),
     ("not square", "64x32, not square: pass --transform center-crop"),
     ("corrupt zip member", "b.png: corrupt zip member (Bad CRC-32"),

@@ -399,7 +399,8 @@ def _plain_size(src: ImageSource, sizes: dict[tuple[int, int], list[str]], side:
     """Without a transform, images are only resized: they must share one square size."""
     if len(sizes) > 1:
         common = sorted(sizes.items(), key=lambda kv: -len(kv[1]))
-        said = ", ".join(f"{len(names)} are {w}x{h} (e.g. {names[0]})" for (w, h), names in common[:3])
+        said = ", ".join(f"{len(names)} {'is' if len(names) == 1 else 'are'} {w}x{h} (e.g. {names[0]})"
+                         for (w, h), names in common[:3])
         raise ValueError(f"{src.path}: images of {len(sizes)} sizes ({said}{', ...' if len(sizes) > 3 else ''}): "
                          f"pass transform=center-crop (or center-crop-wide) and resolution=N to crop them to one size")
     (w, h), names = next(iter(sizes.items()))
