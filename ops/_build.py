@@ -424,7 +424,7 @@ def load_once(key: str, build: Callable[[], BuildResult], what: str, warn: bool 
     return None
 
 
-def load_op(name: str, required: bool = False):
+def load_op(name: str, device: torch.device | None = None, required: bool = False):
     """The compiled module for op `name`, or None (after one warning) if it cannot be built.
     With `required` (the caller forced 'cuda') a failure raises OpsBuildError instead."""
     module = load_once(name, lambda: build_op(name), f"CUDA op '{name}'", warn=not required)

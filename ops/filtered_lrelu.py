@@ -8,11 +8,13 @@ pointwise nonlinearity creates below the output's Nyquist frequency. Output widt
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
 from . import _cpu, cuda_ops
 from . import upfirdn2d_fast as U
+from ._build import OpsBuildWarning
 from ._dispatch import choose_impl
 from ._util import filter_size, needs_grad, parse_padding
 from .bias_act import bias_act
@@ -24,14 +26,31 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Te
                    gain: float = math.sqrt(2), slope: float = 0.2, clamp: float | None = None,
                    flip_filter: bool = False, impl: str = "auto") -> torch.Tensor:
     """Public entry point; `impl` selects 'ref' | 'fast' | 'cuda' | 'auto'."""
-    impl = choose_impl(impl, x, "filtered_lrelu", "upfirdn2d")
+    impl = choose_impl(impl, x, "filtered_lrelu")
     if impl == "cuda":
-        return cuda_ops.filtered_lrelu(cuda_ops.kernels("filtered_lrelu", x).filtered_lrelu,
-                                       cuda_ops.kernels("upfirdn2d", x).upfirdn2d, x, fu, fd, b, up, down, padding,
-                                       gain, slope, clamp, flip_filter)
+        y = cuda_ops.filtered_lrelu(cuda_ops.kernels("filtered_lrelu", x), x, fu, fd, b, up, down, padding, gain,
+                                    slope, clamp, flip_filter)
+        if y is not None:
+            return y
+        _warn_no_tile(x, fu, fd)
+        impl = "fast"
     if impl == "fast":
         return _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
     return _filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, impl=impl)
+
+
+_no_tile_warned: set = set()
+
+
+def _warn_no_tile(x, fu, fd) -> None:
+    """Once per filter shapes and dtype: the fused kernel has no tile that fits this device's shared
+    memory (large 2-D filters in float64), so the PyTorch path runs."""
+    key = (x.dtype, None if fu is None else tuple(fu.shape), None if fd is None else tuple(fd.shape), x.device)
+    if key not in _no_tile_warned:
+        _no_tile_warned.add(key)
+        warnings.warn(f"stylegan: filtered_lrelu's CUDA kernel has no tile that fits {x.device}'s shared memory "
+                      f"for {x.dtype} with filters {key[1]} / {key[2]}; using the PyTorch path for these calls",
+                      OpsBuildWarning, stacklevel=3)
 
 
 def _filtered_lrelu_ref(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=math.sqrt(2), slope=0.2,

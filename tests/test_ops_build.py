@@ -195,7 +195,7 @@ def test_cpu_torch_warns_once_and_returns_none(clean_env, monkeypatch):
 def test_forced_cuda_raises(clean_env, monkeypatch):
     """Forcing 'cuda' (env or use_impl) turns an unbuildable kernel into an error; 'auto' falls back."""
     monkeypatch.setattr(torch.version, "cuda", None)
-    on_gpu = types.SimpleNamespace(is_cuda=True)  # all the dispatch asks of a tensor
+    on_gpu = types.SimpleNamespace(is_cuda=True, device=torch.device("cuda"))  # all the dispatch asks of a tensor
     with pytest.warns(_build.OpsBuildWarning):
         assert choose_impl("auto", on_gpu, "filtered_lrelu") == "fast"
     _build.reset()
