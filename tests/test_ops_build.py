@@ -5,8 +5,6 @@ import ast
 import glob
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
 import types

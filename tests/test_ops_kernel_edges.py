@@ -164,9 +164,9 @@ def test_fp16_gradient_follows_the_forward(emulated, bias, clamp, gain, want):
 # ---------------------------------------------------------------- empty batches
 def _each_op(x, impl):
     """The three ops on x [N, C, H, W], with the filters and biases a network would give them."""
-    f = ops.setup_filter([1, 3, 3, 1])
-    f12 = _filter((12,), 3)
-    b = torch.randn(x.shape[1], generator=torch.Generator().manual_seed(2)).requires_grad_(True)
+    f = ops.setup_filter([1, 3, 3, 1], device=x.device)
+    f12 = _filter((12,), 3).to(x.device)
+    b = torch.randn(x.shape[1], generator=torch.Generator().manual_seed(2)).to(x.device).requires_grad_(True)
     return [ops.bias_act(x, b, act="lrelu", clamp=256, impl=impl),
             ops.upfirdn2d(x, f, up=2, padding=[2, 1, 2, 1], gain=4, impl=impl),
             ops.filtered_lrelu(x, f12 / f12.sum(), f12 / f12.sum(), b, up=2, down=2, padding=10, clamp=256, impl=impl)]
