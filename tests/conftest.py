@@ -123,3 +123,8 @@ def assert_uint8_matches(got: np.ndarray, ref: np.ndarray | torch.Tensor, atol: 
     bad = (got < lo) | (got > hi)
     assert not bad.any(), (f"{bad.sum()} of {bad.size} pixels are not what a float image within {atol} of the "
                            f"reference gives (first at {np.argwhere(bad)[0].tolist()})")
+
+
+def pytest_configure(config):
+    # tests/gpu: the few small launches that racecheck and synccheck run (tests/gpu/sanitize.sh)
+    config.addinivalue_line("markers", "small: a few small launches, the cases racecheck and synccheck run")
