@@ -163,7 +163,8 @@ def _edit_photo(G, nets, device, photo, specs, outdir, *, face, space, steps, pt
     it was made with the same settings, and keeping a new one there."""
     from stylegan.faces import read_photo
     from stylegan.pipelines.manifest import RunMismatchError
-    from stylegan.pipelines.photo import check_edits, edit_photo, load_projection, photo_settings, save_projection
+    from stylegan.pipelines.photo import (check_edits, edit_photo, load_projection, photo_settings, project_photo,
+                                          save_projection)
     from .common import PROJECTION_FLAGS, ProgressPrinter, loss_factory_for, loss_name, run_mismatch_error
     image = read_photo(photo)
     name = Path(photo).stem
@@ -175,16 +176,16 @@ def _edit_photo(G, nets, device, photo, specs, outdir, *, face, space, steps, pt
         kept = None if overwrite else load_projection(G, outdir, name, settings)
     except RunMismatchError as e:
         raise run_mismatch_error(e, outdir / f"{name}.w.safetensors", PROJECTION_FLAGS) from None
-    if kept is not None:
-        kept.directions.update(directions)
-        click.echo(f"starting from the projection kept in {outdir} ({name}.w.safetensors)", err=True)
     printer = ProgressPrinter()
     try:
-        out = edit_photo(G, image, specs, space=space, steps=steps, pti=pti, pti_steps=pti_steps,
-                         loss=None if kept else loss_factory_for(loss, nets, device)(), seed=seed, face=face,
-                         paste_back=paste_back, report=report, projection=kept, name=name, progress=printer)
+        if kept is None:     # kept as soon as it exists: an interrupted edit does not cost the projection
+            _, kept = project_photo(G, image, face=face, space=space, steps=steps, pti=pti, pti_steps=pti_steps,
+                                    loss=loss_factory_for(loss, nets, device)(), seed=seed, progress=printer)
+            save_projection(kept, outdir, name, settings, image.shape, source=photo)
+        else:
+            click.echo(f"starting from the projection kept in {outdir} ({name}.w.safetensors)", err=True)
+        kept.directions.update(directions)
+        return edit_photo(G, image, specs, paste_back=paste_back, report=report, projection=kept, name=name,
+                          progress=printer)
     finally:
         printer.close()
-    if kept is None:
-        save_projection(out.projection, outdir, name, settings, image.shape, source=photo)
-    return out

@@ -244,3 +244,20 @@ def test_edit_options_keep_one_meaning(tmp_path):
     # A bad edit stops a photo run before any alignment or projection (no photo needed to see it).
     r = run("edit", "--network", net, "--photo", tmp_path / "none.jpg", "--edit", "sefa:0:x", "--outdir", tmp_path)
     assert r.exit_code != 0 and "bad strengths" in r.output
+
+
+def test_edit_photo_keeps_the_projection_when_editing_is_interrupted(tmp_path, astronaut, monkeypatch):
+    from stylegan.pipelines import photo as pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    net = reference_path("sg2ada_skip.pkl")
+    args = ("edit", "--network", net, "--photo", astronaut, "--edit", "sefa:0:1", "--steps", "3", "--outdir",
+            tmp_path / "e")
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "edit_face", interrupted)
+        r = run(*args)
+    assert r.exit_code != 0 and not (tmp_path / "e" / "astronaut_sefa0.png").exists()
+    assert (tmp_path / "e" / "astronaut.w.safetensors").exists()
+    r = run(*args)
+    assert r.exit_code == 0 and "starting from the projection kept in" in r.output, r.output

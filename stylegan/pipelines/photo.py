@@ -14,6 +14,9 @@ or step by step, the way an interactive page goes (each step reuses the ones bef
     crops = edit_face(proj, "smile.direction:0.5")        # [1, R, R, 3]: as often as a slider moves
     pasted = paste_faces(photo, proj.face, crops)         # [1, H, W, 3]
 
+(`project_photo` is find_faces + project_face for face number K; `edit_photo(..., projection=proj)`
+does the rest with a projection made earlier.)
+
 The target is prepared, projected and tuned by `project`'s own pieces (prepare_target,
 project, pivotal_tuning, the same defaults), so for the same photo and settings the latent is
 the one `stylegan align` + `stylegan project` find. The face is aligned at FFHQ's 1024 px and
@@ -176,23 +179,32 @@ def edit_photo(G: torch.nn.Module, photo: np.ndarray | str | os.PathLike, edits:
     directions = {} if projection is None else projection.directions
     specs = check_edits(G, edits, directions)
     measures = EditMeasures() if report else None          # dlib missing: said now, not after the projection
-    if projection is not None:
-        faces = [projection.face]
-    else:
-        faces = find_faces(photo, detector=detector, size=max(ALIGN_SIZE, G.img_resolution))
-        if not 0 <= face < len(faces):
-            raise ValueError(f"face {face} asked for, but the photo has {len(faces)} face{'s' * (len(faces) > 1)} "
-                             "(0 is the largest)")
-        emit(progress, Progress("align", 1, 1, {"faces": len(faces)}, preview=faces[face].image))
-        projection = project_face(G, faces[face], space=space, steps=steps, loss=loss, seed=seed, pti=pti,
-                                  pti_steps=pti_steps, progress=progress)
+    if projection is None:
+        faces, projection = project_photo(G, photo, face=face, space=space, steps=steps, loss=loss, seed=seed,
+                                          pti=pti, pti_steps=pti_steps, detector=detector, progress=progress)
         projection.directions.update(directions)
+    else:
+        faces = [projection.face]
     crops = edit_face(projection, specs, progress)
     pasted = [paste_faces(photo, projection.face, c) for c in crops] if paste_back else None
     out = PhotoEdit(photo, faces, projection, specs, crops, pasted)
     if measures is not None:
         out.report = measure_photo_edits(out, name=name, measures=measures, progress=progress)
     return out
+
+
+def project_photo(G: torch.nn.Module, photo: np.ndarray | str | os.PathLike, *, face: int = 0,
+                  detector: LandmarkDetector | None = None, progress: ProgressFn | None = None,
+                  **projection) -> tuple[list[AlignedFace], PhotoProjection]:
+    """The first half of edit_photo: every face of the photo (largest first) and the projection of
+    face number `face`; `projection` are project_face's settings (space, steps, loss, seed, pti,
+    pti_steps). A caller that keeps the projection (save_projection) does it before editing."""
+    faces = find_faces(photo, detector=detector, size=max(ALIGN_SIZE, G.img_resolution))
+    if not 0 <= face < len(faces):
+        raise ValueError(f"face {face} asked for, but the photo has {len(faces)} face{'s' * (len(faces) > 1)} "
+                         "(0 is the largest)")
+    emit(progress, Progress("align", 1, 1, {"faces": len(faces)}, preview=faces[face].image))
+    return faces, project_face(G, faces[face], progress=progress, **projection)
 
 
 def measure_photo_edits(result: PhotoEdit, name: str = "photo", measures: EditMeasures | None = None,
