@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 import torch
@@ -51,24 +52,23 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_networks(network: str, device: torch.device | str = "cpu", trainable: bool = False):
-    """Path, URL or model-zoo name -> stylegan.load's LoadedModel; errors become one line."""
+def load_networks(network: str, device: torch.device | str = "cpu", trainable: bool = False,
+                  generator: bool = True):
+    """Path, URL or model-zoo name -> stylegan.load's LoadedModel; errors become one line. With
+    `generator` (the default) the file must hold one: `nets.generator` is then safe to use."""
     import stylegan
     try:
-        return stylegan.load(network, device=device, trainable=trainable)
+        nets = stylegan.load(network, device=device, trainable=trainable)
+        if generator:
+            _announce_cpu_kernel(nets.generator, torch.device(device))
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
+    return nets
 
 
-def load_generator(network: str, device: torch.device) -> torch.nn.Module:
+def load_generator(network: str, device: torch.device | str = "cpu") -> torch.nn.Module:
     """The inference generator (G_ema, else G) of a network, on `device`."""
-    nets = load_networks(network, device)
-    try:
-        G = nets.generator
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
-    _announce_cpu_kernel(G, device)
-    return G
+    return load_networks(network, device).generator
 
 
 def _announce_cpu_kernel(G: torch.nn.Module, device: torch.device) -> None:
@@ -95,6 +95,79 @@ def cli_error(e: Exception) -> click.ClickException:
     for word, flag in _FLAG_WORDS:
         text = text.replace(word, flag)
     return click.ClickException(text)
+
+
+class ProgressPrinter:
+    """The library's Progress events on stderr: on a terminal a bar per stage (with the event's
+    stats); elsewhere (a log file, CI, nohup, a pipe) a line at a stage's first step and at every
+    `1 / lines` of it, with its stats and the time left, so a log shows how far a run got and how fast."""
+
+    def __init__(self, file=None, lines: int = 10):
+        self.file = file or click.get_text_stream("stderr")
+        self.tty = bool(getattr(self.file, "isatty", lambda: False)())
+        self.lines = lines
+        self.stage, self.done, self.bar, self.said = None, 0, None, -1
+
+    def __call__(self, event) -> None:
+        if event.stage != self.stage:
+            self.close()
+            self.stage, self.done, self.said = event.stage, 0, -1
+        stats = "  ".join(f"{k} {v:.4g}" for k, v in event.stats.items())
+        if self.tty and event.total:
+            if self.bar is None:
+                self.bar = click.progressbar(length=event.total, label=f"{event.stage:8s}", file=self.file,
+                                             item_show_func=lambda s: s)
+            self.bar.update(event.done - self.done, stats)
+        else:
+            # Integer arithmetic: which `1 / lines` of the stage this event reached.
+            part = event.done * self.lines // event.total if event.total else event.done
+            if part > self.said:
+                self.said = part
+                click.echo(self._line(event, stats), file=self.file)
+        self.done = event.done
+        if event.total and event.done >= event.total:
+            self.close()
+
+    @staticmethod
+    def _line(event, stats: str) -> str:
+        unfinished = event.total and 0 < event.done < event.total
+        left = f"{_duration(event.seconds / event.done * (event.total - event.done))} left" if unfinished else ""
+        count = f"{event.done}/{event.total}" if event.total else str(event.done)
+        return "  ".join(p for p in (f"{event.stage:8s} {count}", stats, left, event.item or "") if p)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.render_finish()
+            self.bar = None
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+# A projection's settings (pipelines/project.py, pipelines/photo.py) as `project` and `edit --photo` spell them.
+PROJECTION_FLAGS = {"network": "--network", "space": "--space", "steps": "--steps", "seed": "--seed", "loss": "--loss",
+                    "pti_steps": "--pti-steps", "photo": "--photo", "face": "--face"}
+
+
+def loss_name(loss: str) -> str:
+    """--loss for the run record: a file by its absolute path, so two spellings of it agree."""
+    return str(Path(loss).resolve()) if Path(loss).is_file() else loss
+
+
+def loss_factory_for(loss: str, nets, device):
+    """--loss -> a function making a fresh Distance per use (a loss holds its targets)."""
+    from stylegan.inversion import load_feature_net
+    from stylegan.inversion.losses import FeatureDistance, default_distance
+    if loss == "auto":
+        D = nets["D"] if "D" in nets else None
+        return lambda: default_distance(D)
+    try:
+        net = load_feature_net(loss, device)      # registry names are fetched (once) from there
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    return lambda: FeatureDistance(net)
 
 
 def run_mismatch_error(e, outdir, flags: dict[str, str]) -> click.ClickException:

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import click
 
-from .common import IntList, load_networks
+from .common import IntList, load_generator
 
 
 def _generator(network):
-    nets = load_networks(network)
-    return nets.generator if hasattr(nets, "generator") else nets["G_ema"]
+    return load_generator(network)
 
 
 def _save(direction, G, out, overwrite):

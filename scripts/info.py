@@ -27,7 +27,7 @@ def info(network):
     from stylegan.loaders import FORMAT_NAMES
     from stylegan.networks.styles import style_layers
     from torch_utils.misc import num_params
-    nets = load_networks(network)
+    nets = load_networks(network, generator=False)   # a discriminator alone is described too
     click.echo(f"{network}: {FORMAT_NAMES[nets.format]} ({nets.format})")
     for key in ("G_ema", "G", "D"):
         if key not in nets:

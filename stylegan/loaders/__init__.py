@@ -24,7 +24,7 @@ from .result import NETWORK_KEYS, LoadedModel
 from .safe_pickle import UnsafePickleError, safe_load
 from .spec import NetSpec
 
-__all__ = ["load", "save", "LoadError", "LoadedModel", "detect_format"]
+__all__ = ["load", "load_generator", "save", "LoadError", "LoadedModel", "detect_format"]
 
 FORMAT_NAMES = {"nvidia-pickle": "NVIDIA network pickle", "tf-pickle": "TF-era StyleGAN2 pickle",
                 "rosinality": "rosinality checkpoint", "stylegan": "stylegan file"}
@@ -204,6 +204,13 @@ def load(source: str | os.PathLike, device: torch.device | str = "cpu", *, train
     except RecursionError:
         raise LoadError(text, "nests too deeply to read") from None
     return LoadedModel(**nets, format=fmt, metadata=meta, source=text)
+
+
+def load_generator(source: str | os.PathLike, device: torch.device | str = "cpu", *,
+                   trainable: bool = False) -> torch.nn.Module:
+    """The generator to sample from (G_ema, else G) of a model `load` reads; a LoadError (one line)
+    when the file holds none, e.g. a discriminator alone."""
+    return load(source, device, trainable=trainable).generator
 
 
 def _resolve(text: str) -> Path:
