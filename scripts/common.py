@@ -16,7 +16,7 @@ class IntList(click.ParamType):
         self.unique = unique
 
     def convert(self, value, param, ctx):
-        from stylegan.pipelines.latents import parse_int_list
+        from stylegan.seeds import parse_int_list
         try:
             return parse_int_list(value, self.unique)
         except ValueError as e:

@@ -52,7 +52,7 @@ def directions_group():
 def sefa_cmd(network, layers, components, out, overwrite):
     """Closed-form directions from the style affines' weights (seconds, no sampling)."""
     from stylegan.editing import sefa
-    from stylegan.pipelines.latents import parse_int_list
+    from stylegan.seeds import parse_int_list
     G = _generator(network)
     try:
         rows = layers if layers in ("all", "coarse", "middle", "fine") else parse_int_list(layers)

@@ -10,6 +10,8 @@ import numpy as np
 import scipy.optimize
 import torch
 
+from ..images import to_uint8
+from ..seeds import z_from_seeds
 from .directions import Direction
 
 Scorer = Callable[[np.ndarray], float]   # an image [H, W, 3] uint8 -> an attribute score
@@ -77,8 +79,6 @@ def interfacegan(G: torch.nn.Module, score: Scorer | dict[int, float], num_sampl
     """Find an attribute direction in w. `score` is a callable image -> score (a built-in labeler,
     or a user's classifier), or a dict seed -> score (e.g. read from a CSV); with a dict the
     latents are those of its seeds, as NVIDIA's scripts draw them."""
-    from ..images import to_uint8
-    from ..pipelines.latents import z_from_seeds
     device = next(G.parameters()).device
     if isinstance(score, dict):
         seeds = sorted(score)

@@ -1,7 +1,7 @@
 """Pipelines: short stories over one Generator (generate, style-mix, write image sets)."""
 from .generate import generate, generate_batches, map_seeds, synthesize
 from .image_set import write_image_set
-from .latents import parse_int_list, z_from_seeds
+from ..seeds import parse_int_list, z_from_seeds
 from .mixing import style_mix
 
 __all__ = ["generate", "generate_batches", "map_seeds", "synthesize", "write_image_set", "parse_int_list",
