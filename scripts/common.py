@@ -75,11 +75,9 @@ def _announce_cpu_kernel(G: torch.nn.Module, device: torch.device) -> None:
     """On the CPU, the generator's kernel compiles at the first image (about 30 s, once per
     machine): say so before that pause rather than stall in silence."""
     import ops
-    from stylegan.networks import stylegan2, stylegan3
-    kernel = {stylegan3.Generator: "filtered_lrelu", stylegan2.Generator: "conv3x3"}.get(type(G))
-    if device.type != "cpu" or kernel is None:
+    if device.type != "cpu":
         return
-    if ops.cpu_status(kernel).impl == "cpu" and ops.cpu_cached(kernel) is None:
+    if any(ops.cpu_status(k).impl == "cpu" and ops.cpu_cached(k) is None for k in G.describe().cpu_kernels):
         click.echo("compiling the CPU kernel for this CPU (once, about 30 s; "
                    "`stylegan ops build --cpu-only` does it ahead of time)...", err=True)
 
