@@ -5,7 +5,8 @@ from .faces import align_face as align
 from .inversion import pivotal_tuning, project
 from .io import load_latents, save_latents
 from .loaders import LoadedModel, LoadError, load, save
-from .networks import create_model, list_archs, list_configs
+from .loaders.names import create_model
+from .networks import list_archs, list_configs
 from .networks.styles import style_layers, synthesize_styles, ws_to_styles
 from .pipelines import generate, style_mix
 from .pipelines.interpolate import interpolation_frames as interpolate

@@ -253,10 +253,14 @@ def test_unknown_name_is_one_line_with_suggestions(tmp_path, cache, monkeypatch)
 
 
 def test_architecture_name_is_not_a_download(tmp_path, cache, monkeypatch):
-    """A create_model config names weights nowhere: the message says what it is instead of 'unknown'."""
+    """A create_model config names weights nowhere: `load` says what it is instead of 'unknown' (the
+    hub, which knows nothing of architectures, only that it is no download)."""
+    import stylegan
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(hub.NotFoundError) as info:
+    with pytest.raises(hub.NotFoundError, match="^stylegan3-t-1024: neither a file nor a known model"):
         hub.resolve("stylegan3-t-1024")
+    with pytest.raises(stylegan.LoadError) as info:
+        stylegan.load("stylegan3-t-1024")
     msg = str(info.value)
     assert msg.startswith("stylegan3-t-1024: an architecture without weights (create_model builds it)")
     assert "stylegan3-t-ffhq-1024" in msg and "\n" not in msg and _files(cache) == []

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import torch
 
+from .. import hub
 from .._errors import first_line
-from ..networks import create_model, list_archs
+from ..networks import create_model, is_architecture, list_archs
 from . import native, nvidia, rosinality, tf
 from .errors import LoadError
 from .limits import AllocationLimitError, Budget, allocation_limit, check_settings
@@ -175,6 +176,9 @@ def load(source: str | os.PathLike, device: torch.device | str = "cpu", *, train
     if not text.strip():
         raise LoadError("", "no model given (an empty path or name)")
     path = Path(text)
+    if is_architecture(text) and not path.exists():
+        raise LoadError(text, f"an architecture without weights (create_model builds it), not a file or a "
+                              f"known model{hub.suggestion(text)} (`stylegan models` lists them)")
     try:
         if not path.is_file():
             path = _resolve(text)
@@ -208,7 +212,6 @@ def load(source: str | os.PathLike, device: torch.device | str = "cpu", *, train
 
 def _resolve(text: str) -> Path:
     """A URL or model name -> a local file (downloaded into the cache), via the hub."""
-    from .. import hub
     try:
         return Path(hub.resolve(text))
     except (ValueError, OSError) as e:
