@@ -52,12 +52,17 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_networks(network: str, device: torch.device | str = "cpu", trainable: bool = False):
-    """Path, URL or model-zoo name -> stylegan.load's LoadedModel; errors become one line."""
+    """Path, URL or model-zoo name -> stylegan.load's LoadedModel; errors become one line. An
+    architecture name (`stylegan2-256`) gives random weights, with one line that says so."""
     import stylegan
     try:
-        return stylegan.load(network, device=device, trainable=trainable)
+        nets = stylegan.load(network, device=device, trainable=trainable, untrained=True)
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
+    if nets.format == "untrained":
+        click.echo(f"{network}: an architecture with random weights, for trying the tools out: its faces will be "
+                   f"noise (`stylegan models` lists trained networks)", err=True)
+    return nets
 
 
 def load_generator(network: str, device: torch.device) -> torch.nn.Module:

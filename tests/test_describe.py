@@ -58,3 +58,12 @@ def test_info_prints_the_descriptions():
         assert all(f"         {line}" in r.output.splitlines() for line in rest)
     assert "kernels: CUDA bias_act, filtered_lrelu, upfirdn2d; CPU filtered_lrelu" in r.output
 
+
+def test_an_architecture_name_is_a_random_network_on_the_command_line():
+    r = CliRunner().invoke(main, ["info", "stylegan2-256"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[0] == "stylegan2-256: an architecture with random weights (untrained)"
+    assert "StyleGAN2 generator (skip), 256x256x3, z_dim 512" in r.stdout
+    assert r.stderr.strip().splitlines() == ["stylegan2-256: an architecture with random weights, for trying the "
+                                             "tools out: its faces will be noise (`stylegan models` lists trained "
+                                             "networks)"]
