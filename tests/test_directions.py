@@ -182,3 +182,38 @@ def test_bad_direction_files(tmp_path):
     with pytest.raises(ValueError, match="64 dimensions"):
         load_direction(tmp_path / "small.npy", w_dim=512)
 
+
+def test_interfacegan_and_compare_on_the_command_line(tmp_path):
+    from click.testing import CliRunner
+    from scripts.cli import main
+    net = reference_path("sg2ada_skip.pkl")
+    G = stylegan.load(net)["G_ema"]
+    seeds = list(range(600))
+    with torch.no_grad():
+        w = G.mapping(torch.from_numpy(z_from_seeds(seeds, G.z_dim)), None)[:, 0].double().numpy()
+    d = np.random.default_rng(0).normal(size=G.w_dim)
+    (tmp_path / "s.csv").write_text("seed,score\n" + "".join(f"{s},{v!r}\n" for s, v in zip(seeds, (w @ d).tolist())))
+    run = lambda *a: CliRunner().invoke(main, ["directions", *map(str, a)])  # noqa: E731
+    r = run("interfacegan", "--network", net, "--scores", tmp_path / "s.csv", "--out", tmp_path / "r.direction")
+    assert r.exit_code == 0, r.output
+    r = run("interfacegan", "--network", net, "--scores", tmp_path / "s.csv", "--method", "svm",
+            "--out", tmp_path / "svm.direction")
+    assert r.exit_code == 0, r.output
+    ridge, svm = load_direction(tmp_path / "r.direction"), load_direction(tmp_path / "svm.direction")
+    assert ridge.params["estimator"] == "ridge" and "ratio" not in ridge.params
+    assert svm.params["estimator"] == "svm" and svm.params["ratio"] == 0.02
+    assert float(ridge.vectors[0].double() @ torch.from_numpy(d / np.linalg.norm(d))) > 0.99   # noise-free scores
+    r = run("interfacegan", "--network", net, "--scores", tmp_path / "s.csv", "--ratio", "0.1",
+            "--out", tmp_path / "x.direction")
+    assert r.exit_code == 2 and "--ratio goes with --method svm" in r.output
+    # compare: a labelled matrix, A's components in rows, B's in columns
+    r = run("compare", tmp_path / "r.direction", tmp_path / "svm.direction")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0] == f"A = {tmp_path / 'r.direction'}, B = {tmp_path / 'svm.direction'}"
+    assert lines[1].split() == ["cosine", "B0"] and lines[2].split()[0] == "A0"
+    assert float(lines[2].split()[1]) == pytest.approx(cosine(ridge, svm), abs=1e-4)
+    for sub in ("sefa", "ganspace", "interfacegan", "stylespace", "show", "compare"):
+        text = run(sub, "--help").output
+        assert "Examples:" in text, sub
+        assert sub in ("show", "compare") or "stylegan2-256" in " ".join(text.split()), sub   # --network: what it takes
