@@ -15,7 +15,7 @@ images, which is what dominates them at 1024 px on a CPU.
 latents w.d plus noise (a share of the score's std), and prints |cos| between d and what each
 estimator finds (mean and minimum over --trials directions) and its fit time. W is a real mapping
 network's: a fixture pickle's (64-d) or a full-size config's (512-d; random-init, with the same
-spread of covariance eigenvalues, ~9 to ~0.002, as the issue measured). Estimators: the library's
+spread of covariance eigenvalues, ~9 to ~0.002, as a trained one's). Estimators: the library's
 'ridge' (the default: ridge regression on every sample, GCV penalty) and 'svm' (the paper's, top and
 bottom 2 %; also at 10 % and 50 %), and candidates kept here for the record: least squares on every
 sample, the SVM on whitened W, and whitened class means (LDA) of the top and bottom 2 % / 50 %. W's
@@ -43,9 +43,10 @@ def timed(label: str, fn) -> None:
 
 
 def mapping_network(name: str) -> torch.nn.Module:
-    """A fixture pickle's generator by its name (sg2ada_skip, ...), else a config with random weights."""
+    """A fixture pickle's generator by its name (sg2ada_skip, ...), else a config with random weights
+    (the same every run)."""
     ref = Path(__file__).resolve().parents[2] / "shared" / "reference" / f"{name}.pkl"
-    return stylegan.load(ref)["G_ema"] if ref.is_file() else stylegan.create_model(name).eval()
+    return stylegan.load(ref if ref.is_file() else name, untrained=True).generator
 
 
 def sample_w(G: torch.nn.Module, n: int, seed: int) -> np.ndarray:

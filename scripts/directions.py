@@ -111,7 +111,7 @@ Examples:
               help="Images rendered and scored by --attribute.")
 @click.option("--method", type=click.Choice(["ridge", "svm"]), default="ridge", show_default=True,
               help="ridge: ridge regression of the score on w over every sample (from 2000 samples of a 512-d W, "
-                   "5 % score noise, it recovers a planted direction with |cos| 0.99 where the SVM gets 0.27); "
+                   "5 % score noise, it recovers a planted direction with |cos| 0.99 where the SVM gets 0.26); "
                    "svm: the paper's linear SVM on the top and bottom --ratio, for parity with InterFaceGAN's "
                    "boundary files.")
 @click.option("--ratio", type=click.FloatRange(0, 0.5, min_open=True), default=None,

@@ -8,7 +8,8 @@ Two estimators of the normal:
   chosen by generalised cross-validation. Scores cost a render and a face analysis each, so sample
   efficiency is what matters: on a real mapping network's W, whose covariance eigenvalues span three
   to four orders of magnitude, it recovers a planted direction (score = w.d + 5 % noise) with
-  |cos| 0.996 from 4 000 samples (512-d W) where the SVM below gets 0.33 (benchmarks/directions.py).
+  |cos| 0.996 from 4 000 samples (512-d W) where the SVM below gets 0.30, fitting in 0.1 s
+  (benchmarks/directions.py --recovery).
 - 'svm': the paper's recipe, a linear SVM on the top and bottom `ratio` (2 %) of the scores, for
   parity with the boundaries InterFaceGAN's files hold. A few hundred examples in hundreds of
   dimensions leave the plane underdetermined, and the margin then favours W's high-variance axes.
