@@ -120,3 +120,50 @@ def check_outdir(outdir) -> None:
         ensure_writable_dir(outdir)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
+
+
+class ProgressDisplay:
+    """Library progress events (`stylegan.progress.Progress`) on stderr: a bar per stage on a terminal;
+    in a log (stderr not a terminal) a line per stage every `every` seconds, and at the end of a
+    stage that printed one (a stage over within seconds prints nothing)."""
+
+    def __init__(self, labels: dict[str, str] | None = None, every: float = 10.0, tty: bool | None = None):
+        import sys
+        self.labels = labels or {}
+        self.every = every
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.stage: str | None = None
+        self.bar = None
+        self.shown = self.base = self.lines = 0
+        self.last_line = 0.0
+
+    def __call__(self, p) -> None:
+        if p.stage != self.stage:
+            self.close()
+            # A resumed story starts past 0: the rate counts this run's work only.
+            self.stage, self.shown, self.base, self.lines, self.last_line = p.stage, 0, max(0, p.done - 1), 0, 0.0
+        label = self.labels.get(p.stage, p.stage)
+        if self.tty:
+            if self.bar is None:
+                self.bar = click.progressbar(length=p.total, label=label, file=click.get_text_stream("stderr"),
+                                             show_pos=True, show_eta=True)
+                self.bar.__enter__()
+            self.bar.update(p.done - self.shown)
+        elif p.seconds - self.last_line >= self.every or (p.done == p.total and self.lines):
+            self.last_line, self.lines = p.seconds, self.lines + 1
+            rate = (p.done - self.base) / p.seconds if p.seconds > 0 else 0.0
+            of = f"/{p.total} ({100 * p.done / p.total:.0f}%)" if p.total else ""
+            stats = "".join(f", {k.replace('_', ' ')} {v:g}" for k, v in p.stats.items())
+            click.echo(f"{label}: {p.done}{of}, {rate:.1f}/s{stats}", err=True)
+        self.shown = p.done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+    def __enter__(self) -> "ProgressDisplay":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -65,18 +65,7 @@ def test_padding_blends_instead_of_showing_an_edge():
 
 
 # ----------------------------------------------------------------------------------------------
-# Real photos (dlib + its 68-point model from face-recognition-models).
-
-@pytest.fixture(scope="module")
-def detector():
-    pytest.importorskip("dlib")
-    from stylegan.faces.landmarks import DlibLandmarks, packaged_model
-    if packaged_model("landmarks-68") is None:
-        if os.environ.get("CI"):
-            pytest.fail("face-recognition-models is not installed")
-        pytest.skip("face-recognition-models is not installed")
-    return DlibLandmarks()
-
+# Real photos (dlib + its 68-point model from face-recognition-models: the `detector` fixture).
 
 def real_photos() -> dict[str, np.ndarray]:
     import matplotlib
