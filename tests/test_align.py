@@ -115,8 +115,8 @@ def similar_copy(photo: np.ndarray, angle_deg: float, scale: float, shift: tuple
     return np.asarray(copy), m
 
 
-# NVIDIA's own crops (tests/fixtures/README.md says how they were made).
-FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "ffhq_align.npz")
+# NVIDIA's own crops (tests/data/ffhq_align.md says how they were made).
+FIXTURE = os.path.join(os.path.dirname(__file__), "data", "ffhq_align.npz")
 
 
 def fixture_photo(name: str) -> np.ndarray:

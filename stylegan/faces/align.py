@@ -16,7 +16,7 @@ and towards the median colour, so that the crop never shows a hard edge or a mir
 
 Every result records the quad in the original photo's coordinates, which is all a paste-back needs.
 Given the same landmarks, the crop is NVIDIA's `recreate_aligned_images` (NVlabs/ffhq-dataset) to the
-pixel, shrink and padding steps included (tests/fixtures/ffhq_align.npz).
+pixel, shrink and padding steps included (tests/data/ffhq_align.npz).
 """
 from __future__ import annotations
 
