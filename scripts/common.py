@@ -17,7 +17,7 @@ class IntList(click.ParamType):
         self.unique = unique
 
     def convert(self, value, param, ctx):
-        from stylegan.pipelines.latents import parse_int_list
+        from stylegan.seeds import parse_int_list
         try:
             return parse_int_list(value, self.unique)
         except ValueError as e:
@@ -55,14 +55,18 @@ def resolve_device(name: str) -> torch.device:
 def load_networks(network: str, device: torch.device | str = "cpu", trainable: bool = False,
                   generator: bool = True):
     """Path, URL or model-zoo name -> stylegan.load's LoadedModel; errors become one line. With
-    `generator` (the default) the file must hold one: `nets.generator` is then safe to use."""
+    `generator` (the default) the file must hold one: `nets.generator` is then safe to use. An
+    architecture name (`stylegan2-256`) gives random weights, with one line that says so."""
     import stylegan
     try:
-        nets = stylegan.load(network, device=device, trainable=trainable)
+        nets = stylegan.load(network, device=device, trainable=trainable, untrained=True)
         if generator:
             _announce_cpu_kernel(nets.generator, torch.device(device))
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
+    if nets.format == "untrained":
+        click.echo(f"{network}: an architecture with random weights, for trying the tools out: its faces will be "
+                   f"noise (`stylegan models` lists trained networks)", err=True)
     return nets
 
 
@@ -75,11 +79,9 @@ def _announce_cpu_kernel(G: torch.nn.Module, device: torch.device) -> None:
     """On the CPU, the generator's kernel compiles at the first image (about 30 s, once per
     machine): say so before that pause rather than stall in silence."""
     import ops
-    from stylegan.networks import stylegan2, stylegan3
-    kernel = {stylegan3.Generator: "filtered_lrelu", stylegan2.Generator: "conv3x3"}.get(type(G))
-    if device.type != "cpu" or kernel is None:
+    if device.type != "cpu":
         return
-    if ops.cpu_status(kernel).impl == "cpu" and ops.cpu_cached(kernel) is None:
+    if any(ops.cpu_status(k).impl == "cpu" and ops.cpu_cached(k) is None for k in G.describe().cpu_kernels):
         click.echo("compiling the CPU kernel for this CPU (once, about 30 s; "
                    "`stylegan ops build --cpu-only` does it ahead of time)...", err=True)
 

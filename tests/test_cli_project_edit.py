@@ -105,7 +105,7 @@ def test_directions_and_edit_cli(tmp_path):
     r = run("directions", "show", tmp_path / "sefa.direction")
     assert r.exit_code == 0 and "sefa, 4 x w[64], ws rows 0-3" in r.output, r.output
     r = run("directions", "compare", tmp_path / "sefa.direction", tmp_path / "sefa.direction")
-    assert r.exit_code == 0 and r.output.strip() == "+1.0000"
+    assert r.exit_code == 0 and r.output.splitlines()[1:] == ["cosine       B0", "A0      +1.0000"], r.output
     out = tmp_path / "edits"
     r = run("edit", "--network", net, "--seeds", "0-1", "--edit", f"{tmp_path / 'sefa.direction'}:1:-3..3",
             "--edit", "pca.direction:0:-2,2".replace("pca.direction", str(tmp_path / "pca.direction")),

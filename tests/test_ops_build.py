@@ -1,8 +1,6 @@
 """Build system for the fused CUDA ops: toolkit discovery, cache key, lock, fallbacks, CLI (CPU only)."""
 from __future__ import annotations
 
-import ast
-import glob
 import os
 import re
 import threading
@@ -208,44 +206,6 @@ def test_activation_ids_match_the_kernel_enum():
         value = int(explicit) if explicit else value + 1
         enum[name] = value
     assert enum == {f"ACT_{name.upper()}": a.cuda_id for name, a in ops.ACTIVATIONS.items()}
-
-
-def _module_imports(path):
-    """(module-level, function-level) sibling modules that the module at `path` imports."""
-    tree = ast.parse(open(path).read())
-    top, nested = set(), set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            names = [node.module] if node.module else [a.name for a in node.names]
-            (top if node in tree.body else nested).update(n.split(".")[0] for n in names)
-    return top, nested
-
-
-def test_ops_import_graph_is_acyclic_and_the_cli_uses_the_public_api():
-    folder = os.path.dirname(_build.__file__)
-    graph = {}
-    for path in glob.glob(os.path.join(folder, "*.py")):
-        mod = os.path.basename(path)[:-3]
-        top, nested = _module_imports(path)
-        assert not nested, f"ops/{mod}.py imports {nested} inside a function (a hidden cycle)"
-        graph[mod] = top - {mod}
-    done, visiting = set(), []
-
-    def visit(mod):
-        assert mod not in visiting, f"import cycle: {' -> '.join(visiting + [mod])}"
-        if mod in done or mod not in graph:
-            return
-        visiting.append(mod)
-        for dep in graph[mod]:
-            visit(dep)
-        visiting.pop()
-        done.add(mod)
-
-    for mod in graph:
-        visit(mod)
-    cli = ast.parse(open(os.path.join(os.path.dirname(folder), "scripts", "ops.py")).read())
-    private = [n.module for n in ast.walk(cli) if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("ops.")]
-    assert not private, private
 
 
 def test_cli_build_fails_per_op_on_cpu_torch(clean_env, monkeypatch):

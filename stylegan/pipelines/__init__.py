@@ -1,7 +1,7 @@
 """Pipelines: short stories over one Generator (generate, style-mix, write image sets, edit a photo)."""
 from .generate import generate, generate_batches, map_seeds, synthesize
 from .image_set import write_image_set
-from .latents import parse_int_list, z_from_seeds
+from ..seeds import parse_int_list, z_from_seeds
 from .mixing import style_mix
 from .photo import (PhotoEdit, PhotoProjection, edit_face, edit_photo, find_faces, paste_faces, project_face,
                     project_photo)
