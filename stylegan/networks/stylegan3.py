@@ -454,7 +454,7 @@ class Generator(torch.nn.Module):
     def describe(self) -> Description:
         config = "R" if self.synthesis.use_radial_filters else "T"
         return describe_generator(self, f"StyleGAN3-{config} generator",
-                                  cuda_kernels=("bias_act", "filtered_lrelu", "upfirdn2d"),
+                                  cuda_kernels=("bias_act", "filtered_lrelu"),
                                   cpu_kernels=("filtered_lrelu",))
 
 
