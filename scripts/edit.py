@@ -1,13 +1,12 @@
 """`stylegan edit`: move latents (seeds, saved latents or a photo) along directions and render the results."""
 from __future__ import annotations
 
-import csv
-import sys
 from pathlib import Path
 
 import click
 
-from .common import IntList, cli_error, load_networks, max_pixels_option, resolve_device, run_mismatch_error
+from .common import (IntList, cli_error, load_networks, max_pixels_option, resolve_device, run_mismatch_error,
+                     trust_code_option)
 
 
 @click.command(epilog="""\b
@@ -15,208 +14,194 @@ Examples:
   stylegan edit --network ffhq --seeds 0-3 --edit sefa:2@0-3:-5..5 --outdir edits/
   stylegan edit --network ffhq --latent proj/me.w.safetensors --edit smile.npy:-3..3 --grid
   stylegan edit --network ffhq --photo me.jpg --edit smile.direction:-2,2 --paste-back --outdir edits/
+  stylegan edit --network ffhq --photo me.jpg --pti --loss vgg16 --edit age.direction:-3..3 --values 5
 
 \b
 --edit SOURCE[:K][@ROWS]:STRENGTHS, repeatable. SOURCE: a direction file (ours, InterFaceGAN .npy,
 GANSpace .npz, e4e/PTI .pt, rosinality factor.pt), a registry direction (`stylegan models --kind
 direction`, e.g. interfacegan-ffhq-smile, downloaded once) or 'sefa' / 'ganspace' computed on the spot;
-K the component; ROWS the ws rows to move (e.g. 0-3: coarse); STRENGTHS 3, -2,0,2 or -3..3.
+K the component; ROWS the ws rows to move (e.g. 0-3: coarse); STRENGTHS 3, -2,0,2 or -3..3 (--values
+strengths spread over the range).
 
 \b
-The folder resumes like `generate`'s: it remembers what made it, outputs already there are
-skipped, and two runs on one folder share the work. A direction or latent file made for another
-network is refused (--force applies it anyway).""")
+--photo is aligned and projected exactly as `stylegan align` + `stylegan project` do (--space,
+--steps, --loss, --seed, --pti, --pti-steps as there); what that computed is kept in --outdir, and
+a later edit of the same photo with the same settings starts from it.
+
+\b
+The folder resumes like `generate`'s: it remembers what made each input and edit, outputs already
+there are skipped, later runs may add inputs and edits, and two runs on one folder share the work.
+A direction or latent file made for another network is refused (--force applies it anyway).""")
 @click.option("--network", required=True, help="Model file, URL or model-zoo name (see `stylegan models`).")
 @click.option("--seeds", type=IntList(), default=None, help="Edit these seeds' latents.")
 @click.option("--latent", "latents", multiple=True, type=click.Path(), help="Saved latent file(s) to edit.")
-@click.option("--photo", type=click.Path(), default=None, help="A photo: aligned, projected, then edited.")
+@click.option("--photo", type=click.Path(), default=None,
+              help="A photo: aligned, projected (as `stylegan project` does), then edited.")
 @click.option("--edit", "edits", multiple=True, required=True, help="SOURCE[:K][@ROWS]:STRENGTHS (repeatable).")
-@click.option("--steps", type=click.IntRange(min=2), default=7, show_default=True, help="Values in an A..B range.")
+@click.option("--values", type=click.IntRange(min=2), default=7, show_default=True,
+              help="How many strengths an A..B range spreads over.")
 @click.option("--trunc", "psi", type=float, default=0.7, show_default=True, help="Truncation for --seeds.")
 @click.option("--outdir", type=click.Path(file_okay=False), default="edits", show_default=True)
 @click.option("--grid", is_flag=True, help="Also one grid per edit: inputs down, strengths across.")
 @click.option("--video", is_flag=True, help="Also a video per input and edit sweeping the strengths.")
-@click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True, help="Photo projection space.")
-@click.option("--project-steps", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--face", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Photo: which face to edit, 0 the largest.")
+@click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True,
+              help="Photo: projection space, as in `stylegan project`.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Photo: projection steps, as in `stylegan project`.  [default: 1000]")
 @click.option("--pti", is_flag=True, help="Photo: tune the generator to the photo (pivotal tuning) before editing.")
+@click.option("--pti-steps", type=click.IntRange(min=1), default=350, show_default=True,
+              help="Photo: most pivotal-tuning steps, as in `stylegan project`.")
+@click.option("--loss", default="auto", show_default=True,
+              help="Photo: the projection's loss, as in `stylegan project` (auto | vgg16 | lpips-vgg | PATH).")
+@trust_code_option
+@click.option("--seed", type=click.IntRange(min=0), default=303, show_default=True,
+              help="Photo: the projection's seed, as in `stylegan project`.")
 @click.option("--paste-back", is_flag=True, help="Photo: put each edited face back into the original photo.")
 @click.option("--report", is_flag=True, help="Write report.csv: attribute change, identity distance, leakage.")
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them).")
+@click.option("--overwrite", is_flag=True,
+              help="Start the folder afresh: replace existing outputs (for a photo, its kept projection too).")
 @click.option("--force", is_flag=True, help="Apply direction and latent files made for another network.")
 @max_pixels_option
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
-def edit(network, seeds, latents, photo, edits, steps, psi, outdir, grid, video, space, project_steps, pti,
-         paste_back, report, overwrite, force, max_pixels, device):
-    """Render edits: for each input and --edit, a strip of images over the strengths (NAME_EDIT.png)."""
-    import torch
-    from stylegan.pipelines.edit import edit_settings, file_digest, parse_edit, pending, read_strip, write_edits
-    from stylegan.pipelines.manifest import RunMismatchError, check_run_record
+def edit(network, seeds, latents, photo, edits, values, psi, outdir, grid, video, face, space, steps, pti, pti_steps,
+         loss, trust_code, seed, paste_back, report, overwrite, force, max_pixels, device):
+    """Render edits: for each input and --edit, a strip of images over the strengths (NAME_EDIT.png).
+
+    With --photo the folder also keeps what the photo cost to compute: its aligned crop
+    (NAME_aligned.png), latent (NAME.w.safetensors), reconstruction (NAME_proj.png) and tuned
+    generator (NAME_pti.stylegan) or noise maps (NAME_noise.npz). A later edit of the same photo
+    with the same settings and --outdir starts from them instead of projecting again."""
+    from stylegan.pipelines.edit import edit_settings, latent_inputs, parse_edit, seed_inputs, write_edits
+    from stylegan.pipelines.manifest import RunMismatchError
     from torch_utils.misc import network_digest
-    from .common import check_outdir
+    from .common import ProgressPrinter, check_outdir, loss_file_first
     if sum(x is not None and x != () for x in (seeds, latents or None, photo)) != 1:
         raise click.UsageError("give exactly one of --seeds, --latent or --photo")
     if paste_back and photo is None:
         raise click.UsageError("--paste-back needs --photo")
+    if steps is not None and photo is None:
+        raise click.UsageError("--steps is the photo's projection steps (as in `stylegan project`); "
+                               "how many strengths an A..B range spreads over is --values")
     try:
-        specs = [parse_edit(e, steps) for e in edits]
+        specs = [parse_edit(e, values) for e in edits]
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--edit") from None
+    dev = resolve_device(device)
+    # A --loss file is read (and refused) before anything is written or downloaded.
+    feature_net = loss_file_first(loss, dev, trust_code) if photo is not None else None
     check_outdir(outdir)
     outdir = Path(outdir)
-    dev = resolve_device(device)
     nets = load_networks(network, dev)
-    G = nets.generator if hasattr(nets, "generator") else nets["G_ema"]
+    G = nets.generator
     digest = network_digest(G)
-    aligned, finish, extra = None, None, {}
+    edit_G, finish, cache, photo_run = G, None, {}, None
+    printer = ProgressPrinter()
     try:
         if seeds is not None:
-            from stylegan.pipelines import map_seeds
-            with torch.no_grad():
-                ws = map_seeds(G, seeds, psi)
-            names = [f"seed{s:04d}" for s in seeds]
-            inputs = {"psi": float(psi)}
+            ws, names, inputs = seed_inputs(G, seeds, psi)
         elif latents:
-            from stylegan.io.latents import check_compatible, load_latents
-            loaded = [load_latents(p) for p in latents]
-            for p, lat in zip(latents, loaded):
-                for warning in _named(p, lambda: check_compatible(lat, G, digest, force)):
-                    click.echo(f"warning: {p}: {warning}", err=True)
-            ws_list = [_as_ws(G, lat.ws) for lat in loaded]
-            ws = torch.cat(ws_list)
-            names = [Path(p).name.split(".")[0] + (f"_{j}" if len(w) > 1 else "")
-                     for p, w in zip(latents, ws_list) for j in range(len(w))]
-            inputs = {"latents": {n: file_digest(p) for n, p in zip(names, latents)}}
+            ws, names, inputs, warnings = latent_inputs(G, latents, force, digest)
+            for warning in warnings:
+                click.echo(f"warning: {warning}", err=True)
         else:
-            from stylegan.faces import read_photo
-            names = [Path(photo).stem]
-            image = read_photo(photo, max_pixels)
-            inputs = {"photo": file_digest(photo), "space": space, "project_steps": project_steps, "pti": pti}
-            extra = {"paste_back": paste_back}
-            aligned = image, _align(G, image)
+            photo_run = _PhotoRun(G, nets, dev, photo, specs, outdir, cache, face=face, space=space,
+                                  steps=steps or 1000, pti=pti, pti_steps=pti_steps, loss=loss, trust_code=trust_code,
+                                  feature_net=feature_net, seed=seed, paste_back=paste_back, force=force,
+                                  max_pixels=max_pixels)
+            names, inputs = [photo_run.name], {photo_run.name: {"projection": photo_run.settings}}
+        settings = edit_settings(digest, specs, inputs, extra={"paste_back": paste_back} if photo else None)
+        if photo_run is not None:
             ws = None
-            # Refused before the projection, not after it, when the folder was made otherwise.
-            check_run_record(outdir, edit_settings(digest, specs, inputs, extra=extra), overwrite, "*.png",
-                             write=False)
-            if pending(outdir, names, specs, video, overwrite):     # a finished photo is not projected again
-                ws, G = _project(G, nets, aligned[1], space, project_steps, pti)
+            if photo_run.needed(settings, video, report, overwrite, printer):   # else every strip is on disk
+                edit_G, ws = photo_run.projection.G, photo_run.projection.ws
             if paste_back:
-                finish = lambda frames, i: _paste(aligned, frames)  # noqa: E731
-        settings = edit_settings(digest, specs, inputs, extra=extra)
-        summary = write_edits(G, ws, names, specs, outdir, settings=settings, video=video, grid=grid,
-                              overwrite=overwrite, force=force, digest=digest, finish=finish)
+                finish = photo_run.paste
+        summary = write_edits(edit_G, ws, names, specs, outdir, settings=settings, video=video, grid=grid,
+                              overwrite=overwrite, force=force, digest=digest, finish=finish, cache=cache,
+                              progress=printer)
+        if report:
+            _report(outdir, names, specs, photo_run)
     except RunMismatchError as e:
         raise run_mismatch_error(e, outdir, {"network": "--network", "inputs": "the inputs", "edits": "--edit",
-                                             "paste_back": "--paste-back"}) from None
+                                             "paste_back": "--paste-back", "noise_mode": "the noise mode"}) from None
     except ValueError as e:
         raise cli_error(e) from None
-    if report:
-        rows = []
-        for spec in specs:
-            for name in names:
-                frames = read_strip(outdir / f"{name}_{spec.label}.png", len(spec.strengths))
-                # What the user gets is measured: pasted photos with --paste-back, else the crops;
-                # for a photo, also each result's identity distance to the person in the photo.
-                ref = None if aligned is None else aligned[0] if paste_back else aligned[1].image
-                if aligned is not None and paste_back:   # only the face's own region: no other face counts
-                    ref, frames = _face_region(aligned[1], [ref, *frames])[0], _face_region(aligned[1], frames)
-                rows += _report_rows(name, spec, frames, ref)
-        try:
-            _write_report(outdir / "report.csv", rows)
-        except ValueError as e:
-            raise cli_error(e) from None
+    finally:
+        printer.close()
     busy = f", {len(summary.busy)} being made by another run" if summary.busy else ""
     click.echo(f"{len(summary.written)} edit strip(s) written, {len(summary.skipped)} already present{busy}, "
                f"to {outdir}", err=True)
 
 
-def _named(path, check):
-    try:
-        return check()
-    except ValueError as e:
-        raise type(e)(f"{path}: {e}") from None
+class _PhotoRun:
+    """--photo: the photo read (within --max-pixels), its edits checked against G before anything
+    slow, and its projection: the one the folder keeps when made with the same settings, else made
+    now and kept at once (an interrupted edit does not cost the projection)."""
+
+    def __init__(self, G, nets, device, photo, specs, outdir, cache, *, face, space, steps, pti, pti_steps, loss,
+                 trust_code, feature_net, seed, paste_back, force, max_pixels):
+        from stylegan.faces import read_photo
+        from stylegan.pipelines.photo import check_edits, photo_settings
+        from .common import loss_name
+        self.G, self.nets, self.device, self.path, self.outdir, self.specs = G, nets, device, photo, outdir, specs
+        self.image = read_photo(photo, max_pixels=max_pixels)
+        self.name = Path(photo).stem
+        check_edits(G, specs, cache, force)        # a bad edit stops here, not after the projection
+        self.settings = photo_settings(G, self.image, face=face, space=space, steps=steps, seed=seed,
+                                       loss=loss_name(loss), pti_steps=pti_steps if pti else 0)
+        self.project_kwargs = dict(face=face, space=space, steps=steps, pti=pti, pti_steps=pti_steps, seed=seed)
+        self.loss, self.trust_code, self.feature_net, self.paste_back = loss, trust_code, feature_net, paste_back
+        self.projection = None
+
+    def needed(self, settings, video, report, overwrite, progress) -> bool:
+        """Make or read the projection, unless every strip is already on disk (and no report asks
+        for it). A projection kept with other settings, then the folder's record, are checked first:
+        a folder made otherwise stops the run, naming what differs, before minutes of projection."""
+        from stylegan.pipelines.edit import GROWS, pending
+        from stylegan.pipelines.manifest import RunMismatchError, check_run_record, prepare_outdir
+        from stylegan.pipelines.photo import load_projection, project_photo, save_projection
+        from .common import PROJECTION_FLAGS, loss_factory_for
+        try:
+            kept = None if overwrite else load_projection(self.G, self.outdir, self.name, self.settings)
+        except RunMismatchError as e:
+            raise run_mismatch_error(e, self.outdir / f"{self.name}.w.safetensors", PROJECTION_FLAGS) from None
+        check_run_record(prepare_outdir(self.outdir), settings, overwrite, "*.png", grows=GROWS)
+        if not report and not pending(self.outdir, [self.name], self.specs, video, overwrite):
+            return False
+        if kept is None:
+            loss = loss_factory_for(self.loss, self.nets, self.device, self.trust_code, self.feature_net)()
+            _, kept = project_photo(self.G, self.image, loss=loss, progress=progress, **self.project_kwargs)
+            save_projection(kept, self.outdir, self.name, self.settings, self.image.shape, source=self.path)
+        else:
+            click.echo(f"starting from the projection kept in {self.outdir} ({self.name}.w.safetensors)", err=True)
+        self.projection = kept
+        return True
+
+    def paste(self, frames, i):
+        from stylegan.pipelines.photo import paste_faces
+        return paste_faces(self.image, self.projection.face, frames)
 
 
-def _as_ws(G, ws):
-    from stylegan.editing.apply import as_ws
-    return as_ws(G, ws)
-
-
-def _align(G, image):
-    from stylegan.faces import align_face
-    return align_face(image, size=G.img_resolution)[0]
-
-
-def _paste(aligned, frames):
+def _report(outdir, names, specs, photo_run):
+    """report.csv, measured on the strips as written: what the user gets (for a photo with
+    --paste-back the pasted photos, inside the face's region only), with a photo's identity distance
+    to the person in it."""
     import numpy as np
-    from stylegan.faces.paste import paste_back
-    photo, face = aligned
-    return np.stack([paste_back(photo, f, face) for f in frames])
-
-
-def _project(G, nets, face, space, steps, pti):
-    """aligned face -> (ws [1, num_ws, w_dim], generator to edit with)."""
-    from stylegan.inversion import pivotal_tuning, project
-    from stylegan.inversion.losses import default_distance
-    target = face.image.transpose(2, 0, 1)
-    D = nets["D"] if "D" in nets else None
-    bar = click.progressbar(length=steps, label="projecting", file=sys.stderr)
-    result = project(G, target, default_distance(D), space=space, num_steps=steps,
-                     progress=lambda info: bar.update(1))
-    bar.render_finish()
-    if pti:
-        bar = click.progressbar(length=350, label="tuning   ", file=sys.stderr)
-        tuned = pivotal_tuning(G, target, result, default_distance(D), progress=lambda info: bar.update(1))
-        bar.render_finish()
-        G = tuned.G
-    else:
-        # Keep the projection's own noise maps: they are part of the reconstruction.
-        import copy
-        from stylegan.inversion.project import noise_layers
-        G = copy.deepcopy(G)
-        for name, layer in noise_layers(G).items():
-            layer.noise_const = result.noise[name]
-    return result.ws[None], G
-
-
-def _face_region(face, images):
-    """The part of photo-sized images inside the aligned face's crop quad (clipped to the photo)."""
-    import numpy as np
-    h, w = images[0].shape[:2]
-    (x0, y0), (x1, y1) = np.floor(face.quad.min(0)).astype(int), np.ceil(face.quad.max(0)).astype(int)
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    return np.stack([np.ascontiguousarray(im[y0:y1, x0:x1]) for im in images])
-
-
-def _report_rows(name, spec, images, photo=None):
-    """Per strength: every landmark attribute and the identity distance to the unedited image (and,
-    given the input photo, to it)."""
-    import numpy as np
-    from stylegan.faces.attributes import ATTRIBUTES, FaceAttributes
-    from stylegan.faces.identity import FaceIdentity
-    attrs, ident = FaceAttributes(), FaceIdentity()
-    zero = int(np.argmin(np.abs(spec.strengths)))
-    base = attrs(images[zero])
-    base_id = ident.descriptor(images[zero])
-    photo_id = None if photo is None else ident.descriptor(photo)
-    dist = lambda a, b: "" if a is None or b is None else f"{np.linalg.norm(a - b):.4f}"  # noqa: E731
-    rows = []
-    for strength, img in zip(spec.strengths, images):
-        a = attrs(img)
-        d = ident.descriptor(img)
-        row = {"input": name, "edit": spec.label, "strength": strength,
-               "identity_distance": dist(d, base_id)}
-        if photo is not None:
-            row["identity_to_photo"] = dist(d, photo_id)
-        row.update({f"d_{k}": f"{a[k] - base[k]:.4f}" for k in ATTRIBUTES})
-        rows.append(row)
-    return rows
-
-
-def _write_report(path, rows):
-    from stylegan._files import atomic_output
-    if not rows:
-        return
-    with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    from stylegan.pipelines.edit import read_strip
+    from stylegan.pipelines.edit_report import EditMeasures, EditReport, face_region, write_report
+    measures, report = EditMeasures(), EditReport()
+    for spec in specs:
+        for name in names:
+            frames = read_strip(outdir / f"{name}_{spec.label}.png", len(spec.strengths))
+            if photo_run is None:
+                report.extend(measures.rows(name, spec, frames))
+            elif photo_run.paste_back:      # measured inside the face's region of the photo only
+                ref, *crops = face_region(photo_run.projection.face, np.concatenate([photo_run.image[None], frames]))
+                report.extend(measures.rows(name, spec, np.stack(crops), ref))
+            else:
+                report.extend(measures.rows(name, spec, frames, photo_run.projection.face.image))
+    write_report(outdir / "report.csv", report.rows)
+    for note in report.notes:
+        click.echo(f"report.csv: {note}", err=True)

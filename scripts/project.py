@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
-from .common import load_networks, max_pixels_option, resolve_device
+from .common import (PROJECTION_FLAGS, ProgressPrinter, load_networks, loss_factory_for, loss_file_first, loss_name,
+                     max_pixels_option, resolve_device, trust_code_option)
 
 
 @click.command(epilog="""\b
@@ -14,6 +14,7 @@ Examples:
   stylegan align me.jpg --outdir aligned/
   stylegan project --network ffhq --target aligned/me.png --outdir proj/
   stylegan project --network ffhq --target aligned/ --space w+ --pti --loss vgg16 --outdir proj/
+  stylegan edit --network proj/me_pti.stylegan --latent proj/me.w.safetensors --edit smile.direction:-2..2
 
 \b
 --loss: 'auto' needs nothing downloaded (the file's discriminator features + MS-SSIM + pixels,
@@ -27,14 +28,13 @@ TorchScript file is code: it runs only with --trust-code.""")
 @click.option("--outdir", type=click.Path(file_okay=False), default="proj", show_default=True)
 @click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True,
               help="One w for all layers (NVIDIA's projector), or one per layer (closer, less editable).")
-@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, help="Optimisation steps.")
 @click.option("--pti", is_flag=True, help="Then tune the generator to the target (pivotal tuning); saves it.")
-@click.option("--pti-steps", type=click.IntRange(min=1), default=350, show_default=True)
+@click.option("--pti-steps", type=click.IntRange(min=1), default=350, show_default=True,
+              help="Most pivotal-tuning steps (a perceptual --loss stops at PTI's LPIPS 0.06).")
 @click.option("--loss", default="auto", show_default=True,
               help="auto | vgg16 | lpips-vgg | PATH of vgg16.pt or of an LPIPS/VGG16 state dict.")
-@click.option("--trust-code", is_flag=True,
-              help="Let a --loss TorchScript file that is not a known network run: this EXECUTES CODE FROM "
-                   "THE FILE, with your rights. Only for files from a source you trust.")
+@trust_code_option
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=None,
               help="Targets optimised together [default: 1 on a CPU, where one at a time is faster "
                    "(benchmarks/projection.py), 8 on a GPU].")
@@ -62,72 +62,42 @@ def project(network, targets, outdir, space, steps, pti, pti_steps, loss, trust_
         raise click.ClickException("no target images found in the given folders")
     dev = resolve_device(device)
     # A loss file is read (and refused) before anything is written or downloaded.
-    feature_net = _feature_net(loss, dev, trust_code) if loss != "auto" and Path(loss).exists() else None
+    feature_net = loss_file_first(loss, dev, trust_code)
     check_outdir(outdir)
     batch_size = batch_size or (1 if dev.type == "cpu" else 8)
     nets = load_networks(network, dev)
-    G = nets.generator if hasattr(nets, "generator") else nets["G_ema"]
-    loss_factory = _loss_factory(loss, nets, dev, trust_code, feature_net)
+    G = nets.generator
+    loss_factory = loss_factory_for(loss, nets, dev, trust_code, feature_net)
     ident = _identity() if identity else None
+    if identity and ident is None:
+        click.echo("the identity column stays blank: dlib's face-recognition model is not installed "
+                   "(pip install 'stylegan[faces]')", err=True)
     rank, world = rank_and_world()
-    bar_state = {}
-
-    def progress(stage, step, total, stats):
-        bar = bar_state.get("bar")
-        if bar is None or bar_state.get("stage") != stage:
-            if bar is not None:
-                bar.render_finish()
-            bar = click.progressbar(length=total, label=f"{stage:8s}", file=sys.stderr,
-                                    item_show_func=lambda s: s)
-            bar_state.update(bar=bar, stage=stage)
-        bar.update(1, "  ".join(f"{k} {v:.4g}" for k, v in stats.items()))
-        if step == total:
-            bar.render_finish()
-            bar_state["bar"] = None
-
+    printer = ProgressPrinter()
     try:
         summary = project_targets(G, found, outdir, loss_factory, space=space, num_steps=steps,
                                   batch_size=batch_size, seed=seed, pti_steps=pti_steps if pti else 0,
-                                  network_digest=network_digest(G), identity=ident, loss_name=_loss_name(loss),
+                                  network_digest=network_digest(G), identity=ident, loss_name=loss_name(loss),
                                   video=video, overwrite=overwrite, rank=rank, world_size=world,
-                                  max_pixels=max_pixels, progress=progress)
+                                  max_pixels=max_pixels, progress=printer)
     except RunMismatchError as e:
-        raise run_mismatch_error(e, outdir, _FLAGS) from None
+        raise run_mismatch_error(e, outdir, PROJECTION_FLAGS) from None
     except ValueError as e:
         raise cli_error(e) from None
+    finally:
+        printer.close()
     for target, reason in summary.failed.items():
         click.echo(f"{target}: {flag_words(reason)}", err=True)
+    for note in summary.notes:
+        click.echo(note, err=True)
     click.echo(f"{len(summary.done)} targets projected, {len(summary.skipped)} already done, "
                f"{len(summary.failed)} failed, to {outdir}", err=True)
+    if pti and summary.done:
+        name = summary.done[0]
+        click.echo(f"edit a tuned result with its own generator: stylegan edit --network {outdir}/{name}_pti.stylegan "
+                   f"--latent {outdir}/{name}.w.safetensors --edit ...", err=True)
     if summary.failed:
         sys.exit(1)
-
-
-_FLAGS = {"network": "--network", "space": "--space", "steps": "--steps", "seed": "--seed", "loss": "--loss",
-          "pti_steps": "--pti-steps"}
-
-
-def _loss_name(loss: str) -> str:
-    """--loss for the run record: a file by its absolute path, so two spellings of it agree."""
-    return str(Path(loss).resolve()) if Path(loss).is_file() else loss
-
-
-def _loss_factory(loss: str, nets, device, trust_code: bool, net=None):
-    from stylegan.inversion.losses import FeatureDistance, default_distance
-    if loss == "auto":
-        D = nets["D"] if "D" in nets else None
-        return lambda: default_distance(D)
-    net = net or _feature_net(loss, device, trust_code)      # registry names are fetched (once) from there
-    return lambda: FeatureDistance(net)
-
-
-def _feature_net(loss: str, device, trust_code: bool):
-    from stylegan.inversion import load_feature_net
-    from .common import cli_error
-    try:
-        return load_feature_net(loss, device, trust_code=trust_code)
-    except ValueError as e:
-        raise cli_error(e) from None
 
 
 def _identity():

@@ -3,12 +3,13 @@
 An edit is written `SOURCE[:K][@ROWS]:STRENGTHS`: SOURCE a direction file or a method computed
 on the spot ('sefa', 'ganspace'); K the component (default 0); ROWS the ws rows it moves (e.g.
 0-3; default: the direction's own, else all); STRENGTHS one number, a list (-2,0,2) or a range
-A..B (spread over `steps` values). E.g. `smile.npy:-3..3`, `sefa:2@0-3:5`, `pca.direction:1:-2,2`.
+A..B (spread over `values` strengths). E.g. `smile.npy:-3..3`, `sefa:2@0-3:5`, `pca.direction:1:-2,2`.
 
 `write_edits` writes them as a resumable folder, like an image set: a run record of what decides
-the pixels (network, inputs, edits), outputs already whole are skipped, a strip and its video land
-together or not at all, and each output is claimed while it is made, so two runs on one folder
-share the work. What is held in memory at once is sized before anything is rendered."""
+the pixels (network, and per input and per edit what made it: a later run may add inputs and
+edits, never change one), outputs already whole are skipped, a strip and its video land together
+or not at all, and each output is claimed while it is made, so two runs on one folder share the
+work. What is held in memory at once is sized before anything is rendered."""
 from __future__ import annotations
 
 import hashlib
@@ -27,40 +28,43 @@ from .._files import all_or_none, claim, is_complete, name_fits
 from .._memory import check_held
 from ..editing import Direction, edit, ganspace, load_direction, sefa
 from ..editing.directions import check_direction
+from ..seeds import parse_int_list
+from ..progress import Progress, ProgressFn, emit
 from .checks import check_noise_mode
-from .latents import parse_int_list
 from .manifest import check_run_record, prepare_outdir
 
 METHODS = ("sefa", "ganspace")
+# The run record's entries a later run may add to (see edit_settings).
+GROWS = ("inputs", "edits")
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _STRENGTHS = re.compile(rf"^(?:{_NUMBER}\.\.{_NUMBER}|{_NUMBER}(?:,{_NUMBER})*)$")
 
 
 class Linspace(Sequence[float]):
-    """`steps` values from lo to hi, as np.linspace gives them, computed when read: a strength range
-    costs nothing until its size has been checked against the memory budget."""
+    """`values` numbers from lo to hi, as np.linspace gives them, computed when read: a strength
+    range costs nothing until its size has been checked against the memory budget."""
 
-    def __init__(self, lo: float, hi: float, steps: int):
-        self.lo, self.hi, self.steps = float(lo), float(hi), int(steps)
+    def __init__(self, lo: float, hi: float, values: int):
+        self.lo, self.hi, self.values = float(lo), float(hi), int(values)
 
     def __len__(self) -> int:
-        return self.steps
+        return self.values
 
     def __getitem__(self, i):
         if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(self.steps))]
-        i = i + self.steps if i < 0 else i
-        if not 0 <= i < self.steps:
+            return [self[j] for j in range(*i.indices(self.values))]
+        i = i + self.values if i < 0 else i
+        if not 0 <= i < self.values:
             raise IndexError("strength index out of range")
-        if i == self.steps - 1:
+        if i == self.values - 1:
             return self.hi
-        return i * ((self.hi - self.lo) / (self.steps - 1)) + self.lo if self.steps > 1 else self.lo
+        return i * ((self.hi - self.lo) / (self.values - 1)) + self.lo if self.values > 1 else self.lo
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Sequence) and len(other) == len(self) and all(a == b for a, b in zip(self, other))
 
     def __repr__(self) -> str:
-        return f"{self.lo:g}..{self.hi:g} ({self.steps} steps)"
+        return f"{self.lo:g}..{self.hi:g} ({self.values} values)"
 
 
 @dataclass
@@ -77,16 +81,16 @@ class EditSpec:
         return f"{name}{self.component}{rows}"
 
 
-def parse_strengths(text: str, steps: int = 7) -> Sequence[float]:
+def parse_strengths(text: str, values: int = 7) -> Sequence[float]:
     if not _STRENGTHS.match(text):
         raise ValueError(f"bad strengths {text!r}: expected e.g. 3, -2,0,2 or -3..3")
     if ".." in text:
         lo, hi = (float(v) for v in text.split(".."))
-        return Linspace(lo, hi, steps)
+        return Linspace(lo, hi, values)
     return [float(v) for v in text.split(",")]
 
 
-def parse_edit(spec: str, steps: int = 7) -> EditSpec:
+def parse_edit(spec: str, values: int = 7) -> EditSpec:
     """'SOURCE[:K][@ROWS]:STRENGTHS' -> EditSpec (see the module doc)."""
     head, sep, strengths = spec.rpartition(":")
     if not sep or not head:
@@ -101,7 +105,7 @@ def parse_edit(spec: str, steps: int = 7) -> EditSpec:
         component = int(k)
     else:
         source = head
-    return EditSpec(source, component, rows, parse_strengths(strengths, steps))
+    return EditSpec(source, component, rows, parse_strengths(strengths, values))
 
 
 def direction_file(source: str) -> str:
@@ -192,17 +196,18 @@ def file_digest(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def edit_settings(network_digest: str, specs: Sequence[EditSpec], inputs: dict, noise_mode: str = "const",
+def edit_settings(network_digest: str, specs: Sequence[EditSpec], inputs: dict[str, dict], noise_mode: str = "const",
                   extra: dict | None = None) -> dict:
-    """What decides the pixels of an edit folder, for its run record: the network, the inputs
-    (`inputs`: e.g. {'psi': 0.7} for seeds, file digests for latents or a photo), each edit (its
-    direction by method or by the digest of its file, component, rows, strengths) and `extra`
-    (paste-back, projection settings)."""
-    edits = []
+    """What decides the pixels of an edit folder, for its run record: the network, `inputs` (per
+    input name what makes its latent: a seed and psi, a latent file's digest, a photo's projection
+    settings), each edit by its label (its direction by method or by the digest of its file,
+    component, rows, strengths), the noise mode and `extra` (paste-back). `write_edits` lets a
+    later run add inputs and edits to a folder, never change one (they name its files)."""
+    edits = {}
     for s in specs:
         source = {"method": s.source} if s.source in METHODS else {"direction": _direction_digest(s.source)}
-        edits.append({**source, "component": s.component, "rows": [int(r) for r in s.rows] if s.rows else None,
-                      "strengths": [float(v) for v in s.strengths] if len(s.strengths) <= 64 else repr(s.strengths)})
+        edits[s.label] = {**source, "component": s.component, "rows": [int(r) for r in s.rows] if s.rows else None,
+                          "strengths": [float(v) for v in s.strengths] if len(s.strengths) <= 64 else repr(s.strengths)}
     return {"network": network_digest, "inputs": inputs, "edits": edits, "noise_mode": noise_mode, **(extra or {})}
 
 
@@ -211,13 +216,49 @@ def _direction_digest(source: str) -> str:
     return file_digest(path) if os.path.isfile(path) else source
 
 
+def seed_inputs(G: torch.nn.Module, seeds: Sequence[int], psi: float = 0.7,
+                truncation_cutoff: int | None = None) -> tuple[torch.Tensor, list[str], dict[str, dict]]:
+    """Seeds as edit inputs: ws [N, num_ws, w_dim] (sized against the memory budget first), their
+    names (seedNNNN) and what makes each, for the run record."""
+    from .generate import map_seeds
+    check_held(2 * len(seeds) * G.num_ws * G.w_dim * 4, f"the latents of {len(seeds)} seeds",
+               "edit fewer seeds at a time")
+    with torch.no_grad():
+        ws = map_seeds(G, seeds, psi, truncation_cutoff)
+    names = [f"seed{s:04d}" for s in seeds]
+    return ws, names, {n: {"seed": int(s), "psi": float(psi)} for n, s in zip(names, seeds)}
+
+
+def latent_inputs(G: torch.nn.Module, paths: Sequence[str | os.PathLike], force: bool = False,
+                  digest: str | None = None) -> tuple[torch.Tensor, list[str], dict[str, dict], list[str]]:
+    """Latent files as edit inputs: ws [N, num_ws, w_dim], names (the file's, _J for the J-th of
+    several latents in one file), what makes each (the file's digest) and warnings. A file that
+    does not fit G, or was made for another network (unless `force`), is a ValueError naming it."""
+    from ..editing.apply import as_ws
+    from ..io.latents import check_compatible, load_latents
+    ws_list, names, inputs, warnings = [], [], {}, []
+    for p in paths:
+        lat = load_latents(p)
+        try:
+            warnings += [f"{p}: {w}" for w in check_compatible(lat, G, digest, force)]
+            w = as_ws(G, lat.ws)
+        except ValueError as e:
+            raise type(e)(f"{p}: {e}") from None
+        ws_list.append(w)
+        stem, made = Path(p).name.split(".")[0], {"latent": file_digest(p)}
+        for j in range(len(w)):
+            names.append(stem + (f"_{j}" if len(w) > 1 else ""))
+            inputs[names[-1]] = {**made, "row": j} if len(w) > 1 else made
+    return torch.cat(ws_list), names, inputs, warnings
+
+
 def check_edit_memory(G: torch.nn.Module, specs: Sequence[EditSpec], num_inputs: int, grid: bool = False) -> int:
     """Size what rendering holds at once, before any of it: one input's images over an edit's
     strengths (and with `grid`, every input's). Returns how many inputs fit in one rendering batch."""
     image = G.img_resolution ** 2 * G.img_channels
     per_input = max(len(s.strengths) for s in specs) * image
     check_held(2 * per_input, f"an edit of {max(len(s.strengths) for s in specs)} strengths",
-               "use fewer strengths (--steps)")
+               "use fewer strengths (fewer values)")
     if grid:
         check_held(2 * num_inputs * per_input, f"a grid of {num_inputs} inputs by "
                    f"{max(len(s.strengths) for s in specs)} strengths", "use fewer inputs or strengths, or no grid")
@@ -230,7 +271,7 @@ def write_edits(G: torch.nn.Module, ws: torch.Tensor, names: Sequence[str], spec
                 outdir: str | os.PathLike, *, settings: dict, noise_mode: str = "const", video: bool = False,
                 grid: bool = False, overwrite: bool = False, force: bool = False, digest: str | None = None,
                 finish: Callable[[np.ndarray, int], np.ndarray] | None = None, cache: dict | None = None,
-                progress: Callable[[int, int], None] | None = None) -> EditSummary:
+                progress: ProgressFn | None = None) -> EditSummary:
     """Render and write each input's edits into `outdir` as NAME_EDIT.png: the strengths side by
     side (with `video`, also NAME_EDIT.mp4 sweeping them; with `grid`, grid_EDIT.png: inputs down,
     strengths across).
@@ -240,12 +281,17 @@ def write_edits(G: torch.nn.Module, ws: torch.Tensor, names: Sequence[str], spec
     settings raise RunMismatchError unless `overwrite`. `finish(frames [S, H, W, C], i)` may change
     an input's frames before they are written (paste-back). Direction files made for another network
     than `digest` (default G's; a photo's tuned copy of G passes its base network's) are refused
-    unless `force`. `progress(done, total)` follows the (input, edit) pairs."""
+    unless `force`. `progress` gets a Progress('edit') per (input, edit) pair done."""
     from torch_utils.misc import network_digest
     start = time.perf_counter()
     check_noise_mode(noise_mode)
     if len(set(names)) != len(names):
         raise ValueError("two inputs have the same name: their edits would overwrite each other")
+    labels = [s.label for s in specs]
+    same = next((label for label in labels if labels.count(label) > 1), None)
+    if same is not None:
+        raise ValueError(f"two edits are both named {same} (a direction, component and rows): their files would "
+                         "overwrite each other; give one set of strengths per edit")
     outdir = Path(outdir)
     long = next((f for n in names for s in specs for f in _files_of(output_name(n, s), video)
                  if not name_fits(outdir / f)), None)
@@ -255,7 +301,7 @@ def write_edits(G: torch.nn.Module, ws: torch.Tensor, names: Sequence[str], spec
     digest = digest or network_digest(G)
     directions = [resolve_direction(s, G, cache, force, digest) for s in specs]   # every file read first
     outdir = prepare_outdir(outdir)
-    check_run_record(outdir, settings, overwrite, outputs="*.png")
+    check_run_record(outdir, settings, overwrite, outputs="*.png", grows=GROWS)
     summary = EditSummary()
     todo = pending(outdir, names, specs, video, overwrite)
     done = 0
@@ -277,8 +323,7 @@ def write_edits(G: torch.nn.Module, ws: torch.Tensor, names: Sequence[str], spec
                         summary.written.append(_write_edit(images[:, k], outdir / output_name(names[i], spec),
                                                            video, finish, i))
             done += len(mine[first:first + batch])
-            if progress is not None:
-                progress(done, len(todo))
+            emit(progress, Progress("edit", done, len(todo), item=spec.label, seconds=time.perf_counter() - start))
         if grid:
             summary.grids += _write_grid(outdir, [output_name(n, spec) for n in names], f"grid_{spec.label}.png",
                                          overwrite)

@@ -19,7 +19,7 @@ from .._files import all_or_none, is_complete
 from .._memory import check_held
 from .checks import check_noise_mode, check_psi
 from .generate import map_seeds, synthesize
-from .latents import check_seeds, class_labels, parse_int_list
+from ..seeds import check_seeds, class_labels, parse_int_list
 from .manifest import (RunMismatchError, check_run_record, prepare_outdir,  # noqa: F401 (re-exports)
                        run_settings)
 from .writer import FORMATS, ImageWriter, save_image

@@ -15,7 +15,7 @@ from .._errors import int_ranges
 from .._memory import check_held
 from .generate import network_device, synthesize
 from .checks import check_noise_mode, check_psi
-from .latents import check_seeds, class_labels
+from ..seeds import check_seeds, class_labels
 
 
 @dataclass
