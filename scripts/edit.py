@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import IntList, load_networks, resolve_device
+from .common import IntList, base_provenance, load_networks, provenance_options, resolve_device
 
 
 @click.command(epilog="""\b
@@ -38,8 +38,9 @@ K the component; ROWS the ws rows to move (e.g. 0-3: coarse); STRENGTHS 3, -2,0,
 @click.option("--report", is_flag=True, help="Write report.csv: attribute change, identity distance, leakage.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
+@provenance_options
 def edit(network, seeds, latents, photo, edits, steps, psi, outdir, grid, video, space, project_steps, pti,
-         paste_back, report, overwrite, device):
+         paste_back, report, overwrite, device, no_watermark, sign):
     """Render edits: for each input and --edit, a strip of images over the strengths (NAME_EDIT.png)."""
     import numpy as np
     import torch
@@ -56,9 +57,13 @@ def edit(network, seeds, latents, photo, edits, steps, psi, outdir, grid, video,
         raise click.BadParameter(str(e), param_hint="--edit") from None
     check_outdir(outdir)
     outdir = Path(outdir)
+    made = base_provenance(network, no_watermark, sign)
     dev = resolve_device(device)
     nets = load_networks(network, dev)
     G = nets.generator if hasattr(nets, "generator") else nets["G_ema"]
+    from stylegan.provenance import file_digest
+    from torch_utils.misc import network_digest
+    made = made.with_(operation="edit", network=network_digest(G))
     aligned = None
     try:
         if seeds is not None:
@@ -66,6 +71,7 @@ def edit(network, seeds, latents, photo, edits, steps, psi, outdir, grid, video,
             with torch.no_grad():
                 ws = map_seeds(G, seeds, psi)
             names = [f"seed{s:04d}" for s in seeds]
+            inputs = [made.with_(seed=int(s), psi=psi) for s in seeds]
         elif latents:
             from stylegan.io.latents import check_compatible, load_latents
             loaded = [load_latents(p) for p in latents]
@@ -75,9 +81,11 @@ def edit(network, seeds, latents, photo, edits, steps, psi, outdir, grid, video,
             ws = torch.cat(ws_list)
             names = [Path(p).name.split(".")[0] + (f"_{j}" if len(w) > 1 else "")
                      for p, w in zip(latents, ws_list) for j in range(len(w))]
+            inputs = [made.with_(latent=file_digest(p)) for p, w in zip(latents, ws_list) for _ in range(len(w))]
         else:
             ws, G, aligned = _photo(G, nets, photo, space, project_steps, pti)
             names = [Path(photo).stem]
+            inputs = [made.with_(photo=file_digest(photo), details={"projection": space, "pti": bool(pti)})]
         results = render_edits(G, ws, specs)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
@@ -89,14 +97,17 @@ def edit(network, seeds, latents, photo, edits, steps, psi, outdir, grid, video,
             if path.exists() and not overwrite:
                 raise click.ClickException(f"{path} exists: pass --overwrite to replace it")
             frames = images[:, i]
+            mine = inputs[i].with_(edits=tuple((spec.label, s) for s in spec.strengths))
             if aligned is not None and paste_back:
+                mine = mine.with_(kind="composite", operation="paste-back")
                 from stylegan.faces.paste import paste_back as paste
                 photo_img, face = aligned
                 frames = np.stack([paste(photo_img, f, face) for f in frames])
-            save_image(strip(frames), path)
+            save_image(strip(frames), path, mine)
             if video:
                 from stylegan.pipelines.video import write_video
-                write_video(iter(frames), outdir / f"{name}_{spec.label}.mp4", fps=max(2, len(frames) // 2))
+                write_video(iter(frames), outdir / f"{name}_{spec.label}.mp4", fps=max(2, len(frames) // 2),
+                            provenance=mine.with_(signer=None))
             if report:
                 # What the user gets is measured: pasted photos with --paste-back, else the crops;
                 # for a photo, also each result's identity distance to the person in the photo.
@@ -106,7 +117,8 @@ def edit(network, seeds, latents, photo, edits, steps, psi, outdir, grid, video,
                 rows += _report_rows(name, spec, frames, ref)
         if grid:
             save_image(np.concatenate([strip(images[:, i]) for i in range(len(names))], axis=0),
-                       outdir / f"grid_{spec.label}.png")
+                       outdir / f"grid_{spec.label}.png",
+                       made.with_(edits=tuple((spec.label, s) for s in spec.strengths), details={"inputs": names}))
     if report:
         _write_report(outdir / "report.csv", rows)
     click.echo(f"{len(specs)} edit(s) of {len(names)} input(s) written to {outdir}", err=True)

@@ -9,9 +9,10 @@ from .networks import create_model, list_archs, list_configs
 from .networks.styles import style_layers, synthesize_styles, ws_to_styles
 from .pipelines import generate, style_mix
 from .pipelines.interpolate import interpolation_frames as interpolate
+from .provenance import Provenance, verify
 
 __version__ = "0.1.0"
 
 __all__ = ["LoadError", "LoadedModel", "load", "save", "create_model", "list_archs", "list_configs", "generate",
            "style_mix", "interpolate", "style_layers", "ws_to_styles", "synthesize_styles", "load_latents",
-           "save_latents", "align", "project", "pivotal_tuning", "edit", "__version__"]
+           "save_latents", "align", "project", "pivotal_tuning", "edit", "Provenance", "verify", "__version__"]

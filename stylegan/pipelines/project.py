@@ -32,6 +32,7 @@ from ..inversion import pivotal_tuning, project_batch
 from ..inversion.features import FeatureNet
 from ..inversion.losses import DiscriminatorFeatures, Distance, FeatureDistance, Sum, as_distance, ssim
 from ..inversion.project import shrink_for_features
+from ..provenance import Provenance, file_digest
 from .manifest import check_run_record
 from .video import video_writer
 from .writer import save_image
@@ -116,14 +117,17 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
                     batch_size: int = 4, seed: int = 303, pti_steps: int = 0, network_digest: str | None = None,
                     identity: Callable[[np.ndarray, np.ndarray], float | None] | None = None,
                     loss_name: str | None = None, video: bool = False, overwrite: bool = False, rank: int = 0,
-                    world_size: int = 1, progress: Callable[[str, int, int, dict], None] | None = None) -> ProjectSummary:
+                    world_size: int = 1, provenance: Provenance | None = None,
+                    progress: Callable[[str, int, int, dict], None] | None = None) -> ProjectSummary:
     """Project every target into `outdir` (see the module doc for the files). A target that cannot
     be read is recorded in the summary and the others carry on.
 
     `loss_name` names the loss `loss_factory` makes, for the run record: a folder made with other
     settings (network, space, num_steps, seed, loss_name, pti_steps) raises RunMismatchError
     unless `overwrite`. `video` writes each target's progress video from the frames the
-    projection renders anyway (every `video_every(num_steps)` steps, then the final image)."""
+    projection renders anyway (every `video_every(num_steps)` steps, then the final image).
+    Images carry `provenance` (what the caller knows) completed here: NAME_proj.png and NAME_pti.png
+    are synthetic, NAME_compare.png and the video composites (the target photo beside them)."""
     from torch_utils.misc import network_digest as digest_of
     from ..io.latents import save_latents
     from ..loaders import save
@@ -135,6 +139,7 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
     sweep_stale_temps(outdir)
     summary = ProjectSummary()
     todo: list[tuple[str, np.ndarray]] = []
+    photos: dict[str, str] = {}
     for path in list(find_targets(targets))[rank::world_size]:
         name = path.stem
         if (outdir / f"{name}_compare.png").exists() and not overwrite:
@@ -142,17 +147,21 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
             continue
         try:
             todo.append((name, read_target(path, G.img_resolution)))
+            photos[name] = file_digest(path)
         except ValueError as e:
             summary.failed[str(path)] = str(e).removeprefix(f"{path}: ")
 
     device = next(G.parameters()).device
+    made = (provenance or Provenance()).with_(
+        operation="project", network=network_digest, details={"space": space, "steps": int(num_steps)})
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
         batch = torch.from_numpy(np.stack([t for _, t in chunk])).float()
         loss = loss_factory()
         lpips_net = perceptual_net(loss)
         with ExitStack() as videos:
-            appends = [videos.enter_context(video_writer(outdir / f"{name}_progress.mp4", VIDEO_FPS))
+            appends = [videos.enter_context(video_writer(outdir / f"{name}_progress.mp4", VIDEO_FPS,
+                                                         provenance=made.with_(kind="composite", photo=photos[name])))
                        for name, _ in chunk] if video else []
             results = project_batch(G, batch, loss, space=space, num_steps=num_steps, seed=seed,
                                     progress=_step_hook(progress, appends, chunk, batch, video_every(num_steps)))
@@ -169,7 +178,8 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
                          network_digest=network_digest, source=name, overwrite=True)
             with atomic_output(outdir / f"{name}_projected_w.npz") as tmp, open(tmp, "wb") as f:
                 np.savez(f, w=result.ws[None].cpu().numpy())
-            save_image(result.image, outdir / f"{name}_proj.png")
+            mine = made.with_(photo=photos[name], latent=file_digest(outdir / f"{name}.w.safetensors"))
+            save_image(result.image, outdir / f"{name}_proj.png", mine.with_(kind="synthetic"))
             final = result.image
             if pti_steps > 0:
                 report = (lambda info: progress("tune", info.step, info.num_steps, {"loss": info.loss})) \
@@ -177,7 +187,8 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
                 tuned = pivotal_tuning(G, torch.tensor(target).float(), result, loss_factory(),
                                        num_steps=pti_steps, seed=seed, progress=report)
                 save({"G_ema": tuned.G}, outdir / f"{name}_pti.stylegan", overwrite=True)
-                save_image(tuned.image, outdir / f"{name}_pti.png")
+                mine = mine.with_(operation="tune", details={"pti_steps": int(pti_steps)})
+                save_image(tuned.image, outdir / f"{name}_pti.png", mine.with_(kind="synthetic"))
                 row.update(pti_steps=len(tuned.dists), pti_psnr=psnr(tuned.image, target_hwc),
                            pti_ssim=image_ssim(tuned.image, target_hwc))
                 if lpips_net is not None:
@@ -187,7 +198,8 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
                 row["identity"] = identity(target_hwc, final)
             # Ranks write their own table: no two processes rewrite one file.
             _append_metrics(outdir / ("metrics.csv" if world_size == 1 else f"metrics.rank{rank}.csv"), row)
-            save_image(np.concatenate([target_hwc, final], axis=1), outdir / f"{name}_compare.png")
+            save_image(np.concatenate([target_hwc, final], axis=1), outdir / f"{name}_compare.png",
+                       mine.with_(kind="composite"))
             summary.done.append(name)
     return summary
 
