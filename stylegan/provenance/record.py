@@ -85,7 +85,7 @@ def describe(provenance: Provenance, watermarked: bool = False) -> dict:
                              "software": f"stylegan {__version__}"}
     for f in fields(provenance):
         value = getattr(provenance, f.name)
-        if f.name in _NOT_FACTS or value is None or value == () or value == {}:
+        if f.name in _NOT_FACTS or value is None or (isinstance(value, (tuple, dict)) and not value):
             continue
         if f.name == "edits":
             value = [{"direction": str(d), "strength": float(s)} for d, s in value]

@@ -20,7 +20,6 @@ from .record import read_facts, summary
 from .signing import ManifestCheck, check
 
 MAX_FILE_BYTES = 1 << 30       # a larger file is refused before it is read
-MAX_PIXELS = 1 << 28           # 16k x 16k: the pixels of a larger image are not decoded (metadata still read)
 NOTHING_FOUND = "no provenance found (absence of a mark does not show that an image is real)"
 ImageInput = Union[str, os.PathLike, bytes, np.ndarray]
 
@@ -103,40 +102,35 @@ def verify(image: ImageInput, trust: Optional[bytes] = None, search: bool = True
             result.error = f"cannot read STYLEGAN_TRUST_ANCHORS ({e.strerror or e})"
             return result
     from PIL import Image, UnidentifiedImageError
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    with warnings.catch_warnings():
+        # Between Pillow's warning and its error (89 to 179 megapixels) an image is decoded; past the
+        # error (a decompression bomb, or a photo too large to check here) it is not.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
             im = Image.open(io.BytesIO(data))
-            im.MAX_IMAGE_PIXELS = None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        result.error = "not an image (or a format Pillow cannot read)"
-        return result
-    fmt = (im.format or "").lower()
-    result.c2pa = check(data, "jpg" if fmt == "jpeg" else fmt, trust)
-    result.metadata = _facts(im)
-    if im.width * im.height > MAX_PIXELS:
-        result.watermark = "not checked"
-        return _with_note(result, f"{im.width}x{im.height} pixels: too large to decode")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS, before = None, Image.MAX_IMAGE_PIXELS
-            try:
-                im.load()
-            finally:
-                Image.MAX_IMAGE_PIXELS = before
-        result.metadata = result.metadata or _facts(im)   # chunks after the pixels are read by now
-        pixels = np.asarray(im.convert("RGB") if im.mode != "L" else im)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        result.watermark = "unreadable"
-        return _with_note(result, f"truncated or corrupt pixels ({str(e).splitlines()[0][:80]})")
+        except Image.DecompressionBombError:
+            result.c2pa = check(data, _format_of(data), trust)
+            result.watermark = "not checked: too large to decode"
+            return result
+        except (UnidentifiedImageError, OSError, ValueError):
+            result.error = "not an image (or a format Pillow cannot read)"
+            return result
+        fmt = (im.format or "").lower()
+        result.c2pa = check(data, "jpg" if fmt == "jpeg" else fmt, trust)
+        result.metadata = _facts(im)
+        try:
+            im.load()
+            result.metadata = result.metadata or _facts(im)   # chunks after the pixels are read by now
+            pixels = np.asarray(im.convert("RGB") if im.mode != "L" else im)
+        except (OSError, ValueError, SyntaxError) as e:
+            result.watermark = f"unreadable: truncated or corrupt pixels ({str(e).splitlines()[0][:80]})"
+            return result
     _check_pixels(result, pixels, search)
     return result
 
 
-def _with_note(result: Verification, note: str) -> Verification:
-    result.watermark = f"{result.watermark}: {note}"
-    return result
+def _format_of(data: bytes) -> str:
+    return "png" if data.startswith(b"\x89PNG") else "jpg" if data.startswith(b"\xff\xd8") else ""
 
 
 def _facts(im) -> Optional[dict]:
