@@ -28,7 +28,8 @@ Examples:
 @provenance_options
 def generate(network, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, batch_size, fmt, grid, save_w,
              overwrite, device, no_watermark, sign):
-    """Generate one image per seed, named seedNNNN.png; seed N gives NVIDIA's image for seed N.
+    """Generate one image per seed, named seedNNNN.png; seed N gives NVIDIA's image for seed N
+    (pixel for pixel with --no-watermark: at 256 px and more the watermark moves pixels a few levels).
 
     Existing images are skipped, so an interrupted run resumes where it stopped; the folder
     remembers the settings that made it, and a rerun with other settings stops instead of mixing

@@ -231,8 +231,9 @@ def test_verify_bad_inputs_are_one_line_each(tmp_path):
 
 
 def test_small_images_and_photo_crops_say_so():
-    small = verify(embed(np.zeros([64, 64, 3], np.uint8), Provenance(operation="generate"), "png"))
-    assert small.watermark == "too small" and small.metadata["synthetic"] and "watermark" not in small.metadata
+    small = verify(embed(np.zeros([200, 200, 3], np.uint8), Provenance(operation="generate"), "png"))
+    assert verify(np.zeros([100, 300, 3], np.uint8)).watermark == "too small"
+    assert small.watermark == "not found" and small.metadata["synthetic"] and "watermark" not in small.metadata
     crop = verify(embed(astronaut(), Provenance(kind="photo", operation="align"), "png"))
     assert crop.mark is None and crop.metadata["synthetic"] is False     # a photo's pixels are never marked
     assert "crop of a photo" in crop.line() and "not synthesised by stylegan" in crop.line()

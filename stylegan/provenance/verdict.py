@@ -27,7 +27,7 @@ ImageInput = Union[str, os.PathLike, bytes, np.ndarray]
 @dataclass
 class Verification:
     """What one image carries. `watermark`: 'found', 'not found', 'too small' (under
-    watermark.MIN_SIDE pixels), 'not checked' (too large, or grey) or 'unreadable' (the pixels
+    watermark.MIN_READ_SIDE pixels), 'not checked' (too large, or grey) or 'unreadable' (the pixels
     do not decode). `error`: why the file could not be read at all (not an image, a folder...)."""
     path: Optional[str] = None
     metadata: Optional[dict] = None
@@ -65,7 +65,7 @@ class Verification:
 
     def _watermark_text(self) -> str:
         if self.mark is None:
-            return self.watermark + (f" (under {wm.MIN_SIDE} px)" if self.watermark == "too small" else "")
+            return self.watermark + (f" (under {wm.MIN_READ_SIDE} px)" if self.watermark == "too small" else "")
         m = self.mark
         how = ", after undoing a crop or resize" if m.shifted else ""
         return f"found (stylegan, {m.kind}, network {m.network_prefix}..., confidence {m.confidence:.2f}{how})"
@@ -140,7 +140,7 @@ def _facts(im) -> Optional[dict]:
 def _check_pixels(result: Verification, pixels: np.ndarray, search: bool) -> None:
     if pixels.ndim == 2 or pixels.shape[-1] != 3:
         result.watermark = "not checked (not a colour image)"
-    elif not wm.markable(pixels):
+    elif not wm.readable(pixels):
         result.watermark = "too small"
     else:
         result.mark = wm.read(pixels, search=search)

@@ -39,6 +39,7 @@ STRENGTH = 36.0          # lattice step of the singular value (the library's def
 BLOCK = 4                # DCT block side, in low-band samples (8 image pixels)
 TILE = 8                 # bits tile as TILE x TILE blocks: 64 bits, repeating every 64 pixels
 MIN_SIDE = 256           # smaller images carry too few repetitions of each bit to survive JPEG
+MIN_READ_SIDE = 128      # a marked image cropped or scaled below MIN_SIDE may still be read
 FORMAT_VERSION = 1
 KINDS = {1: "synthetic", 2: "composite"}
 _KEY = b"stylegan-watermark-v1"
@@ -134,9 +135,13 @@ def _usable(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[0] // step * step, shape[1] // step * step
 
 
-def markable(img: np.ndarray) -> bool:
-    """RGB and at least MIN_SIDE pixels on each side."""
-    return img.ndim == 3 and img.shape[2] == 3 and min(img.shape[:2]) >= MIN_SIDE
+def markable(img: np.ndarray, min_side: int = MIN_SIDE) -> bool:
+    """RGB and at least `min_side` pixels on each side."""
+    return img.ndim == 3 and img.shape[2] == 3 and min(img.shape[:2]) >= min_side
+
+
+def readable(img: np.ndarray) -> bool:
+    return markable(img, MIN_READ_SIDE)
 
 
 def embed(img: np.ndarray, bits: np.ndarray, strength: float = STRENGTH) -> np.ndarray:
@@ -188,7 +193,7 @@ def read(img: np.ndarray, search: bool = True, sizes: tuple[int, ...] = (256, 51
     """The mark in an [H, W, 3] uint8 image, or None. With `search`, when the grid at the corner
     reads nothing: the image rescaled to each generator size in `sizes` near its own (undoes a
     resize), then every 8x8 pixel phase and 8x8 tile phase (undoes a crop)."""
-    if not markable(img):
+    if not readable(img):
         return None
     found = _parse(tally(block_votes(img)))
     if found is not None or not search:
