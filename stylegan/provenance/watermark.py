@@ -40,6 +40,7 @@ BLOCK = 4                # DCT block side, in low-band samples (8 image pixels)
 TILE = 8                 # bits tile as TILE x TILE blocks: 64 bits, repeating every 64 pixels
 MIN_SIDE = 256           # smaller images carry too few repetitions of each bit to survive JPEG
 MIN_READ_SIDE = 128      # a marked image cropped or scaled below MIN_SIDE may still be read
+SEARCH_MAX_PIXELS = 2048 * 2048   # larger images are read where the grid was put, without the search
 FORMAT_VERSION = 1
 KINDS = {1: "synthetic", 2: "composite"}
 _KEY = b"stylegan-watermark-v1"
@@ -196,7 +197,7 @@ def read(img: np.ndarray, search: bool = True, sizes: tuple[int, ...] = (256, 51
     if not readable(img):
         return None
     found = _parse(tally(block_votes(img)))
-    if found is not None or not search:
+    if found is not None or not search or img.shape[0] * img.shape[1] > SEARCH_MAX_PIXELS:
         return found
     from PIL import Image
     for size in sizes:
