@@ -101,7 +101,8 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
     mine = seeds[rank::world_size]
     start = time.perf_counter()
     written = skipped = w_written = done = 0
-    with ImageWriter() as writer:
+    on_cpu = next(G.parameters()).device.type == "cpu"
+    with ImageWriter(mark_on_caller=on_cpu) as writer:
         for first in range(0, len(mine), batch_size):
             chunk = list(mine[first:first + batch_size])
             need_img = [s for s in chunk if overwrite or not (outdir / seed_filename(s, fmt)).exists()]

@@ -13,21 +13,22 @@ from pathlib import Path
 import numpy as np
 
 from .._files import atomic_output
-from ..provenance import Provenance, embed
+from ..provenance import Provenance, embed, mark_pixels
 
 FORMATS = {"png": {"compress_level": 1}, "jpg": {"quality": 95}}
 
 
-def encode_image(img: np.ndarray, fmt: str, provenance: Provenance, title: str | None = None, **params) -> bytes:
+def encode_image(img: np.ndarray, fmt: str, provenance: Provenance, title: str | None = None,
+                 premarked: bool = False, **params) -> bytes:
     """[H, W, C] uint8 -> the bytes of a `fmt` ('png', 'jpg') file carrying `provenance` (see
     provenance.embed); `title` names the file in a C2PA manifest."""
-    return embed(img, provenance, fmt, title, **params)
+    return embed(img, provenance, fmt, title, premarked, **params)
 
 
-def save_image(img: np.ndarray, path: Path, provenance: Provenance, **params) -> None:
+def save_image(img: np.ndarray, path: Path, provenance: Provenance, premarked: bool = False, **params) -> None:
     """Write atomically: an interrupted run leaves no truncated image behind to be skipped on resume."""
     path = Path(path)
-    data = encode_image(img, path.suffix[1:], provenance, path.name, **params)
+    data = encode_image(img, path.suffix[1:], provenance, path.name, premarked, **params)
     with atomic_output(path) as tmp:
         tmp.write_bytes(data)
 
@@ -36,9 +37,12 @@ class ImageWriter:
     """Encodes and writes images on worker threads so the network never waits for PNG encoding.
 
     PIL releases the GIL while compressing, and the watermark's numpy and scipy work releases it too,
-    so threads keep up with the generator (benchmarks/watermark.py measures it)."""
+    so threads keep up with a GPU generator. `mark_on_caller`: put the watermark in on the caller's
+    thread, in `put`: for a CPU generator, whose threads already hold every core, a worker doing it
+    alongside makes both wait on each other (benchmarks/watermark.py measures both)."""
 
-    def __init__(self, num_threads: int | None = None, max_pending: int = 64):
+    def __init__(self, num_threads: int | None = None, max_pending: int = 64, mark_on_caller: bool = False):
+        self.mark_on_caller = mark_on_caller
         num_threads = num_threads or max(2, min(8, os.cpu_count() or 2))
         self._queue: queue.Queue = queue.Queue(max_pending)
         self._error: BaseException | None = None
@@ -59,6 +63,8 @@ class ImageWriter:
 
     def put(self, img: np.ndarray, path: Path, provenance: Provenance, **params) -> None:
         self._raise()
+        if self.mark_on_caller:
+            img, params["premarked"] = mark_pixels(img, provenance)
         self._queue.put((img, Path(path), dict(params, provenance=provenance)))
 
     def close(self) -> None:

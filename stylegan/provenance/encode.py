@@ -25,16 +25,17 @@ def mark_pixels(img: np.ndarray, provenance: Provenance) -> tuple[np.ndarray, bo
 
 
 def embed(img: np.ndarray, provenance: Provenance, fmt: str = "png", title: Optional[str] = None,
-          **params) -> bytes:
+          premarked: bool = False, **params) -> bytes:
     """[H, W, C] uint8 (C = 1 or 3) -> the bytes of a PNG or JPEG with the watermark (when asked
     and the image takes it), the metadata, and a signed C2PA manifest when `provenance.signer` is
-    set. `title`: the file name, for the manifest. `params` go to Pillow's encoder."""
+    set. `title`: the file name, for the manifest. `premarked`: `mark_pixels` has already put the
+    watermark in (on another thread). `params` go to Pillow's encoder."""
     from PIL import Image, PngImagePlugin
     pil_format = FORMATS.get(fmt.lower())
     if pil_format is None:
         raise ValueError(f"unknown image format {fmt!r}: expected one of {sorted(FORMATS)}")
     assert img.ndim == 3 and img.dtype == np.uint8, f"expected [H, W, C] uint8, got {img.dtype} {img.shape}"
-    img, marked = mark_pixels(img, provenance)
+    img, marked = (img, True) if premarked else mark_pixels(img, provenance)
     facts = describe(provenance, watermarked=marked)
     pil = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
     buf = io.BytesIO()
