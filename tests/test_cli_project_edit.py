@@ -129,12 +129,14 @@ def test_edit_photo_paste_back(tmp_path):
     Image.fromarray(data.astronaut()).save(tmp_path / "astronaut.png")
     out = tmp_path / "e"
     r = run("edit", "--network", reference_path("sg2ada_skip.pkl"), "--photo", tmp_path / "astronaut.png",
-            "--edit", "sefa:0:-2,2", "--project-steps", "5", "--paste-back", "--report", "--outdir", out)
+            "--edit", "sefa:0:-2,2", "--project-steps", "5", "--paste-back", "--report", "--outdir", out,
+            "--no-watermark")
     assert r.exit_code == 0, r.output
     strip = np.asarray(Image.open(out / "astronaut_sefa0.png"))
     assert strip.shape == (512, 2 * 512, 3)                # the whole photo, twice
     photo = data.astronaut()
-    # Far from the face, the pasted-back photo is the photo itself.
+    # Far from the face, the pasted-back photo is the photo itself (the watermark, on by default,
+    # marks the whole composite: tests/test_provenance.py).
     np.testing.assert_array_equal(strip[450:, :60], photo[450:, :60])
     rows = list(csv.DictReader(open(out / "report.csv")))
     assert len(rows) == 2 and "identity_distance" in rows[0] and "d_smile" in rows[0]

@@ -52,7 +52,7 @@ def test_progress_video_frames(G, targets, tmp_path, monkeypatch):
     captured = {}
 
     @contextmanager
-    def capture(path, fps=30):
+    def capture(path, fps=30, provenance=None):
         captured[path.name] = frames = []
         yield frames.append
 

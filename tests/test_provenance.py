@@ -117,6 +117,7 @@ def test_every_image_writing_command_labels_its_outputs(tmp_path, detector):
     assert facts_of(tmp_path / "gen/grid0000.png")["details"]["seeds"] == [0, 1]
     assert facts_of(tmp_path / "mix/1-2.png")["details"] == {"styles": [0, 1, 2, 3], "row": 1, "col": 2}
     assert [e["strength"] for e in facts_of(tmp_path / "edit/seed0000_sefa0.png")["edits"]] == [-1.0, 1.0]
+    assert facts_of(tmp_path / "photo/astronaut_sefa0.png")["watermark"]     # 512 px: the composite is marked
     proj = facts_of(tmp_path / "proj/seed0000_proj.png")
     assert proj["latent"] == stylegan.provenance.file_digest(out["proj"] / "seed0000.w.safetensors")
     assert proj["photo"] == stylegan.provenance.file_digest(out["gen"] / "seed0000.png")
