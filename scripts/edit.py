@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from .common import (IntList, cli_error, load_networks, max_pixels_option, resolve_device, run_mismatch_error,
-                     trust_code_option)
+from .common import (IntList, base_provenance, cli_error, load_networks, max_pixels_option, provenance_options,
+                     resolve_device, run_mismatch_error, trust_code_option)
 
 
 @click.command(epilog="""\b
@@ -65,8 +65,9 @@ A direction or latent file made for another network is refused (--force applies 
 @click.option("--force", is_flag=True, help="Apply direction and latent files made for another network.")
 @max_pixels_option
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
+@provenance_options
 def edit(network, seeds, latents, photo, edits, values, psi, outdir, grid, video, face, space, steps, pti, pti_steps,
-         loss, trust_code, seed, paste_back, report, overwrite, force, max_pixels, device):
+         loss, trust_code, seed, paste_back, report, overwrite, force, max_pixels, device, no_watermark, sign):
     """Render edits: for each input and --edit, a strip of images over the strengths (NAME_EDIT.png).
 
     With --photo the folder also keeps what the photo cost to compute: its aligned crop
@@ -75,6 +76,7 @@ def edit(network, seeds, latents, photo, edits, values, psi, outdir, grid, video
     with the same settings and --outdir starts from them instead of projecting again."""
     from stylegan.pipelines.edit import edit_settings, latent_inputs, parse_edit, seed_inputs, write_edits
     from stylegan.pipelines.manifest import RunMismatchError
+    from stylegan.provenance import file_digest
     from torch_utils.misc import network_digest
     from .common import ProgressPrinter, check_outdir, loss_file_first
     if sum(x is not None and x != () for x in (seeds, latents or None, photo)) != 1:
@@ -93,16 +95,20 @@ def edit(network, seeds, latents, photo, edits, values, psi, outdir, grid, video
     feature_net = loss_file_first(loss, dev, trust_code) if photo is not None else None
     check_outdir(outdir)
     outdir = Path(outdir)
+    made = base_provenance(network, no_watermark, sign)
     nets = load_networks(network, dev)
     G = nets.generator
     digest = network_digest(G)
+    made = made.with_(operation="edit", network=digest)
     edit_G, finish, cache, photo_run = G, None, {}, None
     printer = ProgressPrinter()
     try:
         if seeds is not None:
             ws, names, inputs = seed_inputs(G, seeds, psi)
+            origins = [made.with_(seed=int(s), psi=psi) for s in seeds]
         elif latents:
             ws, names, inputs, warnings = latent_inputs(G, latents, force, digest)
+            origins = [made.with_(latent=inputs[n]["latent"]) for n in names]
             for warning in warnings:
                 click.echo(f"warning: {warning}", err=True)
         else:
@@ -111,16 +117,17 @@ def edit(network, seeds, latents, photo, edits, values, psi, outdir, grid, video
                                   feature_net=feature_net, seed=seed, paste_back=paste_back, force=force,
                                   max_pixels=max_pixels)
             names, inputs = [photo_run.name], {photo_run.name: {"projection": photo_run.settings}}
+            origins = [made.with_(photo=file_digest(photo), details={"projection": space, "pti": bool(pti)})]
         settings = edit_settings(digest, specs, inputs, extra={"paste_back": paste_back} if photo else None)
         if photo_run is not None:
             ws = None
-            if photo_run.needed(settings, video, report, overwrite, printer):   # else every strip is on disk
+            if photo_run.needed(settings, video, report, overwrite, printer, origins[0]):   # else every strip is on disk
                 edit_G, ws = photo_run.projection.G, photo_run.projection.ws
             if paste_back:
                 finish = photo_run.paste
         summary = write_edits(edit_G, ws, names, specs, outdir, settings=settings, video=video, grid=grid,
                               overwrite=overwrite, force=force, digest=digest, finish=finish, cache=cache,
-                              progress=printer)
+                              provenance=made, origins=origins, progress=printer)
         if report:
             _report(outdir, names, specs, photo_run)
     except RunMismatchError as e:
@@ -155,7 +162,7 @@ class _PhotoRun:
         self.loss, self.trust_code, self.feature_net, self.paste_back = loss, trust_code, feature_net, paste_back
         self.projection = None
 
-    def needed(self, settings, video, report, overwrite, progress) -> bool:
+    def needed(self, settings, video, report, overwrite, progress, provenance) -> bool:
         """Make or read the projection, unless every strip is already on disk (and no report asks
         for it). A projection kept with other settings, then the folder's record, are checked first:
         a folder made otherwise stops the run, naming what differs, before minutes of projection."""
@@ -173,7 +180,8 @@ class _PhotoRun:
         if kept is None:
             loss = loss_factory_for(self.loss, self.nets, self.device, self.trust_code, self.feature_net)()
             _, kept = project_photo(self.G, self.image, loss=loss, progress=progress, **self.project_kwargs)
-            save_projection(kept, self.outdir, self.name, self.settings, self.image.shape, source=self.path)
+            save_projection(kept, self.outdir, self.name, self.settings, self.image.shape, source=self.path,
+                            provenance=provenance)
         else:
             click.echo(f"starting from the projection kept in {self.outdir} ({self.name}.w.safetensors)", err=True)
         self.projection = kept

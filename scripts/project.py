@@ -5,8 +5,9 @@ import sys
 
 import click
 
-from .common import (PROJECTION_FLAGS, ProgressPrinter, load_networks, loss_factory_for, loss_file_first, loss_name,
-                     max_pixels_option, resolve_device, trust_code_option)
+from .common import (PROJECTION_FLAGS, ProgressPrinter, base_provenance, load_networks, loss_factory_for,
+                     loss_file_first, loss_name, max_pixels_option, provenance_options, resolve_device,
+                     trust_code_option)
 
 
 @click.command(epilog="""\b
@@ -45,8 +46,9 @@ TorchScript file is code: it runs only with --trust-code.""")
 @click.option("--overwrite", is_flag=True, help="Redo targets already projected (default: skip them).")
 @max_pixels_option
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
+@provenance_options
 def project(network, targets, outdir, space, steps, pti, pti_steps, loss, trust_code, batch_size, seed, identity,
-            video, overwrite, max_pixels, device):
+            video, overwrite, max_pixels, device, no_watermark, sign):
     """Find the latent that makes the generator draw each target image. Writes, per target NAME:
     NAME.w.safetensors, NAME_projected_w.npz (NVIDIA's layout), NAME_proj.png, NAME_compare.png,
     with --pti NAME_pti.stylegan, with --video NAME_progress.mp4; and metrics.csv (PSNR, SSIM, LPIPS
@@ -60,6 +62,7 @@ def project(network, targets, outdir, space, steps, pti, pti_steps, loss, trust_
     found = find_targets(targets)
     if not found:
         raise click.ClickException("no target images found in the given folders")
+    made = base_provenance(network, no_watermark, sign)
     dev = resolve_device(device)
     # A loss file is read (and refused) before anything is written or downloaded.
     feature_net = loss_file_first(loss, dev, trust_code)
@@ -79,7 +82,7 @@ def project(network, targets, outdir, space, steps, pti, pti_steps, loss, trust_
                                   batch_size=batch_size, seed=seed, pti_steps=pti_steps if pti else 0,
                                   network_digest=network_digest(G), identity=ident, loss_name=loss_name(loss),
                                   video=video, overwrite=overwrite, rank=rank, world_size=world,
-                                  max_pixels=max_pixels, progress=printer)
+                                  max_pixels=max_pixels, provenance=made, progress=printer)
     except RunMismatchError as e:
         raise run_mismatch_error(e, outdir, PROJECTION_FLAGS) from None
     except ValueError as e:

@@ -69,7 +69,7 @@ def test_is_complete_reads_each_formats_end(tmp_path, kind):
     elif kind == "npz":
         np.savez(path, w=np.zeros([1, 4, 8]))
     else:
-        write_video(iter([img] * 4), path, fps=2)
+        write_video(iter([img] * 4), path, fps=2, provenance=stylegan.provenance.Provenance())
     assert _files.is_complete(path)
     data = path.read_bytes()
     for cut in (len(data) - 1, len(data) // 2, 10):
@@ -161,7 +161,7 @@ def test_fifo_given_as_network_or_photo_is_one_line(tmp_path):
 def test_huge_number_options_are_refused_before_allocating(tmp_path):
     net = reference_path(NET)
     one_line_error(within(60, lambda: run("edit", "--network", net, "--seeds", "0", "--edit", "sefa:0:-3..3",
-                                          "--steps", "100000000", "--outdir", tmp_path / "e")), "GiB", "--steps")
+                                          "--values", "100000000", "--outdir", tmp_path / "e")), "GiB", "values")
     one_line_error(within(60, lambda: run("generate", "--network", net, "--seeds", "0-3", "--grid", "1200x1200",
                                           "--outdir", tmp_path / "g")), "grid", "GiB")
     assert not list((tmp_path / "g").glob("*.png"))
@@ -279,7 +279,7 @@ def test_edit_resumes_and_sweeps_what_a_killed_run_left(tmp_path):
     r = run("edit", "--network", net, "--seeds", "0-5", *EDIT, "--outdir", out)
     assert r.exit_code == 0 and "4 edit strip(s) written, 8 already present" in r.output, r.output
     one_line_error(run("edit", "--network", net, "--seeds", "0-3", "--edit", "sefa:0:-2,0,3", "--edit",
-                       "sefa:1@0-3:1", "--outdir", out), "--edit 1 strengths", "--overwrite")
+                       "sefa:1@0-3:1", "--outdir", out), "--edit sefa0 strengths [-2.0,0.0,2.0], not [-2.0,0.0,3.0]", "--overwrite")
 
 
 def test_edit_outputs_claimed_by_a_live_run_are_left_to_it(tmp_path):

@@ -16,6 +16,7 @@ import numpy as np
 from .._files import all_or_none, atomic_output, is_complete, is_regular_file, name_fits, sweep_stale_temps
 from ..faces import AlignedFace, LandmarkDetector, NoFaceError, align_face
 from ..faces.photo import MAX_PIXELS, read_photo
+from ..provenance import Provenance, file_digest
 from .writer import save_image
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -108,11 +109,13 @@ def align_photos(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike,
             except ValueError as e:
                 summary.failed[str(photo)] = str(e).removeprefix(f"{photo}: ")   # the photo is named once
             else:
+                # The crop is the photo's own pixels: its metadata says so and claims nothing else.
+                made = Provenance(kind="photo", operation="align", photo=file_digest(photo))
                 for i, face in enumerate(faces):
                     name = crop_name(photo, i if all_faces else None)
                     with all_or_none() as group:
                         write_record(face, photo, image.shape, group.add(outdir / f"{name}{RECORD_SUFFIX}"), refine)
-                        save_image(face.image, group.add(outdir / f"{name}.png"))
+                        save_image(face.image, group.add(outdir / f"{name}.png"), made)
                     summary.written.append(outdir / f"{name}.png")
         if progress is not None:
             progress(k + 1, len(photos), photo)

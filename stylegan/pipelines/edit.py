@@ -12,7 +12,6 @@ or not at all, and each output is claimed while it is made, so two runs on one f
 work. What is held in memory at once is sized before anything is rendered."""
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
@@ -30,6 +29,7 @@ from ..editing import Direction, edit, ganspace, load_direction, sefa
 from ..editing.directions import check_direction
 from ..seeds import parse_int_list
 from ..progress import Progress, ProgressFn, emit
+from ..provenance import Provenance, file_digest
 from .checks import check_noise_mode
 from .manifest import check_run_record, prepare_outdir
 
@@ -188,14 +188,6 @@ def _files_of(stem: str, video: bool) -> list[str]:
     return [f"{stem}.png"] + ([f"{stem}.mp4"] if video else [])
 
 
-def file_digest(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def edit_settings(network_digest: str, specs: Sequence[EditSpec], inputs: dict[str, dict], noise_mode: str = "const",
                   extra: dict | None = None) -> dict:
     """What decides the pixels of an edit folder, for its run record: the network, `inputs` (per
@@ -271,6 +263,7 @@ def write_edits(G: torch.nn.Module, ws: torch.Tensor, names: Sequence[str], spec
                 outdir: str | os.PathLike, *, settings: dict, noise_mode: str = "const", video: bool = False,
                 grid: bool = False, overwrite: bool = False, force: bool = False, digest: str | None = None,
                 finish: Callable[[np.ndarray, int], np.ndarray] | None = None, cache: dict | None = None,
+                provenance: Provenance | None = None, origins: Sequence[Provenance] | None = None,
                 progress: ProgressFn | None = None) -> EditSummary:
     """Render and write each input's edits into `outdir` as NAME_EDIT.png: the strengths side by
     side (with `video`, also NAME_EDIT.mp4 sweeping them; with `grid`, grid_EDIT.png: inputs down,
@@ -281,7 +274,10 @@ def write_edits(G: torch.nn.Module, ws: torch.Tensor, names: Sequence[str], spec
     settings raise RunMismatchError unless `overwrite`. `finish(frames [S, H, W, C], i)` may change
     an input's frames before they are written (paste-back). Direction files made for another network
     than `digest` (default G's; a photo's tuned copy of G passes its base network's) are refused
-    unless `force`. `progress` gets a Progress('edit') per (input, edit) pair done."""
+    unless `force`. Each strip (and video) carries origins[i], what made input i (default:
+    `provenance`, the run's), with its edit; with `finish` it is a composite (pasted into a photo).
+    Grids carry `provenance` with the inputs' names. `progress` gets a Progress('edit') per (input,
+    edit) pair done."""
     from torch_utils.misc import network_digest
     start = time.perf_counter()
     check_noise_mode(noise_mode)
@@ -300,6 +296,10 @@ def write_edits(G: torch.nn.Module, ws: torch.Tensor, names: Sequence[str], spec
     batch = check_edit_memory(G, specs, len(names), grid)
     digest = digest or network_digest(G)
     directions = [resolve_direction(s, G, cache, force, digest) for s in specs]   # every file read first
+    provenance = provenance or Provenance()
+    origins = list(origins) if origins is not None else [provenance] * len(names)
+    if finish is not None:
+        origins = [o.with_(kind="composite", operation="paste-back") for o in origins]
     outdir = prepare_outdir(outdir)
     check_run_record(outdir, settings, overwrite, outputs="*.png", grows=GROWS)
     summary = EditSummary()
@@ -320,18 +320,25 @@ def write_edits(G: torch.nn.Module, ws: torch.Tensor, names: Sequence[str], spec
                     images = edit(G, ws[chunk], d, spec.strengths, component=spec.component, layers=spec.rows,
                                   noise_mode=noise_mode)
                     for k, i in enumerate(chunk):
+                        made = origins[i].with_(edits=_edit_fact(spec))
                         summary.written.append(_write_edit(images[:, k], outdir / output_name(names[i], spec),
-                                                           video, finish, i))
+                                                           video, finish, i, made))
             done += len(mine[first:first + batch])
             emit(progress, Progress("edit", done, len(todo), item=spec.label, seconds=time.perf_counter() - start))
         if grid:
+            made = provenance.with_(edits=_edit_fact(spec), details={"inputs": list(names)})
             summary.grids += _write_grid(outdir, [output_name(n, spec) for n in names], f"grid_{spec.label}.png",
-                                         overwrite)
+                                         overwrite, made)
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _write_edit(frames: np.ndarray, stem: Path, video: bool, finish, i: int) -> Path:
+def _edit_fact(spec: EditSpec) -> tuple:
+    """An edit as provenance states it: (label, strength) per strength."""
+    return tuple((spec.label, float(s)) for s in spec.strengths)
+
+
+def _write_edit(frames: np.ndarray, stem: Path, video: bool, finish, i: int, provenance: Provenance) -> Path:
     """One input's strip (and video): both on disk, or neither."""
     from .video import write_video
     from .writer import save_image
@@ -339,12 +346,13 @@ def _write_edit(frames: np.ndarray, stem: Path, video: bool, finish, i: int) -> 
         frames = finish(frames, i)
     with all_or_none() as group:
         if video:
-            write_video(iter(frames), group.add(stem.with_name(stem.name + ".mp4")), fps=max(2, len(frames) // 2))
-        save_image(strip(frames), group.add(stem.with_name(stem.name + ".png")))
+            write_video(iter(frames), group.add(stem.with_name(stem.name + ".mp4")), fps=max(2, len(frames) // 2),
+                        provenance=provenance.with_(signer=None))
+        save_image(strip(frames), group.add(stem.with_name(stem.name + ".png")), provenance)
     return stem.with_name(stem.name + ".png")
 
 
-def _write_grid(outdir: Path, stems: list[str], name: str, overwrite: bool) -> list[Path]:
+def _write_grid(outdir: Path, stems: list[str], name: str, overwrite: bool, provenance: Provenance) -> list[Path]:
     """The strips stacked, rebuilt when missing or older than one of them (as image_set's grids)."""
     from PIL import Image
     from .writer import save_image
@@ -355,7 +363,7 @@ def _write_grid(outdir: Path, stems: list[str], name: str, overwrite: bool) -> l
     newest = max(f.stat().st_mtime_ns for f in files)
     if is_complete(path) and not overwrite and path.stat().st_mtime_ns >= newest:
         return []
-    save_image(np.concatenate([np.asarray(Image.open(f)) for f in files], axis=0), path)
+    save_image(np.concatenate([np.asarray(Image.open(f)) for f in files], axis=0), path, provenance)
     return [path]
 
 

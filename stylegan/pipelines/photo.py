@@ -47,6 +47,7 @@ from ..inversion import FeatureNet, ProjectionResult, TuningResult, pivotal_tuni
 from ..inversion.losses import Distance, default_distance
 from ..networks.styles import ws_to_styles
 from ..progress import Progress, ProgressFn, emit
+from ..provenance import Provenance
 from .edit import EditSpec, parse_edit, render_edits, resolve_direction, strip
 from .edit_report import EditMeasures, EditReport, face_region
 from .project import latent_for_file, prepare_target, video_every
@@ -254,12 +255,14 @@ def projection_files(folder: str | os.PathLike, name: str) -> dict[str, Path]:
 
 
 def save_projection(projection: PhotoProjection, folder: str | os.PathLike, name: str, settings: dict,
-                    photo_shape: Sequence[int], source: str | os.PathLike | None = None) -> dict[str, Path]:
+                    photo_shape: Sequence[int], source: str | os.PathLike | None = None,
+                    provenance: Provenance | None = None) -> dict[str, Path]:
     """Write a projection for later edits: the aligned crop and its record (as `stylegan align`
     writes them), the reconstruction, the tuned generator (NAME_pti.stylegan: edit it with
     --network NAME_pti.stylegan --latent NAME.w.safetensors) or the projection's noise maps, and
     the latent holding `settings` (photo_settings). Files are replaced whole, and all land or none
-    does (a full disk leaves no half projection)."""
+    does (a full disk leaves no half projection). The crop says it is the photo's own pixels; the
+    reconstruction carries `provenance` (what the caller knows) as synthetic."""
     from torch_utils.misc import network_digest
     from .._files import all_or_none, atomic_output
     from ..io.latents import save_latents
@@ -268,10 +271,13 @@ def save_projection(projection: PhotoProjection, folder: str | os.PathLike, name
     from .writer import save_image
     files = projection_files(folder, name)
     extra = {"photo_projection": settings}
+    made = (provenance or Provenance()).with_(network=settings["network"])
     with all_or_none() as group:
         write_record(projection.face, Path(source or name), photo_shape, group.add(files["record"]))
-        save_image(projection.face.image, group.add(files["crop"]))
-        save_image(projection.image, group.add(files["image"]))
+        save_image(projection.face.image, group.add(files["crop"]),
+                   Provenance(kind="photo", operation="align", photo=made.photo))
+        save_image(projection.image, group.add(files["image"]),
+                   made.with_(kind="synthetic", operation="project", details={"space": projection.space}))
         if projection.tuned:
             group.add(save({"G_ema": projection.G}, files["tuned"], overwrite=True))
             # The latent drives the tuned copy too (its pivot): saying so lets an edit trust it there.
