@@ -117,3 +117,40 @@ def check_outdir(outdir) -> None:
         ensure_writable_dir(outdir)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
+
+
+def progress_printer(min_interval: float = 30.0):
+    """A ProgressFn for the terminal: a bar with an ETA per (stage, item) when stderr is a terminal,
+    else one log line per `min_interval` seconds and at each end (readable in a log file)."""
+    import sys
+    import time
+
+    from stylegan.progress import format_time
+    state = {"key": None, "bar": None, "last": 0.0}
+    tty = sys.stderr.isatty()
+
+    def show(p):
+        key = (p.stage, p.item)
+        label = f"{p.stage}: {p.item}" if p.item else p.stage
+        if state["key"] != key:
+            if state["bar"] is not None:
+                state["bar"].render_finish()
+            state.update(key=key, bar=None, done=0, last=0.0)
+            if tty and p.total:
+                state["bar"] = click.progressbar(length=p.total, label=label, file=sys.stderr, show_pos=True)
+        if state["bar"] is not None:
+            state["bar"].update(p.done - state["done"])
+            state["done"] = p.done
+            if p.total and p.done >= p.total:
+                state["bar"].render_finish()
+                state["bar"] = None
+            return
+        now = time.time()
+        if now - state["last"] >= min_interval or (p.total and p.done >= p.total):
+            state["last"] = now
+            eta = ""
+            if p.total and p.done and p.done < p.total:
+                eta = f", ETA {format_time(p.seconds * (p.total - p.done) / p.done)}"
+            click.echo(f"{label}: {p.done}/{p.total or '?'} ({format_time(p.seconds)}{eta})", err=True)
+    return show
+

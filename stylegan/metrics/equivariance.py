@@ -45,6 +45,13 @@ def rotation_matrix(angle) -> torch.Tensor:
     return mat
 
 
+def translation_matrix(t: torch.Tensor) -> torch.Tensor:
+    """[3, 3] translating coordinates by t [2]."""
+    mat = torch.eye(3, device=t.device)
+    mat[:2, 2] = t
+    return mat
+
+
 def integer_translation(x: torch.Tensor, tx, ty) -> tuple[torch.Tensor, torch.Tensor]:
     """x shifted by (tx, ty) image widths rounded to whole pixels, zero-filled; and the mask of valid pixels."""
     _, _, H, W = x.shape
@@ -171,28 +178,23 @@ def equivariance_psnrs(opts: MetricOptions, num_samples: int, batch_size: int, t
             redraw_noise(G)
             z = torch.randn([batch_size, G.z_dim], device=opts.device)
             ws = G.mapping(z, random_labels(opts, batch_size))
-            M.copy_(eye)
-            orig = G.synthesis(ws, noise_mode="const", **opts.G_kwargs)
+            def render(transform: torch.Tensor) -> torch.Tensor:
+                M.copy_(transform)
+                return G.synthesis(ws, noise_mode="const", **opts.G_kwargs)
+
+            orig = render(eye)
             terms = []
-            if eqt_int:
-                t = (torch.rand(2, device=opts.device) * 2 - 1) * translate_max
-                t = (t * res).round() / res
-                M.copy_(eye)
-                M[:2, 2] = -t
-                img = G.synthesis(ws, noise_mode="const", **opts.G_kwargs)
-                ref, mask = integer_translation(orig, t[0], t[1])
-                terms += [(ref - img).square() * mask, mask]
-            if eqt_frac:
-                t = (torch.rand(2, device=opts.device) * 2 - 1) * translate_max
-                M.copy_(eye)
-                M[:2, 2] = -t
-                img = G.synthesis(ws, noise_mode="const", **opts.G_kwargs)
-                ref, mask = fractional_translation(orig, t[0], t[1])
-                terms += [(ref - img).square() * mask, mask]
+            for enabled, shift, whole in ((eqt_int, integer_translation, True),
+                                          (eqt_frac, fractional_translation, False)):
+                if enabled:
+                    t = (torch.rand(2, device=opts.device) * 2 - 1) * translate_max
+                    t = (t * res).round() / res if whole else t
+                    img = render(translation_matrix(-t))
+                    ref, mask = shift(orig, t[0], t[1])
+                    terms += [(ref - img).square() * mask, mask]
             if eqr:
                 angle = (torch.rand([], device=opts.device) * 2 - 1) * (rotate_max * np.pi)
-                M.copy_(rotation_matrix(-angle))
-                img = G.synthesis(ws, noise_mode="const", **opts.G_kwargs)
+                img = render(rotation_matrix(-angle))
                 ref, ref_mask = fractional_rotation(orig, angle)
                 pseudo, pseudo_mask = fractional_pseudo_rotation(img, angle)
                 mask = ref_mask * pseudo_mask
