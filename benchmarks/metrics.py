@@ -107,7 +107,8 @@ def main() -> None:
     gen = generation(args.config, args.images, args.reps)
     total = 50000 / gen + 50000 / rates["inception"] + args.real / rates["inception"] + formula
     print(f"fid50k_full at {res}px, extrapolated: {format_time(total)} "
-          f"(generate {format_time(50000 / gen)}, Inception on 50000 generated {format_time(50000 / rates['inception'])}, "
+          f"(generate {format_time(50000 / gen)}, "
+          f"Inception on 50000 generated {format_time(50000 / rates['inception'])}, "
           f"on {args.real} real {format_time(args.real / rates['inception'])} (cached after the first run), "
           f"formula {formula:.1f} s)")
 

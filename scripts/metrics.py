@@ -40,7 +40,8 @@ Metrics (NVIDIA's names, counts and definitions):
 @click.option("--inception", default=None, metavar="SOURCE",
               help="Inception detector: registry name, path or URL [default: inception-2015-12-05, NVIDIA's]; "
                    "pytorch-fid's weights: pt-inception-2015-12-05.")
-@click.option("--vgg16", default=None, metavar="SOURCE", help="VGG16 detector for PR and PPL [default: vgg16, NVIDIA's].")
+@click.option("--vgg16", default=None, metavar="SOURCE",
+              help="VGG16 detector for PR and PPL [default: vgg16, NVIDIA's].")
 @click.option("--trust-code", is_flag=True,
               help="Run TorchScript detector files as themselves. This EXECUTES the code inside the file: only "
                    "for files you trust. Without it only their tensors are read, into modules of ours.")
@@ -57,7 +58,8 @@ Metrics (NVIDIA's names, counts and definitions):
 @click.option("--save-stats", type=click.Path(dir_okay=False), default=None,
               help="Also write the data set's FID statistics (mu, sigma) to this .npz.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-              help="Where downloads and data-set statistics are kept [default: $STYLEGAN_CACHE, else ~/.cache/stylegan].")
+              help="Where downloads and data-set statistics are kept "
+                   "[default: $STYLEGAN_CACHE, else ~/.cache/stylegan].")
 @click.option("--no-cache", is_flag=True, help="Do not read or write cached data-set statistics.")
 def metrics(network, data, names, gpus, device, inception, vgg16, trust_code, num_gen, seed, batch_size, workers,
             run_dir, save_stats, cache_dir, no_cache):

@@ -134,7 +134,8 @@ def _seeded_opts(G, standins, seed):
                          rng=np.random.RandomState(seed))
 
 
-@pytest.mark.parametrize("key, seed, args", [("ppl_wend", 2, ("w", "end", False)), ("ppl_zfull", 3, ("z", "full", True))])
+@pytest.mark.parametrize("key, seed, args", [("ppl_wend", 2, ("w", "end", False)),
+                                             ("ppl_zfull", 3, ("z", "full", True))])
 def test_ppl_samples_match_nvidia(G, standins, ref, key, seed, args):
     arrays, _ = ref
     with torch.random.fork_rng():

@@ -136,7 +136,8 @@ def test_inception_from_pytorch_fid_names_and_by_order(nvidia_like_inception, tm
     ours = load_detector(tmp_path / "pt_inception-2015-12-05-6726825d.pth", "inception")
     x = torch.randn([2, 3, 21, 21])
     conv = original.layers.conv
-    want = F.relu(F.batch_norm(F.conv2d(x, conv.weight, None, 2), conv.mean, conv.var, gamma, conv.beta, False, 0, 1e-3))
+    want = F.conv2d(x, conv.weight, None, 2)
+    want = F.relu(F.batch_norm(want, conv.mean, conv.var, gamma, conv.beta, False, 0, 1e-3))
     torch.testing.assert_close(ours.layers.conv(x), want, rtol=1e-5, atol=1e-5)
     assert torch.equal(ours.layers.mixed_10.tower_2_conv.var, original.layers.mixed_10.tower_2_conv.var)
     # The names torchvision gives every tensor of the FID Inception (pytorch-fid loads it strictly).

@@ -1,6 +1,6 @@
 """The one registry of everything the toolkit can download: GAN networks and the assets that
-projection, editing and the metrics use (perceptual networks, the metrics' Inception, dlib's landmark, face-detector and face-id models,
-latent directions).
+projection, editing and the metrics use (perceptual networks, the metrics' Inception, dlib's landmark,
+face-detector and face-id models, latent directions).
 
 `size` and `sha256` describe the file the URL serves and stay None unless confirmed from a trustworthy
 source: a wrong checksum would make every download fail, a missing one only skips a check. A sha256
@@ -153,7 +153,8 @@ ENTRIES: tuple[Entry, ...] = (
     _tf("horse", 256, "LSUN Horse"),
     # The perceptual network of NVIDIA's projector and metrics: LPIPS on VGG16, as TorchScript.
     Entry("vgg16", "perceptual", f"{ADA_BASE}metrics/vgg16.pt", LICENCE_PT, LICENCE_URL_ADA,
-          "LPIPS VGG16 feature network (TorchScript) of NVIDIA's projector", format="torchscript"),
+          "LPIPS VGG16 feature network (TorchScript) of NVIDIA's projector and metrics (PR, PPL)",
+          format="torchscript"),
     # LPIPS the way the `lpips` package builds it: torchvision's ImageNet VGG16 trunk + the v0.1 linear layers.
     Entry("torchvision-vgg16", "perceptual", "https://download.pytorch.org/models/vgg16-397923af.pth",
           LICENCE_TORCHVISION, LICENCE_URL_TORCHVISION, "VGG16 ImageNet weights (torchvision), the LPIPS trunk",

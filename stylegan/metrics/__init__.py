@@ -8,6 +8,7 @@ from .scores import (frechet_distance, inception_score, kernel_inception_distanc
                      psnr, trace_sqrtm_product)
 
 __all__ = ["compute", "MetricResult", "METRICS", "lookup", "load_detector", "DEFAULT_DETECTORS", "FeatureStats",
-           "MetricOptions", "MetricNotice", "read_statistics", "write_statistics", "data_statistics", "frechet_distance",
+           "MetricOptions", "MetricNotice", "read_statistics", "write_statistics", "data_statistics",
+           "frechet_distance",
            "kernel_inception_distance", "precision_recall", "inception_score", "path_length", "psnr",
            "trace_sqrtm_product"]
