@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .common import load_generator, progress_printer, resolve_device
+from .common import ProgressPrinter, load_generator, resolve_device
 
 
 def _metric_table() -> str:
@@ -101,7 +101,7 @@ def _run(network, data, names, device, inception, vgg16, trust_code, num_gen, se
         warnings.simplefilter("always", MetricNotice)
         warnings.showwarning = lambda message, category, *a, **k: say(f"note: {message}")
         try:
-            results = compute(G, data, names, device=dev, progress=progress_printer() if rank == 0 else None,
+            results = compute(G, data, names, device=dev, progress=ProgressPrinter() if rank == 0 else None,
                               rank=rank, world_size=world, detectors=dict(inception=inception, vgg16=vgg16),
                               trust_code=trust_code, seed=seed, num_gen=num_gen, batch_size=batch_size,
                               num_workers=workers, cache=not no_cache, cache_dir=cache_dir)
@@ -131,7 +131,7 @@ def _save_stats(path, G, data, device, inception, trust_code, cache, cache_dir, 
     from stylegan.metrics import data_statistics, write_statistics
     mu, sigma = data_statistics(data, resolution=G.img_resolution, detector=inception, device=device,
                                 trust_code=trust_code, batch_size=batch_size, num_workers=workers, cache=cache,
-                                cache_dir=cache_dir, progress=progress_printer())
+                                cache_dir=cache_dir, progress=ProgressPrinter())
     write_statistics(path, mu, sigma)
     click.echo(f"FID statistics of {data} ({G.img_resolution}x{G.img_resolution}) written to {path}", err=True)
 

@@ -50,10 +50,11 @@ class Events:
         self.items = []
 
     def __call__(self, p):
-        self.items.append((p.stage, p.item, p.done, p.total))
+        self.items.append((p.stage, p.done, p.total))
 
-    def stages(self, item):
-        return sorted({s for s, i, _, _ in self.items if i == item})
+    def stages(self, what):
+        """The metrics that ran the pass `what` ('real images', 'generated images')."""
+        return sorted({s[:-len(what) - 1] for s, _, _ in self.items if s.endswith(" " + what)})
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +79,8 @@ def test_fid_kid_pr_match_nvidia(fid_kid_pr, ref):
                                             100, 1000, rng)
     assert values["kid50k_full"] == pytest.approx(want, rel=1e-4)
     # The three share one seed, hence one set of generated images: generated once.
-    assert events.stages("generated features") == ["fid50k_full"]
-    assert events.items[-1][2:] == (200, 200)
+    assert events.stages("generated images") == ["fid50k_full"]
+    assert events.items[-1][1:] == (200, 200)
 
 
 def test_statistics_cache_makes_the_second_run_generate_only(fid_kid_pr, G, standins, small_zip, tmp_path):
@@ -91,8 +92,8 @@ def test_statistics_cache_makes_the_second_run_generate_only(fid_kid_pr, G, stan
         runs.append(compute(G, small_zip, ["fid50k_full"], device="cpu", detectors=standins, num_gen=8, batch_size=8,
                             num_workers=0, cache_dir=tmp_path, progress=events)[0].results)
         runs.append(events)
-    assert runs[1].stages("data set features") == ["fid50k_full"] and runs[3].stages("data set features") == []
-    assert runs[3].stages("generated features") == ["fid50k_full"] and runs[2] == runs[0]
+    assert runs[1].stages("real images") == ["fid50k_full"] and runs[3].stages("real images") == []
+    assert runs[3].stages("generated images") == ["fid50k_full"] and runs[2] == runs[0]
 
 
 def test_result_lines_are_nvidias_jsonl(fid_kid_pr, tmp_path):

@@ -136,10 +136,10 @@ class MetricOptions:
             if self.rank == 0:
                 warnings.warn(message, MetricNotice, stacklevel=2)
 
-    def report(self, item: str, done: int, total: Optional[int], start: float, **stats: float) -> None:
+    def report(self, what: str, done: int, total: Optional[int], start: float, **stats: float) -> None:
+        """A Progress event of stage '<metric> <what>' ('fid50k_full real images'): each pass its own stage."""
         if self.rank == 0:
-            emit(self.progress, Progress(self.stage, done, total, stats=stats, item=item,
-                                         seconds=time.time() - start))
+            emit(self.progress, Progress(f"{self.stage} {what}", done, total, stats=stats, seconds=time.time() - start))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -191,7 +191,7 @@ def _dataset_pass(opts: MetricOptions, jobs: list[tuple[FeatureRequest, FeatureS
             for request, stats in jobs:
                 stats.append_torch(request.run(opts.detectors(request.kind), images), opts.world_size)
             done = min(done + images.shape[0] * opts.world_size, num_items)
-            opts.report("data set features", done, num_items, start)
+            opts.report("real images", done, num_items, start)
 
 
 class ResizedDataset(torch.utils.data.Dataset):
@@ -270,7 +270,7 @@ def generator_stats(opts: MetricOptions, request: FeatureRequest, num_gen: int, 
             for images in generated_images(opts):
                 for r, s in zip(requests, stats):
                     s.append_torch(r.run(opts.detectors(r.kind), images), opts.world_size)
-                opts.report("generated features", min(stats[0].num_items, num_gen), num_gen, start)
+                opts.report("generated images", min(stats[0].num_items, num_gen), num_gen, start)
                 if all(s.is_full() for s in stats):
                     break
         for r, s in zip(requests, stats):
