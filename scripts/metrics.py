@@ -23,6 +23,7 @@ Examples:
   stylegan metrics --network snapshot.pkl --data ffhq.zip --metrics fid50k_full,kid50k_full,pr50k3_full,ppl2_wend
   stylegan metrics --network stylegan3-t-ffhq-1024 --metrics eqt50k_int,eqt50k_frac,eqr50k --gpus 8
   stylegan metrics --network snapshot.pkl --data ffhq_stats.npz --metrics fid50k_full
+  stylegan metrics --network snapshot.pkl --data ffhq.zip --metrics fid50k_full,mypkg.metrics:kid10k
   torchrun --nproc-per-node 8 -m scripts.cli metrics --network snapshot.pkl --data ffhq.zip --device cuda
 
 \b
@@ -33,7 +34,8 @@ Metrics (NVIDIA's names, counts and definitions):
               help="Real images (a dataset zip or folder), or FID statistics (.npz with mu, sigma: pytorch-fid, "
                    "clean-fid, --save-stats). Not needed for PPL and EQ of unconditional networks.")
 @click.option("--metrics", "names", default="fid50k_full", show_default=True, metavar="A,B,...",
-              help="Comma-separated metric names (listed below).")
+              help="Comma-separated metric names (listed below), or one's own metric as module:attribute "
+                   "(a stylegan.metrics.Metric; importing the module runs it).")
 @click.option("--gpus", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes to shard over, one per GPU (or torchrun's, when launched by torchrun).")
 @click.option("--device", default=None, help="cpu, cuda or mps [default: cuda when available].")

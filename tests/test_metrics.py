@@ -106,6 +106,44 @@ def test_result_lines_are_nvidias_jsonl(fid_kid_pr, tmp_path):
     assert path.name == "metric-fid50k_full.jsonl" and len(path.read_text().splitlines()) == 2
 
 
+OWN_METRICS = """
+from stylegan.metrics import Metric, measures
+
+
+def _kid(opts, num_gen):
+    return {"kid_dev": measures.compute_kid(opts, None, num_gen, num_subsets=10, max_subset_size=100)}
+
+
+kid_dev = Metric("kid_dev", "KID as the reference fixture calls it: all real images, 10 subsets of 100", _kid,
+                 num_gen=200, real=True, generated=(measures.INCEPTION_ALL,), detectors=("inception",))
+not_a_metric = 3
+"""
+
+
+def test_own_metric_by_import_path_matches_nvidia(fid_kid_pr, G, standins, ref, tmp_path, monkeypatch):
+    """A user's metric with other arguments than the registry's (NVIDIA's compute_kid as the fixture called
+    it), named by its import path: NVIDIA's KID of seed 0. Registered, it goes by its name."""
+    from stylegan.metrics import registry
+    (tmp_path / "my_metrics.py").write_text(OWN_METRICS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "METRICS", dict(registry.METRICS))
+    _, _, cache, _ = fid_kid_pr
+    [result] = compute(G, reference_path("metrics/dataset_dev.zip"), "my_metrics:kid_dev", device="cpu",
+                       detectors=standins, seed=0, cache_dir=cache)
+    assert result.name == "kid_dev" and list(result.results) == ["kid_dev"]
+    assert result.results["kid_dev"] == pytest.approx(ref[1]["kid"], rel=1e-5)
+    import my_metrics
+    assert registry.parse("my_metrics:kid_dev, fid50k_full") == [my_metrics.kid_dev, registry.METRICS["fid50k_full"]]
+    assert stylegan.metrics.register(my_metrics.kid_dev) is registry.lookup("kid_dev") is my_metrics.kid_dev
+    for spec, match in [("no_such_module_here:m", "cannot import 'no_such_module_here'"),
+                        ("my_metrics:missing", "module 'my_metrics' has no 'missing'"),
+                        ("my_metrics:not_a_metric", "a int, not a stylegan.metrics.Metric")]:
+        with pytest.raises(ValueError, match=match):
+            registry.parse(spec)
+    with pytest.raises(ValueError, match="'fid50k_full' is already taken by fid50k_full"):
+        registry.register(registry.Metric("fid50k_full", "mine", my_metrics._kid))
+
+
 def test_inception_score_stream_matches_nvidia(G, standins, ref):
     """IS reads no real images, so its stream has no loader seed before the first z: the first detector
     batch of seed 1 is NVIDIA's first batch of IS images (the formula itself: test_metrics_scores.py)."""

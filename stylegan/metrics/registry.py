@@ -2,10 +2,17 @@
 `metric_main.py`), so that a value printed here means what it means in the papers.
 
 `num_gen` (when given) replaces every generated count (50 000) for quick, non-comparable runs; the real
-counts stay the definition's."""
+counts stay the definition's.
+
+One's own metric is a `Metric` whose `run(opts, num_gen)` calls the functions of `measures.py` with other
+arguments (or anything else on `opts`). It is used as an object (`compute(G, data, [my_metric])`), by name
+once `register(my_metric)` has run (NVIDIA's `metric_main.register_metric`), or by its import path
+'package.module:attribute' (`stylegan metrics --metrics mypkg.metrics:kid10k`): that imports the
+user's module, which is the user's own code, named by the user."""
 from __future__ import annotations
 
 import difflib
+import importlib
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -17,6 +24,10 @@ GEN = 50000
 
 @dataclass(frozen=True)
 class Metric:
+    """A measurement: `run(opts, num_gen)` -> {result key: value}. `real`: it reads the real images (the
+    data set is then required); `generated`: the generated features it asks `features.generator_stats` for,
+    so that metrics of one call asking for the same share one generator pass; `detectors`: the kinds it
+    loads (before its random stream is seeded)."""
     name: str
     description: str
     run: Callable[[MetricOptions, int], dict]       # (opts, num_gen) -> {result key: value}
@@ -87,26 +98,62 @@ def names(include_aliases: bool = False) -> list[str]:
     return list(METRICS) + ([a for m in METRICS.values() for a in m.aliases] if include_aliases else [])
 
 
+def register(metric: Metric) -> Metric:
+    """Make `metric` known by its name (and aliases) to `lookup`, `compute` and `stylegan metrics`;
+    returns it. A name already taken by another metric is a one-line ValueError."""
+    if not isinstance(metric, Metric):
+        raise ValueError(f"register() takes a Metric, not a {type(metric).__name__}")
+    for key in (metric.name, *metric.aliases):
+        taken = next((m for m in METRICS.values() if key == m.name or key in m.aliases), None)
+        if taken is not None and taken != metric:
+            raise ValueError(f"metric name {key!r} is already taken by {taken.name}")
+    METRICS[metric.name] = metric
+    return metric
+
+
 def lookup(name: str) -> Metric:
-    """The metric called `name` (or an alias of it); a one-line ValueError with the nearest names otherwise."""
+    """The metric called `name` (or an alias of it), or the `Metric` at the import path
+    'package.module:attribute'; a one-line ValueError with the nearest names otherwise."""
+    if ":" in name:
+        return _import(name.strip())
     key = name.strip().lower()
     for m in METRICS.values():
         if key == m.name or key in m.aliases:
             return m
     near = difflib.get_close_matches(key, names(include_aliases=True), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(near)}?" if near else ""
-    raise ValueError(f"unknown metric {name!r}{hint} (known: {', '.join(METRICS)})")
+    raise ValueError(f"unknown metric {name!r}{hint} (known: {', '.join(METRICS)}; or one's own as module:attribute)")
+
+
+def _import(path: str) -> Metric:
+    module, _, attribute = path.partition(":")
+    try:
+        found = getattr(importlib.import_module(module), attribute)
+    except ImportError as e:
+        raise ValueError(f"metric {path!r}: cannot import {module!r} ({e})") from None
+    except AttributeError:
+        raise ValueError(f"metric {path!r}: module {module!r} has no {attribute!r}") from None
+    if not isinstance(found, Metric):
+        raise ValueError(f"metric {path!r}: a {type(found).__name__}, not a stylegan.metrics.Metric")
+    return found
 
 
 def parse(spec) -> list[Metric]:
-    """'fid50k_full,kid50k_full' or a list of names -> metrics, each once, in the order given."""
+    """'fid50k_full,kid50k_full' or a list of names, import paths ('module:attribute') and `Metric`s ->
+    metrics, each once, in the order given."""
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     out: list[Metric] = []
-    for item in (i.strip() for i in items):
-        if item and item.lower() != "none":
+    for item in items:
+        if isinstance(item, Metric):
+            m = item
+        elif not isinstance(item, str):
+            raise ValueError(f"a metric is a name or a Metric, not a {type(item).__name__}")
+        elif not item.strip() or item.strip().lower() == "none":
+            continue
+        else:
             m = lookup(item)
-            if m not in out:
-                out.append(m)
+        if m not in out:
+            out.append(m)
     return out
 
 

@@ -72,12 +72,13 @@ class Detectors:
         return self.loaded[kind]
 
 
-def compute(G: torch.nn.Module, data, names: Union[str, Sequence[str]], *, device=None,
+def compute(G: torch.nn.Module, data, names: Union[str, Sequence[Union[str, registry.Metric]]], *, device=None,
             progress: Optional[ProgressFn] = None, rank: int = 0, world_size: int = 1,
             detectors: Optional[Mapping[str, Source]] = None, trust_code: bool = False, seed: int = 0,
             num_gen: Optional[int] = None, batch_size: int = 64, batch_gen: int = 4, num_workers: int = 2,
             cache: bool = True, cache_dir: Optional[Union[str, os.PathLike]] = None) -> list[MetricResult]:
-    """Measure `G` with the metrics `names` ('fid50k_full,kid50k_full' or a list; see `registry.METRICS`).
+    """Measure `G` with the metrics `names`: 'fid50k_full,kid50k_full' or a list of names (`registry.METRICS`),
+    import paths of one's own metrics ('mypkg.metrics:kid10k') and `Metric`s.
 
     data: a data set folder or zip (opened unmirrored, unlabelled unless G is conditional), an
     `ImageDataset` (re-opened whole and unmirrored, as NVIDIA's *_full metrics do), a statistics file
