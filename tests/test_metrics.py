@@ -122,16 +122,19 @@ not_a_metric = 3
 
 def test_own_metric_by_import_path_matches_nvidia(fid_kid_pr, G, standins, ref, tmp_path, monkeypatch):
     """A user's metric with other arguments than the registry's (NVIDIA's compute_kid as the fixture called
-    it), named by its import path: NVIDIA's KID of seed 0. Registered, it goes by its name."""
+    it), named by its import path: NVIDIA's KID of seed 0, also when FID generated the images it shares
+    (its subsets are drawn from the numpy stream after the label draws of that pass). Registered, it goes
+    by its name."""
     from stylegan.metrics import registry
     (tmp_path / "my_metrics.py").write_text(OWN_METRICS)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "METRICS", dict(registry.METRICS))
     _, _, cache, _ = fid_kid_pr
-    [result] = compute(G, reference_path("metrics/dataset_dev.zip"), "my_metrics:kid_dev", device="cpu",
-                       detectors=standins, seed=0, cache_dir=cache)
+    fid, result = compute(G, reference_path("metrics/dataset_dev.zip"), "fid50k_full,my_metrics:kid_dev",
+                          device="cpu", detectors=standins, seed=0, num_gen=200, cache_dir=cache)
     assert result.name == "kid_dev" and list(result.results) == ["kid_dev"]
     assert result.results["kid_dev"] == pytest.approx(ref[1]["kid"], rel=1e-5)
+    assert fid.results["fid50k_full"] == pytest.approx(ref[1]["fid"], rel=1e-4)
     import my_metrics
     assert registry.parse("my_metrics:kid_dev, fid50k_full") == [my_metrics.kid_dev, registry.METRICS["fid50k_full"]]
     assert stylegan.metrics.register(my_metrics.kid_dev) is registry.lookup("kid_dev") is my_metrics.kid_dev

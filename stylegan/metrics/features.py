@@ -261,8 +261,13 @@ def generator_stats(opts: MetricOptions, request: FeatureRequest, num_gen: int, 
     (num_gen, draws) in this call is served by the same pass, so FID, KID and PR at one seed generate
     their (identical) images once. `draws`: whether the metric read real images first (its stream then
     starts after the loader's seed, see `draw_loader_seed`)."""
-    key = ("gen", request, num_gen, draws)
-    if key not in opts.memo:
+    key, after = ("gen", request, num_gen, draws), ("gen streams after", num_gen, draws)
+    if key in opts.memo:
+        # The metric's streams go on as if it had generated the images itself (KID draws its subsets next).
+        numpy_state, torch_state = opts.memo[after]
+        opts.rng.set_state(numpy_state)
+        _stream_state(opts.device, torch_state)
+    else:
         requests = sorted(set(opts.plan.get((num_gen, draws), ())) | {request})
         stats = [FeatureStats.for_request(r, num_gen) for r in requests]
         start = time.time()
@@ -275,7 +280,19 @@ def generator_stats(opts: MetricOptions, request: FeatureRequest, num_gen: int, 
                     break
         for r, s in zip(requests, stats):
             opts.memo[("gen", r, num_gen, draws)] = s
+        opts.memo[after] = opts.rng.get_state(), _stream_state(opts.device)
     return opts.memo[key]
+
+
+def _stream_state(device: torch.device, state: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The global torch generator's state on `device` (set to `state` when given)."""
+    if device.type == "cuda":
+        if state is not None:
+            torch.cuda.set_rng_state(state, device)
+        return torch.cuda.get_rng_state(device)
+    if state is not None:
+        torch.set_rng_state(state)
+    return torch.get_rng_state()
 
 
 # ---------------------------------------------------------------------------------------------------
