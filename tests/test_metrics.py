@@ -331,3 +331,81 @@ def test_features_sharded_over_ranks_equal_one_process(small_zip, tmp_path):
     one = _features(small_zip)
     assert one.shape == (7, 2048)
     np.testing.assert_allclose(np.load(tmp_path / "two.npy"), one, rtol=1e-5, atol=1e-5)   # other batch sizes
+
+
+RANKED = "fid50k_full,kid50k_full,pr50k3_full,ppl2_wend"
+
+
+def _measure(rank, world, init, data, standins, out):
+    import os
+    import torch.distributed as dist
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world))       # as torchrun sets them: barriers run
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    G = stylegan.load(reference_path("sg2ada_skip.pkl")).generator.eval()
+    results = compute(G, data, RANKED, device="cpu", detectors=standins, num_gen=16, batch_size=8, num_workers=0,
+                      cache=False, rank=rank, world_size=world, seed=0)
+    with open(f"{out}.{rank}.json", "w") as f:
+        json.dump({k: v for r in results for k, v in r.results.items()}, f)
+    dist.destroy_process_group()
+
+
+def _same_draws_in_one_process(G, data, standins):
+    """What two ranks compute, in one process: rank r's streams seeded r (seed x world + rank), its batches
+    run through the detectors as the rank runs them, the results interleaved sample by sample."""
+    from stylegan.data import ImageDataset
+    from stylegan.metrics.features import draw_loader_seed, generated_images
+    dets = Detectors(standins, torch.device("cpu"), False, None, 0, 1)
+    real = {}
+    for kind, request in (("inception", measures.INCEPTION_ALL), ("vgg16", measures.VGG16_ALL)):
+        opts = MetricOptions(G=None, dataset=ImageDataset(data), detectors=dets, batch_size=4, num_workers=0)
+        real[kind] = _features_of(opts, request)
+    gen, dist, rngs = {"inception": [], "vgg16": []}, [], []
+    for rank in (0, 1):
+        opts = MetricOptions(G=G, dataset=ImageDataset(data), detectors=dets, batch_size=8, num_workers=0,
+                             rng=np.random.RandomState(rank))
+        with torch.random.fork_rng(), torch.no_grad():
+            torch.manual_seed(rank)
+            draw_loader_seed()
+            images = next(generated_images(opts))
+            for kind in gen:
+                gen[kind].append(dets(kind).features(images))
+        rngs.append(opts.rng)
+        opts = MetricOptions(G=G, dataset=ImageDataset(data), detectors=dets, rng=np.random.RandomState(rank))
+        with torch.random.fork_rng():
+            torch.manual_seed(rank)
+            dist.append(ppl_distances(opts, 8, 1e-4, "w", "end", False, batch_size=2))
+    gen = {k: torch.stack(v, dim=1).flatten(0, 1).numpy() for k, v in gen.items()}
+    mu_cov = [_mean_cov(x) for x in (gen["inception"], real["inception"])]
+    precision, recall = scores.precision_recall(torch.from_numpy(real["vgg16"]).half(),
+                                                torch.from_numpy(gen["vgg16"]).half(), 3)
+    return {"fid50k_full": scores.frechet_distance(*mu_cov[0], *mu_cov[1]),
+            "kid50k_full": scores.kernel_inception_distance(gen["inception"], real["inception"], 100, 1000, rngs[0]),
+            "pr50k3_full_precision": precision, "pr50k3_full_recall": recall,
+            "ppl2_wend": scores.path_length(np.stack(dist, axis=1).reshape(-1))}
+
+
+def _features_of(opts, request):
+    from stylegan.metrics.features import dataset_stats
+    return dataset_stats(opts, [(request, None)])[0].get_all()
+
+
+def _mean_cov(x):
+    from stylegan.metrics.features import FeatureStats
+    s = FeatureStats(capture_mean_cov=True)
+    s.append(x)
+    return s.get_mean_cov()
+
+
+def test_two_ranks_give_the_single_process_result_of_their_draws(G, standins, small_zip, tmp_path):
+    """Two gloo ranks on the CPU: every rank returns the same values, and they are what one process
+    computes from the same draws (rank r seeded r; features interleaved sample by sample, KID's subsets
+    from rank 0's numpy stream after its label draws, PPL's samples interleaved per batch)."""
+    import torch.multiprocessing as mp
+    out = tmp_path / "ranked"
+    mp.spawn(_measure, args=(2, f"file://{tmp_path / 'init'}", str(small_zip), standins, str(out)), nprocs=2)
+    ranks = [json.loads(open(f"{out}.{r}.json").read()) for r in (0, 1)]
+    assert ranks[0] == ranks[1]
+    want = _same_draws_in_one_process(G, small_zip, standins)
+    assert set(ranks[0]) == set(want)
+    for key, value in want.items():
+        assert ranks[0][key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
