@@ -8,6 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import stylegan
+
 from conftest import reference_path
 from stylegan.data import ImageDataset
 from stylegan.metrics import detectors, networks
@@ -185,7 +187,7 @@ def test_vgg16_with_nvidias_names():
 
 def test_wrong_files_are_one_line(tmp_path):
     vgg_file = reference_path("metrics/vgg16_standin.pt")
-    with pytest.raises(ValueError, match="holds the fixture's vgg16 stand-in, not the Inception"):
+    with pytest.raises(ValueError, match="the fixture's vgg16 stand-in .*, not the Inception"):
         load_detector(vgg_file, "inception")
     torch.save({"w": torch.zeros(3)}, tmp_path / "other.pth")
     with pytest.raises(ValueError, match=r"other.pth: its 1 tensors fit no VGG16 .* detector layout"):
@@ -207,3 +209,26 @@ def test_loading_draws_nothing_from_the_global_generator():
     torch.manual_seed(5)
     load_detector(reference_path("metrics/inception_standin.pt"), "inception")
     assert torch.equal(torch.rand(3), want)
+
+
+def test_files_known_by_sha256_are_read_as_the_layout_it_names(tmp_path, monkeypatch):
+    """The stand-ins are recognised by their digest; a known digest alone decides the layout (a file of
+    that digest whose tensors fit another layout is refused), and the wrong kind is said by name."""
+    inception = load_detector(reference_path("metrics/inception_standin.pt"), "inception")
+    assert inception.layout == "the fixture's inception stand-in (recognised by sha256)"
+    assert inception.digest in detectors.known_files()
+    with pytest.raises(ValueError, match=r"vgg16_standin.pt: the fixture's vgg16 stand-in \(recognised by its "
+                                         r"sha256\), not the Inception"):
+        load_detector(reference_path("metrics/vgg16_standin.pt"), "inception")
+    # pytorch-fid's file, known by the registry's digest: mapped by that layout only.
+    assert detectors.known_files()[stylegan.hub.lookup("pt-inception-2015-12-05").sha256] == \
+        "pytorch-fid's pt_inception-2015-12-05"
+    path = tmp_path / "standin_as_state_dict.pth"
+    torch.save(networks.InceptionStandin().state_dict(), path)
+    assert load_detector(path, "inception").layout == "the fixture's inception stand-in"     # unknown: by names
+    import hashlib
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setattr(detectors, "STANDIN_DIGESTS", {digest: "pytorch-fid's pt_inception-2015-12-05"})
+    with pytest.raises(ValueError, match="its sha256 is that of pytorch-fid's pt_inception-2015-12-05, but its "
+                                         "tensors do not fit it"):
+        load_detector(path, "inception")

@@ -163,16 +163,17 @@ ENTRIES: tuple[Entry, ...] = (
           "LPIPS v0.1 linear layers over VGG16 features", format="state-dict",
           packaged=("lpips", "weights/v0.1/vgg.pth")),
     # The Inception-v3 of FID, KID and IS (TF's inception-2015-12-05 graph): NVIDIA's TorchScript translation
-    # (read as data by stylegan.metrics) and pytorch-fid's state dict of the same weights. The sha256 of
-    # pytorch-fid's file is the one its name's torch.hub prefix (6726825d) begins.
+    # (read as data by stylegan.metrics) and pytorch-fid's state dict of the same weights. pytorch-fid's size
+    # and sha256 are the ones torch-fidelity and others pin for that file (its torch.hub name carries the
+    # prefix 6726825d); NVIDIA's file has no published digest, so it is recognised by its tensors alone.
     Entry("inception-2015-12-05", "detector", f"{ADA_BASE}metrics/inception-2015-12-05.pt", LICENCE_TF_INCEPTION,
           LICENCE_URL_TF_INCEPTION, "Inception-v3 of FID/KID/IS, NVIDIA's TorchScript (the metrics' default)",
           format="torchscript"),
     Entry("pt-inception-2015-12-05", "detector",
           "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
           LICENCE_TF_INCEPTION, LICENCE_URL_TF_INCEPTION, "the same Inception weights as pytorch-fid ships them",
-          sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2", format="state-dict",
-          torch_hub=True),
+          size=95628359, sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
+          format="state-dict", torch_hub=True),
     # dlib's models, also shipped by the `face-recognition-models` package (found there first).
     _dlib("dlib-landmarks-68", "landmarks", "shape_predictor_68_face_landmarks.dat", LICENCE_IBUG, LICENCE_URL_IBUG,
           "68-point face landmarks; NON-COMMERCIAL use only: trained on iBUG 300-W"),

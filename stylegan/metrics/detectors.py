@@ -10,7 +10,10 @@ Sources (a path, an http(s) URL or a registry name; `DEFAULT_DETECTORS` names NV
 - with `trust_code=True` only: any TorchScript file with NVIDIA's call interface, run as itself. That
   executes the code inside the file; it is how a file whose tensors map onto none of ours still works.
 
-A file of the wrong kind, or one whose tensors fit no known layout, is a one-line ValueError."""
+A file whose sha256 is known (`KNOWN_FILES`: the registry's digests and the fixtures' stand-ins) is mapped
+by the layout that digest names, and nothing else; any other file by the first layout its tensor names
+(or, failing those, order and shapes) fit. A file of the wrong kind, or one whose tensors fit no known
+layout, is a one-line ValueError."""
 from __future__ import annotations
 
 import hashlib
@@ -118,6 +121,27 @@ LAYOUTS: list[tuple[str, str, Callable[[], torch.nn.Module], Callable[[list[str]
 ]
 
 
+# Files known by their sha256 -> the layout they hold. The registry's entries with a confirmed digest join
+# through REGISTRY_LAYOUTS; the reference fixtures' stand-ins are named here (their bytes never change).
+REGISTRY_LAYOUTS = {"pt-inception-2015-12-05": "pytorch-fid's pt_inception-2015-12-05",
+                    "inception-2015-12-05": "NVIDIA's inception-2015-12-05.pt", "vgg16": "NVIDIA's vgg16.pt"}
+STANDIN_DIGESTS = {
+    "9f7098cdef96af39397e311a8525d0ab7d5dfee7aa1e507bd301fb8c35abb10f": "the fixture's inception stand-in",
+    "ce479d0bfda8593fafdef526ed6ba5eb80094fb8f3ce269b76d2ada0a8d0343a": "the fixture's vgg16 stand-in",
+}
+
+
+def known_files() -> dict[str, str]:
+    """{sha256: layout name} of every feature-network file recognised by its digest."""
+    from .. import hub
+    known = dict(STANDIN_DIGESTS)
+    for name, layout in REGISTRY_LAYOUTS.items():
+        entry = hub.lookup(name)
+        if entry.sha256 is not None and len(entry.sha256) == 64:
+            known[entry.sha256.lower()] = layout
+    return known
+
+
 # ---------------------------------------------------------------------------------------------------
 # Loading
 
@@ -142,7 +166,8 @@ class ScriptDetector(torch.nn.Module):
 def load_detector(source: Source, kind: str, *, device: Union[str, torch.device] = "cpu", trust_code: bool = False,
                   cache_dir: Optional[Union[str, os.PathLike]] = None, progress=True) -> torch.nn.Module:
     """The `kind` detector ('inception' or 'vgg16') from a module, path, URL or registry name, on `device`,
-    frozen, with a `digest` attribute (sha256 of the file) that statistics caches key on."""
+    frozen, with a `digest` attribute (sha256 of the file) that statistics caches key on and a `layout`
+    attribute naming what it was read as ('recognised by sha256' when the digest named it)."""
     if kind not in KINDS:
         raise ValueError(f"unknown detector kind {kind!r}: expected one of {', '.join(KINDS)}")
     if isinstance(source, torch.nn.Module):
@@ -155,29 +180,41 @@ def load_detector(source: Source, kind: str, *, device: Union[str, torch.device]
     raw = path.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
     scripted = _is_torchscript(path)
+    known = known_files().get(digest)
+    known_kind = next((k for k, name, *_ in LAYOUTS if name == known), None)
+    if known is not None and known_kind != kind:
+        raise ValueError(f"{path}: {known} (recognised by its sha256), not the {WHAT[kind]} detector")
     if scripted and trust_code:
         try:
             net = ScriptDetector(torch.jit.load(str(path), map_location=device).eval(), kind)
         except (RuntimeError, ValueError, OSError) as e:
             raise ValueError(f"{path}: not a TorchScript detector ({first_line(e)})") from None
+        net.layout = "TorchScript run as itself (trust_code)"
     else:
         tensors = _read_tensors(path, scripted)
-        net = from_tensors(tensors, kind, what=str(path), scripted=scripted)
+        net = from_tensors(tensors, kind, what=str(path), scripted=scripted, layout=known)
+        net.layout += " (recognised by sha256)" if known else ""
     net.digest = digest
     return net.eval().requires_grad_(False).to(device)
 
 
-def from_tensors(tensors: Mapping[str, torch.Tensor], kind: str, what: str = "tensors",
-                 scripted: bool = False) -> torch.nn.Module:
-    """The first layout of `kind` whose names (then, failing that, order and shapes) the tensors fit."""
+def from_tensors(tensors: Mapping[str, torch.Tensor], kind: str, what: str = "tensors", scripted: bool = False,
+                 layout: Optional[str] = None) -> torch.nn.Module:
+    """The first layout of `kind` whose names (then, failing that, order and shapes) the tensors fit; only
+    the layout called `layout` when given (a file recognised by its digest). Its name is the `layout`
+    attribute of the module returned."""
     problems = []
     for layout_kind, name, build, name_map, optional in LAYOUTS:
-        if layout_kind != kind:
+        if layout_kind != kind or layout not in (None, name):
             continue
         pairs, problem = _match(build, tensors, name_map, optional)
         if problem is None:
-            return _build_with(build, pairs, tensors, name_map)
+            net = _build_with(build, pairs, tensors, name_map)
+            net.layout = name
+            return net
         problems.append(f"{name}: {problem}")
+    if layout is not None:
+        raise ValueError(f"{what}: its sha256 is that of {layout}, but its tensors do not fit it ({problems[0]})")
     other = [n for k, n, b, m, o in LAYOUTS if k != kind and _match(b, tensors, m, o)[1] is None]
     if other:
         raise ValueError(f"{what}: holds {other[0]}, not the {WHAT[kind]} detector")
