@@ -12,6 +12,7 @@ from .directions import directions_group
 from .edit import edit
 from .generate import generate
 from .info import info
+from .metrics import metrics
 from .mix import mix
 from .models import models
 from .ops import ops_group
@@ -39,14 +40,15 @@ class _Main(click.Group):
 @click.version_option(stylegan.__version__, prog_name="stylegan")
 def main():
     """StyleGAN toolkit: generate faces, mix styles, align and project photos, edit latents,
-    make training data sets, inspect and convert model files, verify where an image came from.
+    measure networks (FID and friends), make training data sets, inspect and convert model files, verify
+    where an image came from.
 
     NETWORK arguments take a file path (NVIDIA or TF pickle, rosinality .pt, stylegan file), an
     http(s) URL, or a model name from `stylegan models`."""
 
 
-for command in (generate, mix, video, align, project, edit, directions_group, dataset, verify, info, convert,
-                models, ops_group):
+for command in (generate, mix, video, align, project, edit, directions_group, dataset, metrics, verify, info,
+                convert, models, ops_group):
     main.add_command(command)
 
 if __name__ == "__main__":

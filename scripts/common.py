@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 import torch
 
+from stylegan.progress import format_time
+
 
 class IntList(click.ParamType):
     """'0-99,200,300-310' -> 0, ..., 99, 200, 300, ..., 310, held lazily as ranges; repeats are
@@ -147,7 +149,7 @@ class ProgressPrinter:
     @staticmethod
     def _line(event, stats: str) -> str:
         unfinished = event.total and 0 < event.done < event.total
-        left = f"{_duration(event.seconds / event.done * (event.total - event.done))} left" if unfinished else ""
+        left = f"{format_time(event.seconds / event.done * (event.total - event.done))} left" if unfinished else ""
         count = f"{event.done}/{event.total}" if event.total else str(event.done)
         return "  ".join(p for p in (f"{event.stage:8s} {count}", stats, left, event.item or "") if p)
 
@@ -155,11 +157,6 @@ class ProgressPrinter:
         if self.bar is not None:
             self.bar.render_finish()
             self.bar = None
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 # A projection's settings (pipelines/project.py, pipelines/photo.py) as `project` and `edit --photo` spell them.

@@ -182,5 +182,5 @@ def test_progress_lines_outside_a_terminal():
     lines = log.getvalue().splitlines()
     # A line at the first step, then one per tenth, the last one complete: step, stats, time left, item.
     assert [line.split()[1] for line in lines[:-1]] == ["1/200"] + [f"{20 * k}/200" for k in range(1, 11)]
-    assert lines[1] == "project  20/200  loss 0.05  1m30s left  me"
+    assert lines[1] == "project  20/200  loss 0.05  1m 30s left  me"
     assert "left" not in lines[-2] and lines[-1].startswith("tune     1/2  dist 0.5  3s left")
