@@ -15,6 +15,7 @@ from .mix import mix
 from .models import models
 from .ops import ops_group
 from .project import project
+from .train import train
 from .video import video
 
 
@@ -22,13 +23,14 @@ from .video import video
 @click.version_option(stylegan.__version__, prog_name="stylegan")
 def main():
     """StyleGAN toolkit: generate faces, mix styles, align and project photos, edit latents,
-    inspect and convert model files.
+    train and fine-tune networks, inspect and convert model files.
 
     NETWORK arguments take a file path (NVIDIA or TF pickle, rosinality .pt, stylegan file), an
     http(s) URL, or a model name from `stylegan models`."""
 
 
-for command in (generate, mix, video, align, project, edit, directions_group, info, convert, models, ops_group):
+for command in (generate, mix, video, align, project, edit, directions_group, info, convert, models, ops_group,
+                train):
     main.add_command(command)
 
 if __name__ == "__main__":

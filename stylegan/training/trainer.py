@@ -50,7 +50,7 @@ def make_phases(G: torch.nn.Module, D: torch.nn.Module, G_opt: dict, D_opt: dict
     interval iterations, sharing one optimiser whose lr and betas absorb the interval."""
     phases = []
     for name, module, opt, interval in (("G", G, G_opt, G_reg_interval), ("D", D, D_opt, D_reg_interval)):
-        opt = dict(opt)
+        opt = dict(opt, betas=[float(b) for b in opt["betas"]])     # torch's Adam refuses an int beta
         if interval is None:
             adam = torch.optim.Adam(module.parameters(), **opt)
             phases.append(Phase(name + "both", module, adam, 1))
