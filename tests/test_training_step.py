@@ -1,5 +1,7 @@
-"""Training arithmetic against NVIDIA's: four iterations of stylegan2-ada-pytorch's loop, recorded on the CPU
-with every random draw (reference `training_sg2ada32`), replayed through our trainer and augment pipe.
+"""Training arithmetic against NVIDIA's, replayed through our trainer and augment pipe with every random
+draw NVIDIA's code made: four iterations of stylegan2-ada-pytorch's loop (reference `training_sg2ada32`)
+and five of stylegan3's for a tiny conditional StyleGAN3-T with the blur fade-in, two-round gradient
+accumulation and ADA moving p to its floor (tests/fixtures/training_sg3t32, see its .md).
 
 Tolerances. One iteration is NVIDIA's arithmetic up to float32 summation order: losses and gradient
 norms agree to ~1e-6 relative. Adam's first step with beta1 = 0 is lr * g / (|g| + eps): where a
@@ -20,13 +22,15 @@ import pytest
 import torch
 
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1])]
-from conftest import reference_path  # noqa: E402
+from conftest import REPO, reference_path  # noqa: E402
 from training_fixture import Recording, replay  # noqa: E402
 
 from stylegan.training.augment import AugmentPipe  # noqa: E402
 from stylegan.training.rng import Replay, ReplayMismatch  # noqa: E402
 
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
+SG3_PHASES = ("Gboth", "Dmain", "Dreg")
+SG3 = REPO / "tests" / "fixtures" / "training_sg3t32"
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +44,21 @@ def run(rec):
     torch.set_num_threads(1)        # small tensors: one thread is fastest; the sums' order barely moves
     try:
         return replay(rec)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def rec3():
+    return Recording.load(SG3)
+
+
+@pytest.fixture(scope="module")
+def run3(rec3):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return replay(rec3)
     finally:
         torch.set_num_threads(threads)
 
@@ -67,6 +86,7 @@ def losses(rec, run):
 
 
 def grad_norms(rec, run, it, phase):
+    """(ours, NVIDIA's, names): the float64 L2 norm of each parameter's gradient before the step (NaN: none)."""
     names = rec.meta["params"][phase[0]]
     grads = run.grads[(it, phase)]
     got = np.array([np.nan if grads[n] is None else np.linalg.norm(grads[n].double().numpy()) for n in names])
@@ -162,7 +182,7 @@ def test_four_iterations_follow_nvidias(rec, run):
     for key, got, ref in losses(rec, run):
         np.testing.assert_allclose(got, ref, rtol=5e-5, atol=5e-6, err_msg=key)
     for it in range(4):
-        for phase in PHASES:
+        for phase in PHASES + SG3_PHASES[:1]:
             if (it, phase) in run.grads:
                 got, ref, _ = grad_norms(rec, run, it, phase)
                 ok = ~np.isnan(ref)
@@ -183,6 +203,55 @@ def test_four_iterations_follow_nvidias(rec, run):
 
 
 # ----------------------------------------------------------------------------------------------
+# StyleGAN3-T (stylegan3's loop)
+
+
+def test_stylegan3_blur_and_augment_equal_nvidias(rec3):
+    """Iteration 0's eight augment calls (blur sigma 2 first, fakes and reals, two rounds per phase)."""
+    calls = rec3.augment_calls()
+    assert len(calls) == 8
+    pipe = AugmentPipe(**{k: v for k, v in rec3.settings["augment_kwargs"].items() if k != "class_name"})
+    pipe.p.copy_(torch.from_numpy(np.asarray(rec3.npz["init/augment_p"])))
+    for key, source, expected, draws in calls:
+        got = pipe(torch.from_numpy(np.ascontiguousarray(source)), rng=Replay(draws))
+        np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=2e-6, err_msg=key)
+
+
+def test_stylegan3_iterations_follow_nvidias(rec3, run3):
+    """Five iterations (Gboth, Dmain, Dreg every 2; blur sigma 2 -> 0; labels of the fakes drawn): losses,
+    gradients, weights and Adam after the first and last step, the running means, ADA's p at each step."""
+    rec, run = rec3, run3
+    assert run.rng.remaining == 0 and run.rng.label_position == len(rec.npz["np/label_randint"])
+    for key, got, ref in losses(rec, run):
+        tol = dict(rtol=1e-5, atol=1e-6) if key.startswith("it0/") else dict(rtol=5e-5, atol=5e-6)
+        np.testing.assert_allclose(got, ref, err_msg=key, **tol)
+    for it in range(5):
+        for phase in SG3_PHASES:
+            if (it, phase) in run.grads:
+                got, ref, _ = grad_norms(rec, run, it, phase)
+                assert np.array_equal(np.isnan(got), np.isnan(ref)), (it, phase)   # zero gradients, not none
+                ok = ~np.isnan(ref)
+                assert np.linalg.norm(got[ok] - ref[ok]) <= 1e-4 * np.linalg.norm(ref[ok]), (it, phase)
+        assert run.states[it]["augment_p"] == float(rec.npz[f"it{it}/augment_p"]), it
+        assert run.states[it]["ema_beta"] == float(rec.npz[f"it{it}/ema_beta"]), it
+        for name, ref in rec.state(f"it{it}/G_ema").items():
+            if name.endswith(("magnitude_ema", "w_avg")):
+                np.testing.assert_allclose(run.states[it]["G_ema"][name].numpy(), ref.numpy(), rtol=1e-5, atol=1e-7,
+                                           err_msg=f"it{it} {name}")
+    assert [run.states[i]["augment_p"] for i in range(5)] == pytest.approx([0.16, 0.12, 0.08, 0.04, 0.0])
+    lr = rec.meta["effective_optimizers"]["G"]["lr"]
+    for net, pairs in weights_after(rec, run, 0):
+        check_weights(pairs, rtol=1e-5, atol_outlier=lr / 30)
+    assert all(torch.equal(run.states[0]["G"][k], v) for k, v in run.states[0]["G_ema"].items())   # beta 0
+    for net, pairs in weights_after(rec, run, 4):
+        check_weights(pairs, rtol=2e-5, atol_outlier=lr / 30)
+    for net in ("G", "D"):
+        for name, (got, ref) in optimizer_after(rec, run, 4, net).items():
+            d, r = diff(got, ref)
+            assert r < 1e-3 or name.endswith("/exp_avg") and r < 0.1, f"{name}: max abs {d:.3g}, rel {r:.3g}"
+
+
+# ----------------------------------------------------------------------------------------------
 
 
 def worst(pairs) -> tuple[float, float]:
@@ -194,17 +263,17 @@ def worst(pairs) -> tuple[float, float]:
 def measure(rec, run) -> list[tuple[str, float, float]]:
     """(quantity, max abs, max rel) of every recorded quantity; rel is per tensor, against its max |value|."""
     rows = []
-    for it in range(4):
+    for it in range(rec.settings["iters"]):
         rows.append((f"it{it} losses (all Loss/* vectors)",
                      *worst((g, r) for k, g, r in losses(rec, run) if k.startswith(f"it{it}/"))))
-        for phase in PHASES:
+        for phase in PHASES + SG3_PHASES[:1]:
             if (it, phase) in run.grads:
                 got, ref, _ = grad_norms(rec, run, it, phase)
                 ok = ~np.isnan(ref)
                 rel = np.abs(got[ok] - ref[ok]) / np.maximum(ref[ok], 1e-30)
                 rows.append((f"it{it} {phase} gradient norms (worst parameter)", float(np.abs(got[ok] - ref[ok]).max()),
                              float(rel.max())))
-                if it == 0:
+                if it == 0 and f"it0/{phase}/grad/{rec.meta['params'][phase[0]][0]}" in rec.npz:
                     w = worst((run.grads[(0, phase)][n].numpy(), rec.npz[f"it0/{phase}/grad/{n}"])
                               for n in rec.meta["params"][phase[0]])
                     rows.append((f"it0 {phase} gradients (worst tensor)", *w))
@@ -215,13 +284,19 @@ def measure(rec, run) -> list[tuple[str, float, float]]:
                 for k in ("exp_avg", "exp_avg_sq"):
                     pairs = [v for n, v in optimizer_after(rec, run, it, net).items() if n.endswith("/" + k)]
                     rows.append((f"it{it} {net} Adam {k} (worst tensor)", *worst(pairs)))
-    rows.append(("pl_mean after it3", *diff(float(run.trainer.loss.pl_mean), float(rec.npz["it3/pl_mean"]))))
+    last = rec.settings["iters"] - 1
+    if f"it{last}/pl_mean" in rec.npz:
+        rows.append((f"pl_mean after it{last}", *diff(run.states[last]["pl_mean"], float(rec.npz[f"it{last}/pl_mean"]))))
+    p = [(run.states[i]["augment_p"], float(rec.npz[f"it{i}/augment_p"])) for i in range(last + 1)]
+    rows.append(("augment p after each iteration", *worst(([a], [b]) for a, b in p)))
     return rows
 
 
 if __name__ == "__main__":
     from conftest import REFERENCE_DIR
     torch.set_num_threads(1)
-    r = Recording.load(REFERENCE_DIR / "training_sg2ada32")
-    for q, a, rel in measure(r, replay(r)):
-        print(f"{q:50s} max abs {a:9.3g}   max rel {rel:9.3g}")
+    for path in (REFERENCE_DIR / "training_sg2ada32", SG3):
+        print(path.name)
+        r = Recording.load(path)
+        for q, a, rel in measure(r, replay(r)):
+            print(f"  {q:50s} max abs {a:9.3g}   max rel {rel:9.3g}")

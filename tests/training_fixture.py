@@ -56,6 +56,8 @@ class Recording:
 
     def augment_calls(self) -> list[tuple[str, np.ndarray, np.ndarray, list]]:
         """(key, input, output, draws) of every recorded augment call, from the module-call outputs."""
+        if any(k.startswith("it0/calls/") for k in self.npz):
+            return self._flat_augment_calls()
         calls, by_phase = [], {}
         for d in self.meta["random_draws"]:
             if d["iteration"] >= 0 and d["site"].startswith("training/augment.py"):
@@ -74,18 +76,44 @@ class Recording:
                 calls.append((key, source, self.npz[key], draws))
         return calls
 
+    def _flat_augment_calls(self):
+        """stylegan3 recording: iteration 0's calls as `it0/calls/NN_<phase>_<module>`, rounds of
+        batch_gpu; fakes and reals reach the pipe blurred (training/loss.py `blur`)."""
+        from stylegan.training.loss import blur
+        s = self.meta["settings"]
+        draws = [d for d in self.meta["random_draws"] if d["iteration"] == 0 and d["site"].startswith("training/augment")]
+        keys = sorted(k for k in self.npz if k.startswith("it0/calls/"))
+        reals = self.npz["it0/reals_uint8"].astype(np.float32) / 127.5 - 1
+        sigma = float(self.npz["it0/blur_sigma"])
+        calls, rounds, n = [], {}, 0
+        for i, key in enumerate(keys):
+            if not key.endswith("_augment"):
+                continue
+            phase = key.split("_")[1]
+            prev = keys[i - 1] if i > 0 else ""
+            if prev.endswith("_synthesis") and prev.split("_")[1] == phase:
+                source = blur(torch.from_numpy(self.npz[prev]), sigma).numpy()
+            else:
+                r = rounds[phase] = rounds.get(phase, -1) + 1
+                source = blur(torch.from_numpy(reals[r * s["batch_gpu"]:(r + 1) * s["batch_gpu"]]), sigma).numpy()
+            mine = draws[n * 26:(n + 1) * 26]
+            n += 1
+            calls.append((key, source, self.npz[key], [(DRAW_KINDS[d["op"]], torch.from_numpy(
+                np.asarray(self.npz[f"rng/{d['idx']:05d}"]))) for d in mine]))
+        return calls
 
-class _SizeOnly:
+
+class _Labels:
     """The recorded run's data set, as far as the labels of the fakes need it."""
 
-    def __init__(self, n: int, c_dim: int):
-        self.n, self.c_dim = n, c_dim
+    def __init__(self, n: int, labels: np.ndarray):
+        self.n, self.labels = n, labels
 
     def __len__(self):
         return self.n
 
     def get_label(self, idx):
-        return np.zeros([self.c_dim], np.float32)
+        return self.labels[idx].copy()
 
 
 def _kwargs(d: dict) -> dict:
@@ -101,13 +129,23 @@ class Replayed:
     rng: Replay | None = None
 
 
-def build_trainer(rec: Recording, rules: str = "stylegan2-ada") -> Trainer:
+def code_base(rec: Recording) -> tuple[str, str]:
+    """(our architecture, training rules) of a recording: stylegan2-ada-pytorch's or stylegan3's."""
+    if rec.settings["G_kwargs"]["class_name"] == "training.networks_stylegan3.Generator":
+        return "stylegan3", "stylegan3"
+    return "stylegan2", "stylegan2-ada"
+
+
+def build_trainer(rec: Recording) -> Trainer:
     s = rec.settings
-    G = create_model("stylegan2", **canonical_kwargs("stylegan2", _kwargs(s["G_kwargs"]), ada=True))
+    arch, rules = code_base(rec)
+    ada = rules == "stylegan2-ada"
+    G = create_model(arch, **canonical_kwargs(arch, _kwargs(s["G_kwargs"]), ada=ada))
     D = create_model("stylegan2_discriminator",
-                     **canonical_kwargs("stylegan2_discriminator", _kwargs(s["D_kwargs"]), ada=True))
-    G_ema = create_model("stylegan2", **G.init_kwargs)
-    for net, key in ((G, "init/G"), (D, "init/D"), (G_ema, "init/G_ema")):
+                     **canonical_kwargs("stylegan2_discriminator", _kwargs(s["D_kwargs"]), ada=ada))
+    G_ema = create_model(arch, **G.init_kwargs)
+    G_ema_key = "init/G_ema" if rec.state("init/G_ema") else "init/G"   # stylegan3's starts as a copy of G
+    for net, key in ((G, "init/G"), (D, "init/D"), (G_ema, G_ema_key)):
         net.load_state_dict(rec.state(key))
     G.train().requires_grad_(False)
     D.train().requires_grad_(False)
@@ -115,7 +153,8 @@ def build_trainer(rec: Recording, rules: str = "stylegan2-ada") -> Trainer:
     augment = AugmentPipe(**_kwargs(s["augment_kwargs"]))
     augment.p.copy_(torch.from_numpy(np.asarray(rec.npz["init/augment_p"])))
     loss = StyleGAN2Loss(G, D, augment, **_kwargs(s["loss_kwargs"]), rules=rules)
-    loss.pl_mean.copy_(torch.from_numpy(np.asarray(rec.npz["init/pl_mean"])))
+    if "init/pl_mean" in rec.npz:
+        loss.pl_mean.copy_(torch.from_numpy(np.asarray(rec.npz["init/pl_mean"])))
     phases = make_phases(G, D, _kwargs(s["G_opt_kwargs"]), _kwargs(s["D_opt_kwargs"]), s["G_reg_interval"],
                          s["D_reg_interval"])
     return Trainer(G, D, G_ema, loss, phases, batch_size=s["batch_size"], batch_gpu=s["batch_gpu"],
@@ -145,14 +184,17 @@ def replay(rec: Recording, iterations: int | None = None) -> Replayed:
             n: None if p.grad is None else p.grad.detach().clone() for n, p in phase.module.named_parameters()}
 
     trainer._run_phase = recording_phase
-    labels = _SizeOnly(s["dataset"]["n"], s["G_kwargs"]["c_dim"])
+    n, c_dim = s["dataset"]["n"], s["G_kwargs"]["c_dim"]
+    labels = _Labels(n, rec.npz["data/labels"] if c_dim else np.zeros([n, 0], np.float32))
     for it in range(iterations if iterations is not None else s["iters"]):
         reals = torch.from_numpy(rec.npz[f"it{it}/reals_uint8"])
-        trainer.step(reals, torch.zeros([reals.shape[0], s["G_kwargs"]["c_dim"]]), out.rng, labels)
+        trainer.step(reals, torch.from_numpy(labels.labels[rec.npz[f"it{it}/sampler_idx"]]), out.rng, labels)
         out.states[it] = {"G": _clone(trainer.G.state_dict()), "D": _clone(trainer.D.state_dict()),
                           "G_ema": _clone(trainer.G_ema.state_dict()),
                           "G_opt": _opt_state(trainer.phases[0].opt, trainer.G),
-                          "D_opt": _opt_state(trainer.phases[-1].opt, trainer.D)}
+                          "D_opt": _opt_state(trainer.phases[-1].opt, trainer.D),
+                          "augment_p": float(trainer.augment_pipe.p), "ema_beta": trainer.last_ema_beta,
+                          "pl_mean": float(trainer.loss.pl_mean)}
     return out
 
 

@@ -356,6 +356,8 @@ class _Loop:
     def _snapshot(self, now: float) -> Optional[Path]:
         t = self.trainer
         name = snapshot_name(t.cur_nimg)
+        if self.world > 1:
+            _check_ranks_agree(t)
         state = self.state(name)                  # every rank takes part in gathering the random states
         path = None
         if self.rank == 0:
@@ -392,6 +394,21 @@ class _Loop:
                     f.write(r.jsonl(snapshot=snapshot_name).rstrip("\n") + "\n")
                 for key, value in r.results.items():
                     self.stats.report0(f"Metrics/{key}", value)
+
+
+def _check_ranks_agree(trainer: Trainer) -> None:
+    """NVIDIA's check at every snapshot: every rank holds the same weights (running means aside)."""
+    import torch.distributed as dist
+    for net, module in (("G", trainer.G), ("D", trainer.D), ("G_ema", trainer.G_ema)):
+        for name, t in list(module.named_parameters()) + list(module.named_buffers()):
+            if re.fullmatch(r".*\.[^.]+_(avg|ema)", name):
+                continue
+            mine = torch.nan_to_num(t.detach())
+            other = mine.clone()
+            dist.broadcast(other, src=0)
+            if not torch.equal(mine, other):
+                raise TrainingError(f"rank {dist.get_rank()} holds another {net}.{name} than rank 0: the processes "
+                                    "diverged (a non-deterministic kernel, or ranks fed different settings)")
 
 
 def tick_line(f: dict) -> str:
