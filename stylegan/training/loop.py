@@ -1,7 +1,7 @@
 """The training story: NVIDIA's loop (ticks, snapshots, stats.jsonl, metrics) around `Trainer.step`.
 
     train(TrainingOptions(data="faces.zip", outdir="runs", cfg="auto", kimg=1000))   # a new run
-    train(TrainingOptions(data="faces.zip", resume="ffhq-256", ...))                 # fine-tune a network
+    train(TrainingOptions(data="faces.zip", resume="stylegan2-ffhq-256", ...))       # fine-tune a network
     resume_training("runs/00003-.../")                                               # continue a run
 
 A run folder holds training_options.json (the resolved setup), reals.png, fakes_init.png,
@@ -68,7 +68,6 @@ def train(options: TrainingOptions, *, device: Optional[str] = None, progress: O
     """A new run in a new folder under `options.outdir`; `options.resume` names a network to
     fine-tune (any format `stylegan.load` reads, or a zoo name). To continue a run, `resume_training`."""
     rank, world = distributed.rank_and_world()
-    distributed.init()
     device = _device(device)
     if world > 1 and world != options.gpus:
         options = dataclasses.replace(options, gpus=world)      # under torchrun the processes are the GPUs
@@ -87,7 +86,7 @@ def resume_training(path: str | os.PathLike, *, device: Optional[str] = None, ki
                     should_stop: Optional[Callable[[], bool]] = None) -> TrainingResult:
     """Continue a run from its newest snapshot (`path` a run folder) or from a given snapshot file,
     in that snapshot's folder; `kimg` etc. change the run's length and schedule, `data` the data set's path."""
-    distributed.init()
+    _device(device)
     path = Path(path)
     file = latest_snapshot(path) if path.is_dir() else path
     if file is None:
@@ -111,11 +110,19 @@ def open_data(path: str | os.PathLike, **kwargs) -> ImageDataset:
 
 
 def _device(device: Optional[str]) -> torch.device:
+    """The training device (one GPU per torchrun rank), its process group joined (NCCL on GPUs, gloo on
+    the CPU) and NVIDIA's GPU settings made: cuDNN autotuning on, TF32 off (it costs accuracy)."""
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))   # one GPU per torchrun rank
+    if device.type == "cuda":
+        if device.index is None:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    distributed.init("nccl" if device.type == "cuda" else "gloo")
     return device
 
 
@@ -308,6 +315,8 @@ class _Loop:
             fields["gpumem"] = torch.cuda.max_memory_allocated(self.device) / 2 ** 30
             fields["reserved"] = torch.cuda.max_memory_reserved(self.device) / 2 ** 30
             torch.cuda.reset_peak_memory_stats(self.device)
+        for phase, seconds in t.phase_seconds().items():
+            r0(f"Timing/{phase}", seconds * 1e3)
         for key, name in (("tick", "Progress/tick"), ("kimg", "Progress/kimg"), ("time", "Timing/total_sec"),
                           ("sec/tick", "Timing/sec_per_tick"), ("sec/kimg", "Timing/sec_per_kimg"),
                           ("maintenance", "Timing/maintenance_sec"), ("cpumem", "Resources/cpu_mem_gb"),

@@ -86,6 +86,7 @@ class Trainer:
         self.cur_nimg = 0
         self.batch_idx = 0
         self.last_ema_beta: float = 0.0
+        self._events: dict = {}
 
     @property
     def device(self) -> torch.device:
@@ -116,7 +117,20 @@ class Trainer:
             adjust_p(self.augment_pipe.p, self.ada_stats["Loss/signs/real"], self.ada_target,
                      self.batch_size * self.ada_interval, self.ada_kimg)
 
+    def phase_seconds(self) -> dict[str, float]:
+        """Each phase's GPU time in the last iteration that ran it (NVIDIA's Timing/<phase>; CUDA only)."""
+        out = {}
+        for name, (start, end) in self._events.items():
+            end.synchronize()
+            out[name] = start.elapsed_time(end) / 1e3
+        return out
+
     def _run_phase(self, phase: Phase, reals, reals_c, gen_z, gen_c, rng) -> None:
+        events = None
+        if self.device.type == "cuda" and self.rank == 0:
+            events = self._events[phase.name] = (torch.cuda.Event(enable_timing=True),
+                                                 torch.cuda.Event(enable_timing=True))
+            events[0].record(torch.cuda.current_stream(self.device))
         phase.opt.zero_grad(set_to_none=True)
         phase.module.requires_grad_(True)
         for real_img, real_c, z, c in zip(reals, reals_c, gen_z, gen_c):
@@ -134,6 +148,8 @@ class Trainer:
             for p, g in zip(params, flat.split([p.numel() for p in params])):
                 p.grad = g.reshape(p.shape)
         phase.opt.step()
+        if events is not None:
+            events[1].record(torch.cuda.current_stream(self.device))
 
     def ema_beta(self) -> float:
         ema_nimg = self.ema_kimg * 1000
