@@ -123,3 +123,20 @@ def assert_uint8_matches(got: np.ndarray, ref: np.ndarray | torch.Tensor, atol: 
     bad = (got < lo) | (got > hi)
     assert not bad.any(), (f"{bad.sum()} of {bad.size} pixels are not what a float image within {atol} of the "
                            f"reference gives (first at {np.argwhere(bad)[0].tolist()})")
+
+
+@pytest.fixture(scope="module")
+def detector():
+    """dlib's landmarks with the 68-point model of face-recognition-models (skipped without; CI fails)."""
+    pytest.importorskip("dlib")
+    from stylegan.faces.landmarks import DlibLandmarks, packaged_model
+    if packaged_model("landmarks-68") is None:
+        if os.environ.get("CI"):
+            pytest.fail("face-recognition-models is not installed")
+        pytest.skip("face-recognition-models is not installed")
+    return DlibLandmarks()
+
+
+def pytest_configure(config):
+    # tests/gpu: the few small launches that racecheck and synccheck run (tests/gpu/sanitize.sh)
+    config.addinivalue_line("markers", "small: a few small launches, the cases racecheck and synccheck run")

@@ -389,13 +389,13 @@ class _Loop:
         if not names:
             return
         try:
-            from .. import metrics
+            from ..metrics import compute
         except ImportError:
             if self.rank == 0 and not self.metrics_note_given:
                 self._log(f"Metrics {', '.join(names)} skipped: this installation has no stylegan.metrics")
                 self.metrics_note_given = True
             return
-        results = metrics.compute(self.trainer.G_ema, self.dataset, names, device=self.device,
+        results = compute(self.trainer.G_ema, self.dataset, names, device=self.device,
                                   progress=self.progress, rank=self.rank, world_size=self.world)
         if self.rank == 0:
             for r in results:
