@@ -1,4 +1,4 @@
-"""`stylegan train`: NVIDIA's train.py flags -> stylegan.training; tick lines on stderr (rank 0)."""
+"""`stylegan train`: NVIDIA's train.py flags -> stylegan.training; a line per tick on stderr (rank 0)."""
 from __future__ import annotations
 
 import os
@@ -114,7 +114,7 @@ def train(ctx, outdir, cfg, data, gpus, batch, batch_gpu, gamma, kimg, tick, sna
     if result is not None and rank == 0:
         how = "stopped" if result.stopped else "done"
         where = f"; last snapshot {result.snapshot}" if result.snapshot else ""
-        click.echo(f"{how} at kimg {result.cur_nimg / 1e3:.1f} in {result.run_dir}{where}", err=True)
+        click.echo(f"{how} at kimg {result.cur_nimg / 1e3:g} in {result.run_dir}{where}", err=True)
 
 
 def _checked(fn):
@@ -145,7 +145,13 @@ def _start(params, explicit, stop, rank, dry_run, quiet=False):
         if not quiet:
             click.echo(json.dumps(setup.to_json(), indent=2))
         return None
-    return train(options, device=params["device"], progress=_Ticks(rank), should_stop=stop)
+    return train(options, device=params["device"], progress=_progress(rank), should_stop=stop)
+
+
+def _progress(rank: int):
+    """Tick lines (a bar on a terminal) from rank 0 alone; the others train in silence."""
+    from .common import ProgressPrinter
+    return ProgressPrinter(each=("train",)) if rank == 0 else None
 
 
 def _continue(params, explicit, stop, rank, dry_run):
@@ -155,25 +161,8 @@ def _continue(params, explicit, stop, rank, dry_run):
         return None
     given = {k: (list(params[k]) if k == "metrics" else params[k]) if k in explicit else None
              for k in ("kimg", "snap", "tick", "metrics")}
-    return resume_training(params["resume"], device=params["device"], data=params["data"], progress=_Ticks(rank),
+    return resume_training(params["resume"], device=params["device"], data=params["data"], progress=_progress(rank),
                            should_stop=stop, **given)
-
-
-class _Ticks:
-    """Progress events -> NVIDIA's tick lines on stderr (rank 0 only; log.txt has them too)."""
-
-    def __init__(self, rank: int):
-        self.rank = rank
-
-    def __call__(self, event):
-        if self.rank != 0 or event.stage != "train":
-            return
-        if not event.stats:
-            click.echo(f"Training in {event.item} for {event.total / 1e3:g} kimg", err=True)
-            return
-        from stylegan.training.loop import tick_line
-        line = tick_line(event.stats)
-        click.echo(line + (f"\n  snapshot {event.item}" if event.item else ""), err=True)
 
 
 class _StopOnInterrupt:

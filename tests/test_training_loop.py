@@ -96,8 +96,10 @@ def test_cpu_run_writes_nvidias_run_folder_and_its_snapshots_are_networks(data, 
     assert {"training_options.json", "reals.png", "fakes_init.png", "stats.jsonl", "log.txt"} <= names
     snaps = sorted(run.glob("network-snapshot-*.stylegan"))
     assert [p.name for p in snaps] == ["network-snapshot-000000.stylegan"]
-    ticks = [line for line in r.output.splitlines() if line.startswith("tick ")]
-    assert len(ticks) == 3 and "sec/kimg" in ticks[0] and "augment" in ticks[0]     # 12 images, a tick per 4
+    ticks = [line for line in r.output.splitlines() if line.startswith("train ") and "sec/kimg" in line]
+    assert len(ticks) == 3 and "kimg 0.004" in ticks[0] and "augment 0" in ticks[0]  # 12 images, a tick per 4
+    log = (run / "log.txt").read_text().splitlines()                                   # NVIDIA's tick lines
+    assert len(log) == 3 and log[0].startswith("tick 0 ") and "maintenance" in log[0] and "augment 0.000" in log[0]
     lines = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert len(lines) == 3
     for key in ("Loss/G/loss", "Loss/D/loss", "Loss/scores/real", "Loss/signs/fake", "Loss/r1_penalty",
@@ -226,7 +228,7 @@ def test_bad_options_and_resumes(tmp_path, data):
     (run,) = (tmp_path / "runs").iterdir()
     one_line_error(run_cli("--resume", run, "--gamma", "3"), "--gamma", "cannot change")
     r = run_cli("--resume", run, "--kimg", "0.008")
-    assert r.exit_code == 0 and "done at kimg 0.0" in r.output, r.output
+    assert r.exit_code == 0 and "done at kimg 0.008" in r.output, r.output
     assert read_state(sorted(run.glob("network-snapshot-*"))[-1])["trainer"]["cur_nimg"] == 8
 
 

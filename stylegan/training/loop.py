@@ -11,7 +11,8 @@ one line per tick), log.txt (the tick lines) and metric-<name>.jsonl. Only rank 
 A snapshot holds everything the next iteration depends on, so continuing from it on the same number
 of processes gives the run that was never stopped, bit for bit on the CPU. `should_stop` (e.g. Ctrl-C
 in the command line) ends the run at the next iteration with a snapshot. The library prints nothing:
-each tick is a `Progress` event whose stats are NVIDIA's tick fields (`tick_line` formats them).
+each tick is a `Progress` event (stage 'train', done = images shown) with the tick's kimg, sec/kimg,
+memory and augment p; log.txt gets NVIDIA's full tick line.
 """
 from __future__ import annotations
 
@@ -283,7 +284,7 @@ class _Loop:
                 self._write_stats(tick_end_time)
             if snapshot_now:
                 last = self._snapshot(tick_end_time)
-            emit(self.progress, Progress("train", trainer.cur_nimg, int(s.total_kimg * 1000), stats=fields,
+            emit(self.progress, Progress("train", trainer.cur_nimg, int(s.total_kimg * 1000), stats=_shown(fields),
                                          item=str(last) if snapshot_now and last else None,
                                          seconds=self.elapsed + tick_end_time - self.start_time))
             self.cur_tick += 1
@@ -420,8 +421,15 @@ def _check_ranks_agree(trainer: Trainer) -> None:
                                     "diverged (a non-deterministic kernel, or ranks fed different settings)")
 
 
+def _shown(f: dict) -> dict:
+    """A tick's numbers worth showing as it goes (log.txt has NVIDIA's whole tick line)."""
+    memory = ("gpumem", f["gpumem"]) if f["gpumem"] > 0 else ("cpumem", f["cpumem"])
+    return {"tick": f["tick"], "kimg": round(f["kimg"], 3), "sec/kimg": f["sec/kimg"], memory[0]: memory[1],
+            "augment": f["augment"]}
+
+
 def tick_line(f: dict) -> str:
-    """NVIDIA's status line of a tick from a Progress event's stats."""
+    """NVIDIA's status line of a tick from its fields."""
     return (f"tick {f['tick']:<5d} kimg {f['kimg']:<8.1f} time {_format_time(f['time']):<12s} "
             f"sec/tick {f['sec/tick']:<7.1f} sec/kimg {f['sec/kimg']:<7.2f} maintenance {f['maintenance']:<6.1f} "
             f"cpumem {f['cpumem']:<6.2f} gpumem {f['gpumem']:<6.2f} reserved {f['reserved']:<6.2f} "
