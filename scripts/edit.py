@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import IntList, load_networks, resolve_device
+from .common import IntList, base_provenance, load_networks, provenance_options, resolve_device
 
 
 @click.command(epilog="""\b
@@ -55,8 +55,9 @@ a later edit of the same photo with the same settings starts from it.""")
 @click.option("--report", is_flag=True, help="Write report.csv: attribute change, identity distance, leakage.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (for a photo, its kept projection too).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
+@provenance_options
 def edit(network, seeds, latents, photo, edits, values, psi, outdir, grid, video, face, space, steps, pti, pti_steps,
-         loss, seed, paste_back, report, overwrite, device):
+         loss, seed, paste_back, report, overwrite, device, no_watermark, sign):
     """Render edits: for each input and --edit, a strip of images over the strengths (NAME_EDIT.png).
 
     With --photo the folder also keeps what the photo cost to compute: its aligned crop
@@ -81,9 +82,13 @@ def edit(network, seeds, latents, photo, edits, values, psi, outdir, grid, video
         raise click.BadParameter(str(e), param_hint="--edit") from None
     check_outdir(outdir)
     outdir = Path(outdir)
+    made = base_provenance(network, no_watermark, sign)
     dev = resolve_device(device)
     nets = load_networks(network, dev)
     G = nets.generator
+    from stylegan.provenance import file_digest
+    from torch_utils.misc import network_digest
+    made = made.with_(operation="edit", network=network_digest(G))
     edited = None
     try:
         if seeds is not None:
@@ -92,6 +97,7 @@ def edit(network, seeds, latents, photo, edits, values, psi, outdir, grid, video
             with torch.no_grad():
                 ws = map_seeds(G, seeds, psi)
             names = [f"seed{s:04d}" for s in seeds]
+            inputs = [made.with_(seed=int(s), psi=psi) for s in seeds]
         elif latents:
             import torch
             from stylegan.io.latents import check_compatible, load_latents
@@ -102,12 +108,14 @@ def edit(network, seeds, latents, photo, edits, values, psi, outdir, grid, video
             ws = torch.cat(ws_list)
             names = [Path(p).name.split(".")[0] + (f"_{j}" if len(w) > 1 else "")
                      for p, w in zip(latents, ws_list) for j in range(len(w))]
+            inputs = [made.with_(latent=file_digest(p)) for p, w in zip(latents, ws_list) for _ in range(len(w))]
         else:
             names = [Path(photo).stem]
+            inputs = [made.with_(photo=file_digest(photo), details={"projection": space, "pti": bool(pti)})]
             _refuse_existing(outdir, names, specs, grid, video, report, overwrite)
             edited = _edit_photo(G, nets, dev, photo, specs, outdir, face=face, space=space, steps=steps or 1000,
                                  pti=pti, pti_steps=pti_steps, loss=loss, seed=seed, paste_back=paste_back,
-                                 report=report, overwrite=overwrite)
+                                 report=report, overwrite=overwrite, provenance=inputs[0])
             specs = edited.edits
         if edited is not None:      # one input: [S, 1, H, W, C] per edit, as render_edits gives
             results = [f[:, None] for f in (edited.pasted if paste_back else edited.crops)]
@@ -124,15 +132,20 @@ def edit(network, seeds, latents, photo, edits, values, psi, outdir, grid, video
             if path.exists() and not overwrite and edited is None:
                 raise click.ClickException(f"{path} exists: pass --overwrite to replace it")
             frames = images[:, i]
-            save_image(strip(frames), path)
+            mine = inputs[i].with_(edits=tuple((spec.label, s) for s in spec.strengths))
+            if edited is not None and paste_back:
+                mine = mine.with_(kind="composite", operation="paste-back")
+            save_image(strip(frames), path, mine)
             if video:
                 from stylegan.pipelines.video import write_video
-                write_video(iter(frames), outdir / f"{name}_{spec.label}.mp4", fps=max(2, len(frames) // 2))
+                write_video(iter(frames), outdir / f"{name}_{spec.label}.mp4", fps=max(2, len(frames) // 2),
+                            provenance=mine.with_(signer=None))
             if measures is not None:
                 measured.extend(measures.rows(name, spec, frames))
         if grid:
             save_image(np.concatenate([strip(images[:, i]) for i in range(len(names))], axis=0),
-                       outdir / f"grid_{spec.label}.png")
+                       outdir / f"grid_{spec.label}.png",
+                       made.with_(edits=tuple((spec.label, s) for s in spec.strengths), details={"inputs": names}))
     if measured is not None:
         write_report(outdir / "report.csv", measured.rows)
         for note in measured.notes:
@@ -158,7 +171,7 @@ def _refuse_existing(outdir, names, specs, grid, video, report, overwrite):
 
 
 def _edit_photo(G, nets, device, photo, specs, outdir, *, face, space, steps, pti, pti_steps, loss, seed,
-                paste_back, report, overwrite):
+                paste_back, report, overwrite, provenance):
     """The photo story (stylegan.edit_photo), starting from the projection the folder keeps when
     it was made with the same settings, and keeping a new one there."""
     from stylegan.faces import read_photo
@@ -181,7 +194,7 @@ def _edit_photo(G, nets, device, photo, specs, outdir, *, face, space, steps, pt
         if kept is None:     # kept as soon as it exists: an interrupted edit does not cost the projection
             _, kept = project_photo(G, image, face=face, space=space, steps=steps, pti=pti, pti_steps=pti_steps,
                                     loss=loss_factory_for(loss, nets, device)(), seed=seed, progress=printer)
-            save_projection(kept, outdir, name, settings, image.shape, source=photo)
+            save_projection(kept, outdir, name, settings, image.shape, source=photo, provenance=provenance)
         else:
             click.echo(f"starting from the projection kept in {outdir} ({name}.w.safetensors)", err=True)
         kept.directions.update(directions)

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Training data sets read and align photos, so they sit above faces.
 RANKS = {
     "_errors": 0, "_version": 0, "images": 0, "seeds": 0, "progress": 0, "distributed": 0,
-    "_files": 1,
+    "_files": 1, "provenance": 1,
     "networks": 2, "hub": 2,
     "loaders": 3, "io": 3, "faces": 3,
     "inversion": 4, "editing": 4, "data": 4,

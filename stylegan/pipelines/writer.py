@@ -1,32 +1,49 @@
-"""Image files written off the generator's thread, atomically, never overwriting by accident."""
+"""Image files written off the generator's thread, atomically, never overwriting by accident.
+
+Every image the toolkit writes or hands out (a file here, bytes for the web page) is encoded by
+`encode_image`, which takes the image's `Provenance` as a required argument: the one place where
+what an image carries (metadata, watermark, a C2PA signature) is decided, so no story can forget it."""
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .._files import atomic_output
+from ..provenance import Provenance, embed, mark_pixels
 
 FORMATS = {"png": {"compress_level": 1}, "jpg": {"quality": 95}}
 
 
-def save_image(img: np.ndarray, path: Path, **params) -> None:
+def encode_image(img: np.ndarray, fmt: str, provenance: Provenance, title: str | None = None,
+                 premarked: bool = False, **params) -> bytes:
+    """[H, W, C] uint8 -> the bytes of a `fmt` ('png', 'jpg') file carrying `provenance` (see
+    provenance.embed); `title` names the file in a C2PA manifest."""
+    return embed(img, provenance, fmt, title, premarked, **params)
+
+
+def save_image(img: np.ndarray, path: Path, provenance: Provenance, premarked: bool = False, **params) -> None:
     """Write atomically: an interrupted run leaves no truncated image behind to be skipped on resume."""
     path = Path(path)
-    fmt = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG"}[path.suffix[1:].lower()]
+    data = encode_image(img, path.suffix[1:], provenance, path.name, premarked, **params)
     with atomic_output(path) as tmp:
-        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(tmp, format=fmt, **params)
+        tmp.write_bytes(data)
 
 
 class ImageWriter:
     """Encodes and writes images on worker threads so the network never waits for PNG encoding.
 
-    PIL releases the GIL while compressing, so a couple of threads keep up with the generator."""
+    PIL releases the GIL while compressing, and the watermark's numpy and scipy work releases it too,
+    so threads keep up with a GPU generator. `mark_on_caller`: put the watermark in on the caller's
+    thread, in `put`: for a CPU generator, whose threads already hold every core, a worker doing it
+    alongside makes both wait on each other (benchmarks/watermark.py measures both)."""
 
-    def __init__(self, num_threads: int = 2, max_pending: int = 64):
+    def __init__(self, num_threads: int | None = None, max_pending: int = 64, mark_on_caller: bool = False):
+        self.mark_on_caller = mark_on_caller
+        num_threads = num_threads or max(2, min(8, os.cpu_count() or 2))
         self._queue: queue.Queue = queue.Queue(max_pending)
         self._error: BaseException | None = None
         self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(num_threads)]
@@ -44,9 +61,11 @@ class ImageWriter:
                 self._queue.task_done()
         self._queue.task_done()
 
-    def put(self, img: np.ndarray, path: Path, **params) -> None:
+    def put(self, img: np.ndarray, path: Path, provenance: Provenance, **params) -> None:
         self._raise()
-        self._queue.put((img, Path(path), params))
+        if self.mark_on_caller:
+            img, params["premarked"] = mark_pixels(img, provenance)
+        self._queue.put((img, Path(path), dict(params, provenance=provenance)))
 
     def close(self) -> None:
         """Wait for every queued image to be on disk."""
