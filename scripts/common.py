@@ -253,15 +253,19 @@ def provenance_options(f):
     return f
 
 
-def base_provenance(network: str, no_watermark: bool = False, sign=None):
+def base_provenance(network: str | None, no_watermark: bool = False, sign=None):
     """What the command knows of every image it writes: the network as the user named it (a file by
-    its name only: a folder path says more about the user than about the image), the watermark
-    choice, the signer. Bad key or certificate files are one line, before any work."""
+    its name only: a folder path says more about the user than about the image; None where the
+    command makes the network, as training does), the watermark choice, the signer. Bad key or
+    certificate files are one line, before any work."""
     from pathlib import Path
     from stylegan.provenance import Provenance, Signer
     try:
         signer = Signer.from_files(*sign) if sign else Signer.from_env()
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    source = network if "://" in network or not Path(network).exists() else Path(network).name
+    if network is None:
+        source = None
+    else:
+        source = network if "://" in network or not Path(network).exists() else Path(network).name
     return Provenance(network_source=source, watermark=not no_watermark, signer=signer)

@@ -8,8 +8,11 @@ import sys
 
 import click
 
+from .common import base_provenance, provenance_options
+
 # Flags that may change when a run continues (the rest are the run's, fixed when it started).
-_CONTINUE_FLAGS = {"resume", "kimg", "snap", "tick", "metrics", "data", "device", "workers", "outdir", "gpus"}
+_CONTINUE_FLAGS = {"resume", "kimg", "snap", "tick", "metrics", "data", "device", "workers", "outdir", "gpus",
+                   "no_watermark", "sign"}
 
 
 def _metric_list(ctx, param, value):
@@ -78,16 +81,18 @@ iteration with a snapshot; a second Ctrl-C aborts at once (the last snapshot sta
 @click.option("--desc", default=None, help="Text added to the run folder's name.")
 @click.option("--device", default=None, help="cuda or cpu  [default: cuda when available]")
 @click.option("-n", "--dry-run", is_flag=True, help="Print the resolved settings and exit.")
+@provenance_options
 @click.pass_context
 def train(ctx, outdir, cfg, data, gpus, batch, batch_gpu, gamma, kimg, tick, snap, metrics, seed, cond, mirror,
           subset, aug, p, target, augpipe, resume, freezed, glr, dlr, map_, cbase, cmax, mbstd_group, fp32,
-          workers, desc, device, dry_run):
+          workers, desc, device, dry_run, no_watermark, sign):
     """Train a StyleGAN2-ADA or StyleGAN3 network, NVIDIA's way: its presets, losses, lazy
     regularisation, ADA, G_ema and snapshots, on this toolkit's networks and ops.
 
     A run writes, in OUTDIR/NNNNN-desc/: training_options.json, reals.png, fakes*.png and
     network-snapshot-KIMG.stylegan (a network for `generate`, `project`, `edit`, and the full state
-    to continue from) every --snap ticks, stats.jsonl (NVIDIA's keys), log.txt and metric-*.jsonl."""
+    to continue from) every --snap ticks, stats.jsonl (NVIDIA's keys), log.txt and metric-*.jsonl.
+    The fakes grids are marked as synthetic, as every image the toolkit writes (see `stylegan verify`)."""
     from stylegan.distributed import rank_and_world
     from stylegan.training.snapshot import is_snapshot
     rank, world = rank_and_world()
@@ -145,7 +150,8 @@ def _start(params, explicit, stop, rank, dry_run, quiet=False):
         if not quiet:
             click.echo(json.dumps(setup.to_json(), indent=2))
         return None
-    return train(options, device=params["device"], progress=_progress(rank), should_stop=stop)
+    return train(options, device=params["device"], progress=_progress(rank), should_stop=stop,
+                 provenance=_provenance(params))
 
 
 def _progress(rank: int):
@@ -162,7 +168,12 @@ def _continue(params, explicit, stop, rank, dry_run):
     given = {k: (list(params[k]) if k == "metrics" else params[k]) if k in explicit else None
              for k in ("kimg", "snap", "tick", "metrics")}
     return resume_training(params["resume"], device=params["device"], data=params["data"], progress=_progress(rank),
-                           should_stop=stop, **given)
+                           should_stop=stop, provenance=_provenance(params), **given)
+
+
+def _provenance(params):
+    """How the fakes grids are marked; the loop fills in the facts (G_ema's digest, the run, the kimg)."""
+    return base_provenance(None, params["no_watermark"], params["sign"])
 
 
 class _StopOnInterrupt:
@@ -209,7 +220,12 @@ def _launch(ctx, gpus: int) -> None:
         name, value = param.name, ctx.params[param.name]
         if name in ("gpus", "dry_run") or value is None or ctx.get_parameter_source(name) != click.core.ParameterSource.COMMANDLINE:
             continue
-        args += [param.opts[0], (",".join(value) or "none") if isinstance(value, tuple) else str(value)]
+        if getattr(param, "is_flag", False):
+            args += [param.opts[0]] if value else []
+        elif param.nargs > 1:
+            args += [param.opts[0], *map(str, value)]
+        else:
+            args += [param.opts[0], (",".join(value) or "none") if isinstance(value, tuple) else str(value)]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}",
            "-m", "scripts.cli", "train", *args]
     click.echo(f"launching {gpus} processes: torchrun --nproc-per-node {gpus} -m scripts.cli train {' '.join(args)}",

@@ -112,6 +112,13 @@ def test_cpu_run_writes_nvidias_run_folder_and_its_snapshots_are_networks(data, 
     assert set(nets.keys()) == {"G", "D", "G_ema"} and nets.metadata["training_set_kwargs"]["resolution"] == 32
     images = stylegan.generate(nets.generator, seeds=[0, 1])
     assert images.shape == (2, 32, 32, 3) and images.std() > 0
+    # The fakes grid says it is the snapshot's G_ema's pixels; the reals grid claims nothing.
+    from stylegan.provenance import verify
+    from torch_utils.misc import network_digest
+    fakes = verify(run / "fakes000000.png").metadata
+    assert fakes["synthetic"] and fakes["operation"] == "train" and fakes["network"] == network_digest(nets.G_ema)
+    assert fakes["details"]["run"] == run.name and fakes["details"]["kimg"] == pytest.approx(0.012)
+    assert verify(run / "reals.png").metadata["synthetic"] is False
     g = CliRunner().invoke(main, ["generate", "--network", str(snaps[-1]), "--seeds", "0-1", "--outdir",
                                   str(tmp_path / "gen")])
     assert g.exit_code == 0 and len(list((tmp_path / "gen").glob("seed*.png"))) == 2, g.output

@@ -13,6 +13,11 @@ of processes gives the run that was never stopped, bit for bit on the CPU. `shou
 in the command line) ends the run at the next iteration with a snapshot. The library prints nothing:
 each tick is a `Progress` event (stage 'train', done = images shown) with the tick's kimg, sec/kimg,
 memory and augment p; log.txt gets NVIDIA's full tick line.
+
+The image grids carry provenance like every image the toolkit writes: fakes*.png are G_ema's pixels
+(synthetic, its digest), reals.png the data set's (a photo grid: nothing claimed). Metrics go through
+one seam, `metrics_fn` (`stylegan.metrics.compute` unless given): it is called at every snapshot
+with G_ema and the data set, rank by rank, and its results land in metric-<name>.jsonl and stats.jsonl.
 """
 from __future__ import annotations
 
@@ -35,7 +40,9 @@ from .._files import atomic_output, ensure_writable_dir, sweep_stale_temps
 from ..data import ImageDataset
 from ..loaders import load
 from ..networks import create_model
+from ..pipelines.writer import save_image
 from ..progress import Progress, ProgressFn, emit
+from ..provenance import Provenance
 from .augment import AugmentPipe
 from .config import TrainingOptions, TrainingSetup, resolve
 from .data import InfiniteSampler, Loader, grid_indices, grid_size, image_grid
@@ -49,6 +56,11 @@ from .trainer import Trainer, make_phases
 
 class TrainingError(RuntimeError):
     """A run that cannot go on (a snapshot that cannot be written, out of memory): one line, with the way out."""
+
+
+# stylegan.metrics.compute's signature: (G, data, names, *, device, progress, rank, world_size) -> results,
+# each with .name, .results {key: value}, .jsonl(snapshot=name).
+MetricsFn = Callable[..., list]
 
 
 @dataclass
@@ -65,9 +77,12 @@ class TrainingResult:
 
 
 def train(options: TrainingOptions, *, device: Optional[str] = None, progress: Optional[ProgressFn] = None,
-          should_stop: Optional[Callable[[], bool]] = None) -> TrainingResult:
+          should_stop: Optional[Callable[[], bool]] = None, provenance: Optional[Provenance] = None,
+          metrics_fn: Optional[MetricsFn] = None) -> TrainingResult:
     """A new run in a new folder under `options.outdir`; `options.resume` names a network to
-    fine-tune (any format `stylegan.load` reads, or a zoo name). To continue a run, `resume_training`."""
+    fine-tune (any format `stylegan.load` reads, or a zoo name). To continue a run, `resume_training`.
+    `provenance`: how to mark the fakes grids (watermark, signer; the facts are filled in here);
+    `metrics_fn`: what computes `options.metrics` (default `stylegan.metrics.compute`)."""
     rank, world = distributed.rank_and_world()
     device = _device(device)
     if world > 1 and world != options.gpus:
@@ -78,15 +93,18 @@ def train(options: TrainingOptions, *, device: Optional[str] = None, progress: O
     run_dir = _new_run_dir(Path(options.outdir), setup.desc, rank, world)
     if rank == 0:
         (run_dir / "training_options.json").write_text(json.dumps(setup.to_json(), indent=2))
-    return _run(setup, run_dir, device, progress, should_stop, state=None, pretrained=pretrained)
+    return _run(setup, run_dir, device, progress, should_stop, provenance, metrics_fn, state=None,
+                pretrained=pretrained)
 
 
 def resume_training(path: str | os.PathLike, *, device: Optional[str] = None, kimg: Optional[float] = None,
                     snap: Optional[int] = None, tick: Optional[float] = None, metrics: Optional[list] = None,
                     data: Optional[str] = None, progress: Optional[ProgressFn] = None,
-                    should_stop: Optional[Callable[[], bool]] = None) -> TrainingResult:
+                    should_stop: Optional[Callable[[], bool]] = None, provenance: Optional[Provenance] = None,
+                    metrics_fn: Optional[MetricsFn] = None) -> TrainingResult:
     """Continue a run from its newest snapshot (`path` a run folder) or from a given snapshot file,
-    in that snapshot's folder; `kimg` etc. change the run's length and schedule, `data` the data set's path."""
+    in that snapshot's folder; `kimg` etc. change the run's length and schedule, `data` the data set's
+    path; the rest as for `train`."""
     _device(device)
     path = Path(path)
     file = latest_snapshot(path) if path.is_dir() else path
@@ -102,7 +120,7 @@ def resume_training(path: str | os.PathLike, *, device: Optional[str] = None, ki
     if data is not None:
         setup.data["path"] = str(data)
     state["file"] = str(file)
-    return _run(setup, file.parent, _device(device), progress, should_stop, state=state)
+    return _run(setup, file.parent, _device(device), progress, should_stop, provenance, metrics_fn, state=state)
 
 
 def open_data(path: str | os.PathLike, **kwargs) -> ImageDataset:
@@ -159,8 +177,8 @@ def _build(setup: TrainingSetup, device: torch.device, rank: int, world: int):
     return G, D, G_ema
 
 
-def _run(setup: TrainingSetup, run_dir: Path, device: torch.device, progress, should_stop, state,
-         pretrained=None) -> TrainingResult:
+def _run(setup: TrainingSetup, run_dir: Path, device: torch.device, progress, should_stop, provenance, metrics_fn,
+         state, pretrained=None) -> TrainingResult:
     rank, world = distributed.rank_and_world()
     data_kwargs = {k: v for k, v in setup.data.items() if k != "path"}
     dataset = open_data(setup.data["path"], **data_kwargs)
@@ -194,7 +212,8 @@ def _run(setup: TrainingSetup, run_dir: Path, device: torch.device, progress, sh
     sampler = InfiniteSampler(len(dataset), rank=rank, num_replicas=world, seed=setup.random_seed)
     loader = Loader(dataset, sampler, setup.batch_size // world, workers=setup.extra.get("workers", 0),
                     pin_memory=device.type == "cuda")
-    loop = _Loop(setup, run_dir, device, rank, world, trainer, rng, loader, dataset, progress, should_stop)
+    loop = _Loop(setup, run_dir, device, rank, world, trainer, rng, loader, dataset, progress, should_stop,
+                 provenance or Provenance(), metrics_fn)
     if state is not None:
         loop.restore(state)
     return loop.run()
@@ -208,10 +227,13 @@ def _load_networks(file: str, G, D, G_ema) -> None:
 
 
 class _Loop:
-    def __init__(self, setup, run_dir, device, rank, world, trainer, rng, loader, dataset, progress, should_stop):
+    def __init__(self, setup, run_dir, device, rank, world, trainer, rng, loader, dataset, progress, should_stop,
+                 provenance, metrics_fn):
         self.setup, self.run_dir, self.device, self.rank, self.world = setup, run_dir, device, rank, world
         self.trainer, self.rng, self.loader, self.dataset = trainer, rng, loader, dataset
         self.progress, self.should_stop = progress, should_stop
+        self.provenance = provenance.with_(operation="train", details={"run": run_dir.name})
+        self.metrics_fn = metrics_fn
         self.stats = trainer.stats
         self.collector = self.stats.collector(".*")
         self.cur_tick = 0
@@ -353,15 +375,21 @@ class _Loop:
         self.grid_c = torch.from_numpy(np.stack([label for _, label in items]))
         if self.fresh:
             reals = np.stack([img for img, _ in items]).transpose(0, 3, 1, 2)
-            _save_png(image_grid(reals, self.grid, drange=(0, 255)), self.run_dir / "reals.png")
-            _save_png(self._fakes(), self.run_dir / "fakes_init.png")
+            save_image(image_grid(reals, self.grid, drange=(0, 255)), self.run_dir / "reals.png",
+                       self.provenance.with_(kind="photo", details={"grid": "reals"}), compress_level=1)
+            self._save_fakes("fakes_init.png")
 
     @torch.no_grad()
-    def _fakes(self) -> np.ndarray:
+    def _save_fakes(self, name: str) -> None:
+        """G_ema's images of the grid's fixed latents, marked as its pixels (the digest of the G_ema
+        that the snapshot written beside it holds)."""
+        from torch_utils.misc import network_digest
         G, b = self.trainer.G_ema, self.setup.batch_gpu
         out = [G(z.to(self.device), c.to(self.device), noise_mode="const").cpu()
                for z, c in zip(self.grid_z.split(b), self.grid_c.split(b))]
-        return image_grid(torch.cat(out).numpy(), self.grid)
+        made = self.provenance.with_(kind="synthetic", network=network_digest(G), noise_mode="const",
+                                     details={"grid": "fakes", "kimg": self.trainer.cur_nimg / 1e3})
+        save_image(image_grid(torch.cat(out).numpy(), self.grid), self.run_dir / name, made, compress_level=1)
 
     def _snapshot(self, now: float) -> Optional[Path]:
         t = self.trainer
@@ -374,7 +402,7 @@ class _Loop:
             path = self.run_dir / name
             previous = self.snapshots[-1] if self.snapshots else latest_snapshot(self.run_dir)
             try:
-                _save_png(self._fakes(), self.run_dir / f"fakes{t.cur_nimg // 1000:06d}.png")
+                self._save_fakes(f"fakes{t.cur_nimg // 1000:06d}.png")
                 meta = {"training_set_kwargs": dict(self.setup.data, class_name="training.dataset.ImageFolderDataset"),
                         "augment_pipe_kwargs": self.setup.augment_kwargs, "cur_nimg": t.cur_nimg}
                 save_snapshot(path, {"G": t.G, "D": t.D, "G_ema": t.G_ema}, state, meta)
@@ -389,21 +417,35 @@ class _Loop:
         names = list(self.setup.metrics)
         if not names:
             return
-        try:
-            from ..metrics import compute
-        except ImportError:
+        compute = self.metrics_fn or _library_metrics()
+        if compute is None:
             if self.rank == 0 and not self.metrics_note_given:
-                self._log(f"Metrics {', '.join(names)} skipped: this installation has no stylegan.metrics")
+                note = f"Metrics {', '.join(names)} skipped: this installation has no stylegan.metrics"
+                self._log(note)
+                emit(self.progress, Progress("metrics", 0, item=note))
                 self.metrics_note_given = True
             return
-        results = compute(self.trainer.G_ema, self.dataset, names, device=self.device,
-                                  progress=self.progress, rank=self.rank, world_size=self.world)
+        try:
+            results = compute(self.trainer.G_ema, self.dataset, names, device=self.device,
+                              progress=self.progress, rank=self.rank, world_size=self.world)
+        except ValueError as e:       # an unknown name, a detector that cannot be had: the run's settings are wrong
+            raise TrainingError(f"metrics {', '.join(names)}: {first_line(e)} (the snapshot is written; "
+                                "continue with --resume RUN --metrics none to train without them)") from None
         if self.rank == 0:
             for r in results:
                 with open(self.run_dir / f"metric-{r.name}.jsonl", "a") as f:
                     f.write(r.jsonl(snapshot=snapshot_name).rstrip("\n") + "\n")
                 for key, value in r.results.items():
                     self.stats.report0(f"Metrics/{key}", value)
+
+
+def _library_metrics() -> Optional[MetricsFn]:
+    """stylegan.metrics.compute, or None where this installation lacks the metrics library."""
+    try:
+        from ..metrics import compute
+    except ImportError:
+        return None
+    return compute
 
 
 def _check_ranks_agree(trainer: Trainer) -> None:
@@ -454,12 +496,6 @@ def _cpu_mem_gb() -> float:
     except (OSError, ValueError, IndexError):
         import resource
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
-
-
-def _save_png(img: np.ndarray, path: Path) -> None:
-    from PIL import Image
-    with atomic_output(path) as tmp:
-        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(tmp, format="PNG", compress_level=1)
 
 
 def _truncate_lines(path: Path, keep: int) -> None:
