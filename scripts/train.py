@@ -40,7 +40,7 @@ the same settings, optimisers, augment p, data order and random streams, as if i
 stopped (--kimg may extend it). Any other model (NVIDIA or TF pickle, rosinality .pt, .stylegan
 file, URL or `stylegan models` name) starts a new run fine-tuning it. Ctrl-C stops after the current
 iteration with a snapshot; a second Ctrl-C aborts at once (the last snapshot stays).""")
-@click.option("--outdir", type=click.Path(file_okay=False), default="training-runs", show_default=True,
+@click.option("--outdir", type=click.Path(), default="training-runs", show_default=True,
               help="Where new run folders (NNNNN-desc) are made.")
 @click.option("--cfg", type=click.Choice(["auto", "stylegan2", "paper256", "paper512", "paper1024", "cifar",
                                           "stylegan3-t", "stylegan3-r"]), default=None,
@@ -106,7 +106,7 @@ def train(ctx, outdir, cfg, data, gpus, batch, batch_gpu, gamma, kimg, tick, sna
         run = _continue
     else:
         if data is None:
-            raise click.UsageError("--data is required (a zip or folder of images), unless --resume continues a run")
+            raise click.ClickException(_no_data(resume))
         run = _start
     if gpus > 1 and world == 1 and not dry_run:
         if not continuing:
@@ -120,6 +120,15 @@ def train(ctx, outdir, cfg, data, gpus, batch, batch_gpu, gamma, kimg, tick, sna
         how = "stopped" if result.stopped else "done"
         where = f"; last snapshot {result.snapshot}" if result.snapshot else ""
         click.echo(f"{how} at kimg {result.cur_nimg / 1e3:g} in {result.run_dir}{where}", err=True)
+
+
+def _no_data(resume) -> str:
+    if resume is None:
+        return "--data is required (a zip or folder of images), unless --resume continues a run"
+    if os.path.exists(resume):
+        return (f"{resume}: a network without training state, not a run's snapshot: fine-tune it in a new run "
+                "with --data DATA")
+    return f"{resume}: no such run folder or snapshot (a network to fine-tune needs --data DATA)"
 
 
 def _checked(fn):

@@ -218,6 +218,26 @@ def test_bad_data_sets(tmp_path, data):
     one_line_error(run_cli("--data", corrupt, "--outdir", tmp_path / "o", "--kimg", "0.1", *TINY_FLAGS),
                    "img00000009.png")
     assert not list((tmp_path / "o").glob("*/network-snapshot-*"))
+    one_line_error(run_cli("--data", tmp_path / "nowhere.zip", "--outdir", tmp_path / "o", *TINY_FLAGS),
+                   "nowhere.zip", "no such data set")
+
+
+def test_bad_outdirs_and_resume_files(tmp_path, data):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    for outdir in (a_file, a_file / "runs"):          # as unwritable as a folder gets when tests run as root
+        one_line_error(run_cli("--data", data, "--outdir", outdir, "--kimg", "0.004", *TINY_FLAGS), "a_file")
+    one_line_error(run_cli("--data", data, "--outdir", tmp_path / "o", "--kimg", "0.004", "--resume", a_file,
+                           *TINY_FLAGS), "a_file", "not a model file")
+    network = reference_path("sg2ada_skip.pkl")       # a network, not a run: fine-tuning it needs data
+    one_line_error(run_cli("--resume", network), "without training state", "--data")
+    one_line_error(run_cli("--resume", tmp_path / "no-run"), "no-run", "no such run")
+    empty = tmp_path / "empty-run"
+    empty.mkdir()
+    one_line_error(run_cli("--resume", empty), "no network-snapshot")
+    with pytest.raises(ValueError, match="without training state"):
+        resume_training(network)
+    assert not list(tmp_path.glob("**/network-snapshot-*"))
 
 
 def test_bad_options_and_resumes(tmp_path, data):

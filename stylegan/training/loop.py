@@ -49,7 +49,7 @@ from .data import InfiniteSampler, Loader, grid_indices, grid_size, image_grid
 from .loss import StyleGAN2Loss
 from .resume import copy_pretrained
 from .rng import TorchRandom
-from .snapshot import latest_snapshot, read_state, save_snapshot, snapshot_name
+from .snapshot import is_snapshot, latest_snapshot, read_state, save_snapshot, snapshot_name
 from .stats import Stats
 from .trainer import Trainer, make_phases
 
@@ -110,9 +110,12 @@ def resume_training(path: str | os.PathLike, *, device: Optional[str] = None, ki
     file = latest_snapshot(path) if path.is_dir() else path
     if file is None:
         raise ValueError(f"{path}: no network-snapshot-*.stylegan in this folder to resume from")
-    state = read_state(file)
+    if not file.is_file():
+        raise ValueError(f"{file}: no such run folder or snapshot")
+    state = read_state(file) if is_snapshot(file) else None
     if state is None:
-        raise ValueError(f"{file}: a network file without training state; fine-tune it with a new run instead")
+        raise ValueError(f"{file}: a network without training state, not a run's snapshot; fine-tune it in a new "
+                         "run (TrainingOptions.resume)")
     setup = TrainingSetup.from_json(state["setup"])
     for name, value in (("total_kimg", kimg), ("snapshot_ticks", snap), ("kimg_per_tick", tick), ("metrics", metrics)):
         if value is not None:
@@ -435,8 +438,8 @@ class _Loop:
             for r in results:
                 with open(self.run_dir / f"metric-{r.name}.jsonl", "a") as f:
                     f.write(r.jsonl(snapshot=snapshot_name).rstrip("\n") + "\n")
-                for key, value in r.results.items():
-                    self.stats.report0(f"Metrics/{key}", value)
+                # As NVIDIA's loop: the values go to metric-<name>.jsonl and TensorBoard, not stats.jsonl.
+                _tensorboard(self, {f"Metrics/{key}": value for key, value in r.results.items()})
 
 
 def _library_metrics() -> Optional[MetricsFn]:
@@ -509,7 +512,8 @@ def _truncate_lines(path: Path, keep: int) -> None:
 
 
 def _tensorboard(loop: _Loop, entry: dict) -> None:
-    """TensorBoard scalars beside stats.jsonl, when the tensorboard package is installed."""
+    """TensorBoard scalars beside stats.jsonl, when the tensorboard package is installed: a stats
+    entry's means, or plain numbers (metrics)."""
     if not hasattr(loop, "_tb"):
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -522,4 +526,6 @@ def _tensorboard(loop: _Loop, entry: dict) -> None:
     for name, value in entry.items():
         if isinstance(value, dict):
             loop._tb.add_scalar(name, value["mean"], global_step=step)
+        elif isinstance(value, (int, float)):
+            loop._tb.add_scalar(name, value, global_step=step)
     loop._tb.flush()
