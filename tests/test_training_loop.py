@@ -278,3 +278,59 @@ def test_two_processes_with_gloo(data, tmp_path):
     state = read_state(sorted(run.glob("network-snapshot-*.stylegan"))[-1])
     assert state["trainer"]["cur_nimg"] == 8 and len(state["ranks"]) == 2
     assert stylegan.load(sorted(run.glob("network-snapshot-*.stylegan"))[-1]).G_ema is not None
+
+
+# ----------------------------------------------------------------------------------------------
+# --metrics: one seam, `metrics_fn` (stylegan.metrics.compute unless given).
+
+
+class _Result:
+    def __init__(self, name, results):
+        self.name, self.results, self.seconds = name, results, 0.5
+
+    def jsonl(self, snapshot=None):
+        return json.dumps({"results": self.results, "metric": self.name, "snapshot_pkl": snapshot})
+
+
+def test_metrics_run_at_every_snapshot_through_the_seam(data, tmp_path):
+    calls = []
+
+    def stand_in(G, dataset, names, *, device, progress, rank, world_size):
+        # A closed-form 'metric' of the network it is handed: the mean of its first weight.
+        from torch_utils.misc import network_digest
+        value = float(next(G.parameters()).mean())
+        calls.append((network_digest(G), len(dataset), tuple(names), str(device), rank, world_size, value))
+        return [_Result(n, {f"{n}_value": value}) for n in names]
+
+    options = TrainingOptions(data=str(data), outdir=str(tmp_path), kimg=0.008, **dict(TINY, metrics=("m1", "m2")))
+    result = train(options, device="cpu", metrics_fn=stand_in)
+    assert len(calls) == 2                                      # snapshots at kimg 0.004 and 0.008 (snap 1)
+    run = result.run_dir
+    for G, n, names, device, rank, world, value in calls:
+        assert n == 16 and names == ("m1", "m2") and device == "cpu" and (rank, world) == (0, 1)
+    from torch_utils.misc import network_digest
+    assert calls[-1][0] == network_digest(stylegan.load(result.snapshot).G_ema)   # the G_ema the snapshot holds
+    for name in ("m1", "m2"):
+        lines = [json.loads(x) for x in (run / f"metric-{name}.jsonl").read_text().splitlines()]
+        assert [x["snapshot_pkl"] for x in lines] == ["network-snapshot-000000.stylegan"] * 2
+        assert lines[-1]["results"] == {f"{name}_value": calls[-1][-1]}
+    assert not any("Metrics/" in line for line in (run / "stats.jsonl").read_text().splitlines())  # NVIDIA's keys
+
+
+def test_metrics_missing_library_or_bad_name(data, tmp_path, monkeypatch):
+    import stylegan.training.loop as loop
+    monkeypatch.setattr(loop, "_library_metrics", lambda: None)
+    events = []
+    options = TrainingOptions(data=str(data), outdir=str(tmp_path / "a"), kimg=0.004, **dict(TINY, metrics=("fid",)))
+    result = train(options, device="cpu", progress=events.append)
+    assert result.snapshot is not None and not list(result.run_dir.glob("metric-*"))
+    notes = [e.item for e in events if e.stage == "metrics"]
+    assert len(notes) == 1 and "no stylegan.metrics" in notes[0]
+    assert "no stylegan.metrics" in (result.run_dir / "log.txt").read_text()
+
+    def unknown(G, dataset, names, **kwargs):
+        raise ValueError(f"unknown metric {names[0]!r}")
+    options = TrainingOptions(data=str(data), outdir=str(tmp_path / "b"), kimg=0.004, **dict(TINY, metrics=("fdi",)))
+    with pytest.raises(TrainingError, match="unknown metric 'fdi'.*--metrics none"):
+        train(options, device="cpu", metrics_fn=unknown)
+    assert list((tmp_path / "b").glob("*/network-snapshot-*"))     # the snapshot before the metric stays
