@@ -22,6 +22,7 @@ from stylegan.training.loop import TrainingError, resume_training, train
 from stylegan.training.snapshot import read_state
 
 from conftest import reference_path
+from test_cli_errors import one_line_error
 
 TINY = dict(cfg="stylegan2", batch=4, cbase=256, cmax=16, map=2, metrics=(), workers=0, tick=0.004, snap=1)
 TINY_FLAGS = ["--cfg", "stylegan2", "--batch", "4", "--cbase", "256", "--cmax", "16", "--map", "2",
@@ -70,14 +71,6 @@ def _one_thread():
 
 def run_cli(*args):
     return CliRunner().invoke(main, ["train", *map(str, args)])
-
-
-def one_line_error(r, *words):
-    assert r.exit_code != 0, r.output
-    lines = [line for line in r.output.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in r.output, r.output
-    for w in words:
-        assert w in r.output, r.output
 
 
 def states(path):
