@@ -110,10 +110,9 @@ def run_nvidia(args) -> Path:
     training_loop.setup_snapshot_image_grid = lambda training_set, random_seed=0: _small_grid(
         grid(training_set=training_set, random_seed=random_seed))
 
-    from stylegan.training.config import resolve
-    from stylegan.training.loop import open_data
-    o = options(args.config, args.data, args.outdir, args.kimg, args.tick)
-    s = resolve(o, open_data(o.data), "cpu")
+    # The setup our --cfg resolved, from the parent: importing stylegan here would bring our
+    # torch_utils, which NVIDIA's code would then import in place of its own.
+    s = types.SimpleNamespace(**json.loads(Path(args.setup).read_text()))
     ada = s.arch == "stylegan2"
     drop = ("c_dim", "img_resolution", "img_channels")
     G = {k: v for k, v in s.G_kwargs.items() if k not in drop}
@@ -125,7 +124,7 @@ def run_nvidia(args) -> Path:
     run_dir = Path(args.outdir) / "nvidia"
     run_dir.mkdir(parents=True)
     training_loop.training_loop(
-        run_dir=str(run_dir), training_set_kwargs=dict(class_name="training.dataset.ImageFolderDataset", path=o.data,
+        run_dir=str(run_dir), training_set_kwargs=dict(class_name="training.dataset.ImageFolderDataset", path=args.data,
                                                        use_labels=False, max_size=s.data["max_size"], xflip=False,
                                                        resolution=s.data["resolution"]),
         data_loader_kwargs=dict(pin_memory=False, num_workers=0), G_kwargs=G, D_kwargs=D, G_opt_kwargs=adam(s.G_opt),
@@ -162,7 +161,11 @@ def spawn(side: str, config: str, args, data: Path, tmp: Path) -> dict:
     cmd = [sys.executable, __file__, "--child", side, "--config", config, "--data", str(data), "--outdir", str(out),
            "--kimg", str(args.kimg), "--tick", str(args.tick), "--threads", str(args.threads)]
     if side == "nvidia":
-        cmd += ["--nvidia", args.nvidia_ada if config == "sg2" else args.nvidia_sg3]
+        from stylegan.training.config import resolve
+        from stylegan.training.loop import open_data
+        setup = resolve(options(config, str(data), str(out), args.kimg, args.tick), open_data(data), "cpu")
+        (out / "setup.json").write_text(json.dumps(setup.to_json()))
+        cmd += ["--nvidia", args.nvidia_ada if config == "sg2" else args.nvidia_sg3, "--setup", str(out / "setup.json")]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
@@ -185,6 +188,7 @@ def main():
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--outdir", help=argparse.SUPPRESS)
     p.add_argument("--nvidia", help=argparse.SUPPRESS)
+    p.add_argument("--setup", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         return child(args)
