@@ -118,12 +118,13 @@ def cli_error(e: Exception) -> click.ClickException:
 class ProgressPrinter:
     """The library's Progress events on stderr: on a terminal a bar per stage (with the event's
     stats); elsewhere (a log file, CI, nohup, a pipe) a line at a stage's first step and at every
-    `1 / lines` of it, with its stats and the time left, so a log shows how far a run got and how fast."""
+    `1 / lines` of it, with its stats and the time left, so a log shows how far a run got and how fast.
+    Stages named in `each` (training's ticks) get a line for every event."""
 
-    def __init__(self, file=None, lines: int = 10):
+    def __init__(self, file=None, lines: int = 10, each: tuple[str, ...] = ()):
         self.file = file or click.get_text_stream("stderr")
         self.tty = bool(getattr(self.file, "isatty", lambda: False)())
-        self.lines = lines
+        self.lines, self.each = lines, each
         self.stage, self.done, self.bar, self.said = None, 0, None, -1
 
     def __call__(self, event) -> None:
@@ -138,7 +139,8 @@ class ProgressPrinter:
             self.bar.update(event.done - self.done, stats)
         else:
             # Integer arithmetic: which `1 / lines` of the stage this event reached.
-            part = event.done * self.lines // event.total if event.total else event.done
+            every = event.stage in self.each or not event.total
+            part = event.done if every else event.done * self.lines // event.total
             if part > self.said:
                 self.said = part
                 click.echo(self._line(event, stats), file=self.file)
@@ -298,15 +300,19 @@ def provenance_options(f):
     return f
 
 
-def base_provenance(network: str, no_watermark: bool = False, sign=None):
+def base_provenance(network: str | None, no_watermark: bool = False, sign=None):
     """What the command knows of every image it writes: the network as the user named it (a file by
-    its name only: a folder path says more about the user than about the image), the watermark
-    choice, the signer. Bad key or certificate files are one line, before any work."""
+    its name only: a folder path says more about the user than about the image; None where the
+    command makes the network, as training does), the watermark choice, the signer. Bad key or
+    certificate files are one line, before any work."""
     from pathlib import Path
     from stylegan.provenance import Provenance, Signer
     try:
         signer = Signer.from_files(*sign) if sign else Signer.from_env()
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    source = network if "://" in network or not Path(network).exists() else Path(network).name
+    if network is None:
+        source = None
+    else:
+        source = network if "://" in network or not Path(network).exists() else Path(network).name
     return Provenance(network_source=source, watermark=not no_watermark, signer=signer)

@@ -21,7 +21,8 @@ RANKS = {
     "loaders": 3, "io": 3, "faces": 3,
     "inversion": 4, "editing": 4, "data": 4,
     "pipelines": 5, "metrics": 5,
-    "": 6, "__main__": 6,     # the package's front (stylegan/__init__.py) and `python -m stylegan`
+    "training": 6,            # above every part it calls, metrics (at each snapshot) included
+    "": 7, "__main__": 7,     # the package's front (stylegan/__init__.py) and `python -m stylegan`
 }
 
 

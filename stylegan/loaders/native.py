@@ -21,10 +21,13 @@ FORMAT_TAG = "stylegan"
 VERSION = 2
 
 
-def save(nets: LoadedModel | dict, path: str | os.PathLike, overwrite: bool = False) -> Path:
+def save(nets: LoadedModel | dict, path: str | os.PathLike, overwrite: bool = False, *,
+         sections: dict[str, tuple[dict, dict[str, torch.Tensor]]] | None = None) -> Path:
     """Write networks and JSON-able metadata to `path`, atomically.
 
-    `nets` is what `load` returned, or a dict of networks (G, D, G_ema) and metadata entries."""
+    `nets` is what `load` returned, or a dict of networks (G, D, G_ema) and metadata entries.
+    `sections` adds named parts beside the networks, each a JSON-able header entry and tensors
+    (stored as `<section>/<name>`); readers of networks skip them (`read_section` reads one)."""
     from safetensors.torch import save_file
     path = Path(path)
     if path.exists() and not overwrite:
@@ -50,9 +53,32 @@ def save(nets: LoadedModel | dict, path: str | os.PathLike, overwrite: bool = Fa
                   "metadata": json.dumps(meta)}
     except (TypeError, ValueError) as e:
         raise ValueError(f"metadata is not JSON-able ({e})") from None
+    for section, (info, extra) in (sections or {}).items():
+        assert section not in NETWORK_KEYS and section not in header and "." not in section, section
+        try:
+            header[section] = json.dumps(info)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{section} is not JSON-able ({e})") from None
+        tensors.update({f"{section}/{k}": t.detach().cpu().contiguous().clone() for k, t in extra.items()})
     with atomic_output(path) as tmp:
         save_file(tensors, tmp, metadata=header)
     return path
+
+
+def read_section(path: str | os.PathLike, section: str) -> tuple[dict, dict[str, torch.Tensor]] | None:
+    """A section written by `save(..., sections=...)`: (its header entry, its tensors), or None."""
+    from safetensors import SafetensorError, safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+            if not is_native(header) or section not in header:
+                return None
+            info = _json(header, section)
+            prefix = section + "/"
+            tensors = {k[len(prefix):]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
+    except SafetensorError as e:
+        raise ValueError(f"truncated or corrupt stylegan file ({first_line(e)})") from None
+    return info, tensors
 
 
 def is_native(header: dict | None) -> bool:
@@ -68,7 +94,8 @@ def read(path: str | os.PathLike) -> tuple[dict[str, NetSpec], dict]:
                 raise ValueError("a safetensors file, but not one written by stylegan.save")
             version = _version(header)
             networks, meta = _json(header, "networks"), _json(header, "metadata", "{}")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            # Tensors of other sections (a training snapshot's state) are not read here.
+            tensors = {k: f.get_tensor(k) for k in f.keys() if "/" not in k}
     except SafetensorError as e:
         raise ValueError(f"truncated or corrupt stylegan file ({first_line(e)})") from None
     if not isinstance(networks, dict) or not networks or not isinstance(meta, dict):

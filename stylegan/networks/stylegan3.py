@@ -247,10 +247,10 @@ class SynthesisLayer(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor | None, noise_mode: str = "random", force_fp32: bool = False,
                 update_emas: bool = False, styles: torch.Tensor | None = None,
-                dtype: torch.dtype | None = None) -> torch.Tensor:
+                dtype: torch.dtype | None = None, rng=None) -> torch.Tensor:
         """Styles from w [N, w_dim] through the affine, or given (`w=None, styles=[N, in_channels]`).
         dtype=torch.bfloat16 runs the convolution and filtered lrelu in bf16 (CPU); float32 forces float32."""
-        assert noise_mode in ("random", "const", "none")  # StyleGAN3 has no noise inputs
+        assert noise_mode in ("random", "const", "none")  # StyleGAN3 has no noise inputs (nor draws from rng)
         in_w, in_h = int(self.in_size[0]), int(self.in_size[1])
         assert_shape(x, [None, self.in_channels, in_h, in_w])
         assert (w is None) != (styles is None)
