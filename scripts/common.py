@@ -38,6 +38,35 @@ class Grid(click.ParamType):
             self.fail(f"bad grid {value!r}: expected ROWSxCOLS, e.g. 4x8", param, ctx)
 
 
+class FloatPair(click.ParamType):
+    """'0.3,-0.2' -> (0.3, -0.2)."""
+    name = "X,Y"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            x, y = (float(v) for v in value.split(","))
+            return x, y
+        except ValueError:
+            self.fail(f"bad pair {value!r}: expected two numbers, e.g. 0.3,-0.2", param, ctx)
+
+
+def pose_options(f):
+    """--translate and --rotate: StyleGAN3's input transform, as NVIDIA's gen_images.py takes them."""
+    f = click.option("--rotate", type=float, default=None, metavar="DEG", help="StyleGAN3: rotate the image by DEG degrees.")(f)
+    return click.option("--translate", type=FloatPair(), default=None,
+                        help="StyleGAN3: shift the image by X,Y (the image spans about 1).")(f)
+
+
+def pose(translate, rotate):
+    """The input transform for --translate / --rotate, None when neither is given."""
+    if translate is None and rotate is None:
+        return None
+    from stylegan.networks.stylegan3 import pose_transform
+    return pose_transform(translate or (0.0, 0.0), rotate or 0.0)
+
+
 def resolve_device(name: str) -> torch.device:
     available = {"cpu": True, "cuda": torch.cuda.is_available(),
                  "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}

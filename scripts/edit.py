@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import IntList, load_networks, resolve_device
+from .common import IntList, load_networks, pose, pose_options, resolve_device
 
 
 @click.command(epilog="""\b
@@ -15,6 +15,7 @@ Examples:
   stylegan edit --network ffhq --seeds 0-3 --edit sefa:2@0-3:-5..5 --outdir edits/
   stylegan edit --network ffhq --latent proj/me.w.safetensors --edit smile.npy:-3..3 --grid
   stylegan edit --network ffhq --photo me.jpg --edit smile.direction:-2,2 --paste-back --outdir edits/
+  stylegan edit --network ffhq --seeds 7 --edit sefa:2@0-3:1.5 --edit age.npy:-1 --together
 
 \b
 --edit SOURCE[:K][@ROWS]:STRENGTHS, repeatable. SOURCE: a direction file (ours, InterFaceGAN .npy,
@@ -27,7 +28,12 @@ K the component; ROWS the ws rows to move (e.g. 0-3: coarse); STRENGTHS 3, -2,0,
 @click.option("--photo", type=click.Path(), default=None, help="A photo: aligned, projected, then edited.")
 @click.option("--edit", "edits", multiple=True, required=True, help="SOURCE[:K][@ROWS]:STRENGTHS (repeatable).")
 @click.option("--steps", type=click.IntRange(min=2), default=7, show_default=True, help="Values in an A..B range.")
+@click.option("--together", is_flag=True,
+              help="Apply every --edit at once (one strength each): one image per input, NAME_edits.png.")
 @click.option("--trunc", "psi", type=float, default=0.7, show_default=True, help="Truncation for --seeds.")
+@click.option("--class", "class_idx", type=click.IntRange(min=0), default=None,
+              help="Class label for --seeds (conditional networks).")
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
 @click.option("--outdir", type=click.Path(file_okay=False), default="edits", show_default=True)
 @click.option("--grid", is_flag=True, help="Also one grid per edit: inputs down, strengths across.")
 @click.option("--video", is_flag=True, help="Also a video per input and edit sweeping the strengths.")
@@ -37,19 +43,23 @@ K the component; ROWS the ws rows to move (e.g. 0-3: coarse); STRENGTHS 3, -2,0,
 @click.option("--paste-back", is_flag=True, help="Photo: put each edited face back into the original photo.")
 @click.option("--report", is_flag=True, help="Write report.csv: attribute change, identity distance, leakage.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@pose_options
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
-def edit(network, seeds, latents, photo, edits, steps, psi, outdir, grid, video, space, project_steps, pti,
-         paste_back, report, overwrite, device):
+def edit(network, seeds, latents, photo, edits, together, steps, psi, class_idx, noise_mode, outdir, grid, video,
+         space, project_steps, pti, paste_back, report, overwrite, translate, rotate, device):
     """Render edits: for each input and --edit, a strip of images over the strengths (NAME_EDIT.png)."""
     import numpy as np
     import torch
-    from stylegan.pipelines.edit import parse_edit, render_edits, strip
+    from stylegan.pipelines.edit import parse_edit, render_edits, render_together, strip
+    from stylegan.pipelines.generate import input_transform
     from stylegan.pipelines.writer import save_image
     from .common import check_outdir
     if sum(x is not None and x != () for x in (seeds, latents or None, photo)) != 1:
         raise click.UsageError("give exactly one of --seeds, --latent or --photo")
     if paste_back and photo is None:
         raise click.UsageError("--paste-back needs --photo")
+    if together and (grid or video or report):
+        raise click.UsageError("--together makes one image per input: no --grid, --video or --report")
     try:
         specs = [parse_edit(e, steps) for e in edits]
     except ValueError as e:
@@ -64,7 +74,7 @@ def edit(network, seeds, latents, photo, edits, steps, psi, outdir, grid, video,
         if seeds is not None:
             from stylegan.pipelines import map_seeds
             with torch.no_grad():
-                ws = map_seeds(G, seeds, psi)
+                ws = map_seeds(G, seeds, psi, class_idx=class_idx)
             names = [f"seed{s:04d}" for s in seeds]
         elif latents:
             from stylegan.io.latents import check_compatible, load_latents
@@ -78,14 +88,17 @@ def edit(network, seeds, latents, photo, edits, steps, psi, outdir, grid, video,
         else:
             ws, G, aligned = _photo(G, nets, photo, space, project_steps, pti)
             names = [Path(photo).stem]
-        results = render_edits(G, ws, specs)
+        with input_transform(G, pose(translate, rotate)):
+            # (spec, images [S, N, H, W, C]) per output; together, one output without a spec of its own.
+            outputs = [(None, render_together(G, ws, specs, noise_mode)[None])] if together else \
+                list(zip(specs, render_edits(G, ws, specs, noise_mode)))
     except ValueError as e:
         raise click.ClickException(str(e)) from None
 
     rows = []
-    for spec, images in zip(specs, results):
+    for spec, images in outputs:
         for i, name in enumerate(names):
-            path = outdir / f"{name}_{spec.label}.png"
+            path = outdir / f"{name}_{spec.label if spec else 'edits'}.png"
             if path.exists() and not overwrite:
                 raise click.ClickException(f"{path} exists: pass --overwrite to replace it")
             frames = images[:, i]

@@ -90,3 +90,13 @@ def test_registry_direction_by_name(tmp_path, monkeypatch):
             resolve_direction(parse_edit("test-gan:1"), G)
     finally:
         srv.shutdown()
+
+
+def test_edit_text_round_trips():
+    """An edit written back as --edit text parses to the same edit, strengths exactly."""
+    from stylegan.pipelines.edit import format_int_list
+    for text in ["sefa:2@0-3:-5..5", "smile.npy:1.5", "a.pt:3@0-2,5:0.1,0.30000000000000004", "b:0@7:-0.0"]:
+        spec = parse_edit(text)
+        assert parse_edit(spec.text()) == spec
+    assert parse_edit("x.npy:1@2-3:2").text("y z.npy") == "y z.npy:1@2-3:2.0"
+    assert format_int_list([0, 1, 2, 3, 7, 9, 10]) == "0-3,7,9-10" and format_int_list([]) == ""

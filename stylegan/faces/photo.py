@@ -25,13 +25,14 @@ def to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))  # L, P, CMYK, YCbCr, LAB, HSV, 1
 
 
-def read_photo(path: str | os.PathLike) -> np.ndarray:
+def read_photo(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image file as [H, W, 3] uint8 RGB, turned upright by its EXIF orientation.
 
-    Raises ValueError (one line) for files that are not images or cannot be decoded."""
+    Raises ValueError (one line) for files that are not images or cannot be decoded, and for
+    images of more than `max_pixels` pixels (checked from the header, before decoding)."""
     try:
         with Image.open(path) as img:
-            if img.width * img.height > MAX_PIXELS:
+            if img.width * img.height > max_pixels:
                 raise ValueError(f"{path}: {img.width}x{img.height} pixels is too large a photo")
             img.load()
             img = ImageOps.exif_transpose(img)

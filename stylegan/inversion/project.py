@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..images import to_uint8
+from ..networks.stylegan3 import set_input_transform  # noqa: F401 (also imported from here)
 from .features import FeatureNet
 from .losses import Distance, as_distance
 
@@ -193,18 +194,6 @@ def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, loss: 
     return [ProjectionResult(space, w_steps[-1, i].clone(), w_steps[:, i].clone(), dists[i].tolist(),
                              {k: n[i, 0].detach().clone() for k, n in noise.items()}, images[i], transform)
             for i in range(batch)]
-
-
-def set_input_transform(G: torch.nn.Module, transform: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Write a [3, 3] transform into StyleGAN3's Fourier input of G (in place: pass a copy); returns it."""
-    layer = getattr(G.synthesis, "input", None)
-    if layer is None or not hasattr(layer, "transform"):
-        raise ValueError("a transform needs a StyleGAN3 generator: this one has no Fourier input to transform")
-    m = torch.as_tensor(np.asarray(transform, dtype=np.float32)).to(layer.transform.device)
-    if m.shape != (3, 3) or not bool(torch.isfinite(m).all()):
-        raise ValueError(f"transform must be a finite 3x3 matrix, got shape {tuple(m.shape)}")
-    layer.transform.copy_(m)
-    return m.cpu().clone()
 
 
 def _device(G: torch.nn.Module) -> torch.device:

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..editing import Direction, edit, ganspace, load_direction, sefa
+from ..editing import Direction, Move, edit, edit_many, ganspace, load_direction, sefa
 from .latents import parse_int_list
 
 METHODS = ("sefa", "ganspace")
@@ -35,6 +35,28 @@ class EditSpec:
         name = Path(self.source).stem if self.source not in METHODS else self.source
         rows = f"@{self.rows[0]}-{self.rows[-1]}" if self.rows else ""
         return f"{name}{self.component}{rows}"
+
+    def text(self, source: str | None = None) -> str:
+        """The spec as `--edit` takes it (parse_edit(spec.text()) == spec), naming `source` instead
+        of the spec's own when given (a file under another name). Strengths are written exactly."""
+        rows = f"@{format_int_list(self.rows)}" if self.rows else ""
+        strengths = ",".join(repr(float(v)) for v in self.strengths)
+        return f"{source or self.source}:{self.component}{rows}:{strengths}"
+
+
+def format_int_list(values: Sequence[int]) -> str:
+    """[0, 1, 2, 3, 7] -> '0-3,7': the inverse of parse_int_list for a list without repeats."""
+    parts, run = [], []
+    for v in values:
+        if run and v == run[-1] + 1:
+            run.append(v)
+            continue
+        if run:
+            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [v]
+    if run:
+        parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(parts)
 
 
 def parse_strengths(text: str, steps: int = 7) -> list[float]:
@@ -102,6 +124,23 @@ def render_edits(G: torch.nn.Module, ws: torch.Tensor, specs: Sequence[EditSpec]
         out.append(edit(G, ws, d, spec.strengths, component=spec.component, layers=spec.rows,
                         noise_mode=noise_mode))
     return out
+
+
+def moves(G: torch.nn.Module, specs: Sequence[EditSpec], cache: dict | None = None) -> list[Move]:
+    """The edits as moves applied together: each spec names exactly one strength."""
+    out = []
+    for spec in specs:
+        if len(spec.strengths) != 1:
+            raise ValueError(f"edits applied together take one strength each, {spec.text()} has "
+                             f"{len(spec.strengths)}")
+        out.append(Move(resolve_direction(spec, G, cache), spec.strengths[0], spec.component, spec.rows))
+    return out
+
+
+def render_together(G: torch.nn.Module, ws: torch.Tensor, specs: Sequence[EditSpec], noise_mode: str = "const",
+                    cache: dict | None = None) -> np.ndarray:
+    """Images [N, H, W, C] uint8 of the latents ws [N, num_ws, w_dim] with every edit applied at once."""
+    return edit_many(G, ws, moves(G, specs, cache), noise_mode)
 
 
 def strip(images: np.ndarray) -> np.ndarray:

@@ -66,7 +66,7 @@ def grid_image(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
 def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: float = 1.0,
                     truncation_cutoff: int | None = None, noise_mode: str = "const", class_idx: int | None = None,
                     batch_size: int = 8, fmt: str = "png", overwrite: bool = False, save_w: bool = False,
-                    rank: int = 0, world_size: int = 1,
+                    rank: int = 0, world_size: int = 1, transform: np.ndarray | None = None,
                     progress: Callable[[Progress], None] | None = None) -> ImageSetSummary:
     """Write one image per seed (this rank's share, seeds[rank::world_size]) into `outdir`.
 
@@ -74,7 +74,8 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
     count once. Images already present are skipped unless `overwrite`; with `save_w`, missing w
     files (seedNNNN.w.safetensors) are filled in, by mapping only, also for images that exist.
     The folder records its settings (see manifest.py): other settings raise RunMismatchError
-    before anything is written. `progress(Progress)` is called after every batch; nothing is printed."""
+    before anything is written. `progress(Progress)` is called after every batch; nothing is printed.
+    `transform` [3, 3]: StyleGAN3's input transform (`networks.stylegan3.pose_transform`)."""
     from ..io.latents import save_latents
     # Every argument is checked before the folder is touched.
     if fmt not in FORMATS:
@@ -89,7 +90,10 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
     seeds = parse_int_list(seeds)   # lazy ranges, repeats dropped: every count below is true
     check_seeds(seeds)
     outdir = prepare_outdir(outdir)
-    settings = run_settings(G, psi, truncation_cutoff, noise_mode, class_idx, fmt)
+    if transform is not None:
+        from ..networks.stylegan3 import check_input_transform
+        check_input_transform(G, transform)     # a StyleGAN2 says so before the folder is touched
+    settings = run_settings(G, psi, truncation_cutoff, noise_mode, class_idx, fmt, transform)
     check_run_record(outdir, settings, overwrite, outputs=f"seed*.{fmt}")
 
     mine = seeds[rank::world_size]
@@ -108,7 +112,7 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
                     save_latents(outdir / w_filename(s), ws[row[s]][None], space="w+",
                                  network_digest=settings["network"], psi=psi, source=f"seed {s}", overwrite=True)
                 if need_img:
-                    images = synthesize(G, ws[[row[s] for s in need_img]], noise_mode)
+                    images = synthesize(G, ws[[row[s] for s in need_img]], noise_mode, transform)
                     for s, img in zip(need_img, images):
                         writer.put(img, outdir / seed_filename(s, fmt), **FORMATS[fmt])
             written += len(need_img)

@@ -1,24 +1,53 @@
-"""Image files written off the generator's thread, atomically, never overwriting by accident."""
+"""Image files written off the generator's thread, atomically, never overwriting by accident.
+
+Every image the toolkit hands out, as a file or as bytes (the web page's downloads and live
+renders), is encoded by `write_image` below: one place where what an image carries is decided."""
 from __future__ import annotations
 
+import io
 import queue
 import threading
 from pathlib import Path
+from typing import BinaryIO, Mapping
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from .._files import atomic_output
 
 FORMATS = {"png": {"compress_level": 1}, "jpg": {"quality": 95}}
+_PIL_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG"}
 
 
-def save_image(img: np.ndarray, path: Path, **params) -> None:
+def write_image(img: np.ndarray, out: str | Path | BinaryIO, fmt: str, metadata: Mapping[str, str] | None = None,
+                **params) -> None:
+    """Encode [H, W, C] uint8 as `fmt` ('png', 'jpg') into a path or a binary stream. `metadata`
+    (key -> text) goes into the PNG as text chunks; other formats have no place for it."""
+    pil_format = _PIL_FORMATS.get(fmt.lower())
+    if pil_format is None:
+        raise ValueError(f"unknown image format {fmt!r}: expected one of {sorted(FORMATS)}")
+    if metadata:
+        if pil_format != "PNG":
+            raise ValueError(f"metadata is written into PNG images only, not {fmt}")
+        info = PngImagePlugin.PngInfo()
+        for key, text in metadata.items():
+            info.add_itxt(key, str(text))      # iTXt: UTF-8, so paths and names of any script survive
+        params = {**params, "pnginfo": info}
+    Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(out, format=pil_format, **params)
+
+
+def encode_image(img: np.ndarray, fmt: str = "png", metadata: Mapping[str, str] | None = None, **params) -> bytes:
+    """The bytes of the image file `save_image` would write (for a response body, not the disk)."""
+    buf = io.BytesIO()
+    write_image(img, buf, fmt, metadata, **params)
+    return buf.getvalue()
+
+
+def save_image(img: np.ndarray, path: Path, metadata: Mapping[str, str] | None = None, **params) -> None:
     """Write atomically: an interrupted run leaves no truncated image behind to be skipped on resume."""
     path = Path(path)
-    fmt = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG"}[path.suffix[1:].lower()]
     with atomic_output(path) as tmp:
-        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(tmp, format=fmt, **params)
+        write_image(img, tmp, path.suffix[1:], metadata, **params)
 
 
 class ImageWriter:
