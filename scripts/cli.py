@@ -15,6 +15,7 @@ from .mix import mix
 from .models import models
 from .ops import ops_group
 from .project import project
+from .serve import serve
 from .video import video
 
 
@@ -28,7 +29,8 @@ def main():
     http(s) URL, or a model name from `stylegan models`."""
 
 
-for command in (generate, mix, video, align, project, edit, directions_group, info, convert, models, ops_group):
+for command in (generate, mix, video, align, project, edit, directions_group, serve, info, convert, models,
+                ops_group):
     main.add_command(command)
 
 if __name__ == "__main__":

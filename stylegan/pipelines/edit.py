@@ -101,7 +101,8 @@ def direction_file(source: str) -> str:
 def resolve_direction(spec: EditSpec, G: torch.nn.Module, cache: dict | None = None) -> Direction:
     """The direction an edit names: a file (checked against G's w), or SeFa / GANSpace of G."""
     cache = {} if cache is None else cache
-    key = (spec.source, tuple(spec.rows or ()))
+    # Only SeFa depends on the rows (it factorises their affines); one GANSpace or file serves any rows.
+    key = (spec.source, tuple(spec.rows or ())) if spec.source == "sefa" else (spec.source,)
     if key not in cache:
         if spec.source == "sefa":
             cache[key] = sefa(G, spec.rows or "all", num_components=max(16, spec.component + 1))
