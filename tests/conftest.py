@@ -123,3 +123,19 @@ def assert_uint8_matches(got: np.ndarray, ref: np.ndarray | torch.Tensor, atol: 
     bad = (got < lo) | (got > hi)
     assert not bad.any(), (f"{bad.sum()} of {bad.size} pixels are not what a float image within {atol} of the "
                            f"reference gives (first at {np.argwhere(bad)[0].tolist()})")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each phase's report on the test item (item.rep_setup / rep_call / rep_teardown), so a fixture
+    can act on a failure: the browser tests take a screenshot."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def output_dir() -> Path:
+    """Where tests leave files worth looking at (screenshots): STYLEGAN_TEST_OUTPUT, else tests/output."""
+    folder = Path(os.environ.get("STYLEGAN_TEST_OUTPUT", REPO / "tests" / "output"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
