@@ -339,3 +339,27 @@ def test_photo_edit_paste_back_and_its_command(client, s, nets, tmp_path):
     (tmp_path / "cli").mkdir()
     (tmp_path / "cli" / "astronaut.png").write_bytes(photo.read_bytes())
     np.testing.assert_array_equal(run_command(command, tmp_path / "cli"), pasted, err_msg=command)
+
+
+def test_serve_command_lines(monkeypatch):
+    """`stylegan serve` prints its URL, warns loudly off loopback, and says in one line when the
+    port is taken or a network cannot be loaded."""
+    import socket
+    import stylegan.serve
+    calls = []
+    monkeypatch.setattr(stylegan.serve, "serve", lambda nets, host, port, open_browser, log: calls.append(
+        (nets, host, port)) or log(stylegan.serve.url_for(host, port)))
+    net = str(reference_path("sg2ada_skip.pkl"))
+    r = CliRunner().invoke(main, ["serve", "--network", net, "--port", "0"])
+    assert r.exit_code == 0, r.output
+    assert calls[0][0][0].name == "sg2ada_skip" and calls[0][1] == "127.0.0.1" and "WARNING" not in r.output
+    assert "http://127.0.0.1:0/" in r.output
+    r = CliRunner().invoke(main, ["serve", "--network", net, "--host", "0.0.0.0", "--port", "0"])
+    assert r.exit_code == 0 and "WARNING: listening on 0.0.0.0" in r.output, r.output
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        r = CliRunner().invoke(main, ["serve", "--network", net, "--port", str(taken.getsockname()[1])])
+    assert r.exit_code != 0 and "pass another --port" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    r = CliRunner().invoke(main, ["serve", "--network", "missing.pkl", "--port", "0"])
+    assert r.exit_code != 0 and "missing.pkl" in r.output and len(r.output.strip().splitlines()) == 1, r.output
