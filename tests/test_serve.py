@@ -363,3 +363,76 @@ def test_serve_command_lines(monkeypatch):
     assert r.exit_code != 0 and "pass another --port" in r.output and len(r.output.strip().splitlines()) == 1, r.output
     r = CliRunner().invoke(main, ["serve", "--network", "missing.pkl", "--port", "0"])
     assert r.exit_code != 0 and "missing.pkl" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_registry_direction_is_fetched_by_a_job(tmp_path, monkeypatch, nets):
+    """A network loaded by a registry name lists that GAN's registry directions; adding one fetches
+    it (here from a loopback server) as a job, and the edit is the library's with that file."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from stylegan import hub
+    from stylegan.editing import load_direction
+    from stylegan.hub import registry
+    from stylegan.serve import served
+    G = nets["sg2ada_skip"].G
+    buf = io.BytesIO()
+    torch.save(torch.randn(1, G.w_dim, generator=torch.Generator().manual_seed(3)), buf)
+    body = buf.getvalue()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        entry = hub.Entry("test-smile", "direction", f"http://127.0.0.1:{srv.server_port}/smile.pt", "test",
+                          "https://example.invalid", "a test direction", format="e4e-pt", size=len(body),
+                          network="test-gan")
+        monkeypatch.setattr(registry, "ENTRIES", (entry,))
+        monkeypatch.setenv("STYLEGAN_CACHE", str(tmp_path / "cache"))
+        net = served("gan", G, source="test-gan")
+        net.registry_name = "test-gan"
+        with TestClient(create_app([net]), base_url="http://127.0.0.1") as c:
+            s = new_session(c)
+            listed = c.get("/api/directions", params={"network": "gan"}, headers=s).json()
+            assert listed[-1] == {"id": "registry:test-smile", "label": "test-smile", "space": "w", "components": None,
+                                  "rows": None, "ready": False}
+            view = {"network": "gan", "seed": 2, "psi": 0.7,
+                    "edits": [{"direction": "registry:test-smile", "strength": 2.0}]}
+            assert "not downloaded yet" in error(c.post("/api/render", json=view, headers=s), 400)
+            assert c.post("/api/directions", json={"network": "gan", "direction": "registry:test-smile"},
+                          headers=s).status_code == 200
+            deadline = time.monotonic() + 60
+            while (job := c.get("/api/job", headers=s).json())["state"] == "running" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert job["state"] == "done", job
+            d = load_direction(hub.cached("test-smile"))
+            want = edit_many(G, stylegan.pipelines.map_seeds(G, [2], 0.7), [Move(d, 2.0)])[0]
+            np.testing.assert_array_equal(render(c, s, **view), want)
+            assert "--edit test-smile:0:2.0" in c.post("/api/command", json=view, headers=s).json()["command"]
+    finally:
+        srv.shutdown()
+
+
+def test_photo_upload_of_any_mode_turned_upright_by_exif(client, s):
+    """A CMYK JPEG stored on its side with an EXIF orientation: read upright (a sideways face would
+    not be found), in RGB, at the displayed size."""
+    import skimage.data
+    upright = Image.fromarray(skimage.data.astronaut()[:, 40:440])        # 400 wide, 512 tall
+    stored = upright.transpose(Image.Transpose.ROTATE_90).convert("CMYK")  # 512 wide, 400 tall
+    exif = Image.Exif()
+    exif[0x0112] = 6                                                      # "rotate 90 CW to display"
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", quality=95, exif=exif)
+    r = client.post("/api/photo", content=buf.getvalue(), headers={**s, "X-Filename": "sideways.jpg"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["width"], r.json()["height"]) == (400, 512) and len(r.json()["faces"]) == 1
+    shown = png(client.get("/api/photo/image", headers=s))
+    assert shown.shape == (512, 400, 3)
+    assert np.abs(shown.astype(int) - np.asarray(upright)).mean() < 8    # upright, not mirrored or turned

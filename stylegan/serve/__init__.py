@@ -16,7 +16,8 @@ from typing import Callable, Iterator, Sequence
 
 from .networks import ServedNetwork, load_networks, served
 
-__all__ = ["ServedNetwork", "load_networks", "served", "create_app", "serve", "running", "is_loopback", "warm_up"]
+__all__ = ["ServedNetwork", "load_networks", "served", "create_app", "serve", "running", "bind", "url_for", "is_loopback",
+           "warm_up"]
 
 
 def create_app(networks: Sequence[ServedNetwork], **kwargs):
