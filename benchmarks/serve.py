@@ -6,6 +6,8 @@ this process and headless Chromium drives the page:
   - slider moves, one at a time: the seed slider's input event to the new image painted, which
     counts the request, mapping, synthesis, PNG encoding, transfer, decoding and paint; beside it
     the server's share (render + encode, its X-Render-Ms);
+  - beside them, in the same run (before and after the page's moves), the bare forward pass of the
+    same network (mapping + synthesis, no encoding, no server): the page's overhead is the difference;
   - a drag: DRAG positions 16 ms apart (a 60 Hz drag), then the time from the last position to its
     image on screen, for the page as it is (one request in flight, newest position only) and, in
     the same run, for rendering every position in order (what a naive page would queue).
@@ -66,8 +68,20 @@ def pct(values, q) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-def measure(browser, url: str, name: str, moves: int, drag: int, loads: int) -> dict:
-    out = {}
+def bare_forward(G, seeds) -> list[float]:
+    """ms per image of mapping + synthesis alone, one seed at a time (what a slider move needs)."""
+    from stylegan.pipelines import map_seeds
+    times = []
+    with torch.no_grad():
+        for seed in seeds:
+            start = time.perf_counter()
+            G.synthesis(map_seeds(G, [seed], 0.7), noise_mode="const")
+            times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def measure(browser, url: str, name: str, G, moves: int, drag: int, loads: int) -> dict:
+    out = {"bare": bare_forward(G, range(5000, 5000 + max(3, moves // 3)))}
     load_times = []
     for _ in range(loads):
         ctx = browser.new_context(viewport={"width": 1200, "height": 900})
@@ -92,6 +106,7 @@ def measure(browser, url: str, name: str, moves: int, drag: int, loads: int) -> 
         server.append(t["server_ms"])
         time.sleep(0.05)
     out["move"], out["server"] = latencies, server
+    out["bare"] += bare_forward(G, range(6000, 6000 + max(3, moves // 3)))
 
     seeds = list(range(2000, 2000 + drag))
     last_input = page.evaluate(DRAG, [seeds, 16])
@@ -124,22 +139,23 @@ def main() -> None:
             net = served(config, stylegan.create_model(config))
             warm_up([net], log=lambda line: None)
             with running([net]) as url:
-                r = measure(browser, url, config, args.moves, args.drag, args.loads)
+                r = measure(browser, url, config, net.G, args.moves, args.drag, args.loads)
             rows.append((config, r))
             print(f"{config}: slider -> screen median {statistics.median(r['move']):.0f} ms, "
-                  f"p95 {pct(r['move'], 95):.0f} ms (server render+encode median {statistics.median(r['server']):.0f} ms); "
+                  f"p95 {pct(r['move'], 95):.0f} ms (server render+encode median {statistics.median(r['server']):.0f} ms, "
+                  f"bare forward median {statistics.median(r['bare']):.0f} ms); "
                   f"page load median {statistics.median(r['load']):.0f} ms; "
                   f"{args.drag}-position drag settles in {r['drag_newest']:.0f} ms newest-only, "
                   f"{r['drag_all']:.0f} ms rendering every position", flush=True)
         browser.close()
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print("\n| network (random weights) | slider -> screen, median | p95 | server render + PNG, median | "
-          "page load, median | drag settles: newest only | every position |")
-    print("|---|---|---|---|---|---|---|")
+          "bare forward, median | page load, median | drag settles: newest only | every position |")
+    print("|---|---|---|---|---|---|---|---|")
     for config, r in rows:
         print(f"| {config} | {statistics.median(r['move']):.0f} ms | {pct(r['move'], 95):.0f} ms | "
-              f"{statistics.median(r['server']):.0f} ms | {statistics.median(r['load']):.0f} ms | "
-              f"{r['drag_newest']:.0f} ms | {r['drag_all']:.0f} ms |")
+              f"{statistics.median(r['server']):.0f} ms | {statistics.median(r['bare']):.0f} ms | "
+              f"{statistics.median(r['load']):.0f} ms | {r['drag_newest']:.0f} ms | {r['drag_all']:.0f} ms |")
 
 
 if __name__ == "__main__":
