@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ops  # noqa: E402
 import stylegan  # noqa: E402
+from stylegan.images import to_uint8  # noqa: E402
 from stylegan.inversion import load_feature_net, project_batch  # noqa: E402
 
 REF = Path(os.environ.get("STYLEGAN_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "reference"))
@@ -49,7 +50,7 @@ def peak_growth_mb(config: str, impl: str, steps: int) -> float:
     """In this process: the peak resident set of `steps` projection steps above the size before them."""
     G = stylegan.create_model(config).eval().requires_grad_(False)
     net = load_feature_net(REF / "lpips_standin.pt")
-    target = torch.rand(1, 3, G.img_resolution, G.img_resolution) * 255
+    target = np.random.RandomState(0).randint(0, 256, [1, G.img_resolution, G.img_resolution, 3], dtype=np.uint8)
     with open("/proc/self/clear_refs", "w") as f:   # resets the kernel's peak (VmHWM) to the current size
         f.write("5")
     before = _status_kb("VmRSS")
@@ -89,7 +90,7 @@ def main():
     net = load_feature_net(REF / "lpips_standin.pt")
     with torch.no_grad():
         z = torch.from_numpy(np.random.RandomState(1).randn(a.targets, G.z_dim))
-        targets = ((G(z, None, noise_mode="const") + 1) * 127.5).clamp(0, 255)
+        targets = to_uint8(G(z, None, noise_mode="const"))                  # [N, H, W, C] uint8
 
     one = targets[:1]
     ref, fast = [], []

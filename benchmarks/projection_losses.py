@@ -17,6 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import stylegan  # noqa: E402
+from stylegan.images import to_uint8  # noqa: E402
 from stylegan.inversion import project_batch  # noqa: E402
 from stylegan.inversion.losses import (DiscriminatorFeatures, FeatureDistance, MSSSIMDistance, PixelDistance,  # noqa: E402
                                        Sum)
@@ -47,8 +48,8 @@ def main():
         G, D = nets["G_ema"], nets["D"]
         z = torch.from_numpy(np.random.RandomState(2024).randn(args.targets, G.z_dim))
         with torch.no_grad():
-            targets = ((G.synthesis(G.mapping(z, None), noise_mode="const") + 1) * 127.5).clamp(0, 255)
-        want = targets.permute(0, 2, 3, 1).numpy()
+            targets = to_uint8(G.synthesis(G.mapping(z, None), noise_mode="const"))    # [N, H, W, C] uint8
+        want = targets
         for space in ("w", "w+"):
             for label, make in candidates(D).items():
                 results = project_batch(G, targets, make(), space=space, num_steps=args.steps, seed=0)

@@ -3,8 +3,8 @@ moving memory (filtered_lrelu, forward only) or multiplying more than it must (c
 Winograd's algorithm; its backward to the input is the same kernel, see ops/conv3x3.py).
 
 They are built for this very CPU (-march=native) with the host C++ compiler on first use and cached
-like the CUDA ops, keyed by the sources, torch and the CPU's instruction-set flags, so a cache
-shared by different machines holds one build per kind of CPU. They compute the 'fast' path's
+like the CUDA ops, keyed by the sources, the build identity (torch, Python, compiler, flags) and the
+CPU's instruction-set flags, so a cache shared by different machines holds one build per kind of CPU. They compute the 'fast' path's
 numbers up to float32 rounding; that path runs instead where a kernel does not apply (gradients
 through filtered_lrelu, or into conv3x3's weight), when a kernel cannot be built (after one
 warning), or when STYLEGAN_CPU_KERNELS=0.
@@ -17,8 +17,6 @@ import platform
 import shutil
 import sys
 import time
-
-import torch
 
 from . import _build
 
@@ -69,7 +67,7 @@ def problem() -> str | None:
 
 
 def _key(name: str) -> str:
-    return _build.cache_key([source(name)], torch.__version__, "cpu", [isa_signature(), *CFLAGS])
+    return _build.cache_key([source(name)], _build.build_identity(None, CFLAGS, OPENMP, isa=isa_signature()))
 
 
 def _cache_name(name: str) -> str:
@@ -90,7 +88,8 @@ def build(name: str) -> _build.BuildResult:
         return _build.BuildResult(label, "failed", why)
     start = time.perf_counter()
     try:
-        _, final, status = _build.cached_module(_cache_name(name), _key(name), [source(name)], None, CFLAGS, OPENMP)
+        _, final, status = _build.cached_module(_cache_name(name), [source(name)], None, CFLAGS, OPENMP,
+                                                isa=isa_signature())
     except Exception as exc:
         return _build.BuildResult(label, "failed", f"build failed: {_build._short_error(exc)}. Fix: run "
                                   f"`stylegan ops build` for details, or set {ENV_VAR}=0", time.perf_counter() - start)

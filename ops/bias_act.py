@@ -6,9 +6,11 @@
 (e.g. lrelu: alpha 0.2, gain sqrt(2), which keeps the signal's second moment unchanged)."""
 from __future__ import annotations
 
+import math
+
 import torch
 
-from . import cuda_ops
+from . import _selfcheck, cuda_ops
 from ._activations import ACTIVATIONS
 from ._dispatch import choose_impl
 from ._util import needs_grad
@@ -26,7 +28,7 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: 
         return cuda_ops.bias_act(cuda_ops.kernels("bias_act", x).bias_act, x, b, dim, act, alpha, gain, clamp)
     if impl == "fast" and not needs_grad(x, b):
         return _bias_act_inplace(x, b, dim, act, alpha, gain, clamp, inplace)
-    if impl == "fast" and act in _INPLACE and _defaults(act, alpha, gain)[1] > 0:
+    if impl == "fast" and act in _SLOPE_FROM_OUTPUT and _defaults(act, alpha, gain)[1] > 0:
         return _BiasActSavingOutput.apply(x, b, dim, act, alpha, gain, clamp)
     return _bias_act_ref(x, b, dim, act, alpha, gain, clamp)
 
@@ -37,16 +39,22 @@ def _defaults(act: str, alpha: float | None, gain: float | None) -> tuple[float,
     return (float(spec.def_alpha if alpha is None else alpha), float(spec.def_gain if gain is None else gain))
 
 
-# Activations with an in-place torch op: the same arithmetic as the reference, on one buffer.
+# Every activation's in-place form: the reference's arithmetic (the same kernels, so the same bits),
+# on one buffer. Swish keeps one temporary, its sigmoid.
 _INPLACE = {"linear": lambda x, a: x, "relu": lambda x, a: x.relu_(),
-            "lrelu": lambda x, a: torch.nn.functional.leaky_relu_(x, a)}
+            "lrelu": lambda x, a: torch.nn.functional.leaky_relu_(x, a),
+            "tanh": lambda x, a: x.tanh_(), "sigmoid": lambda x, a: x.sigmoid_(),
+            "elu": lambda x, a: torch.nn.functional.elu_(x), "selu": lambda x, a: torch.selu_(x),
+            "softplus": lambda x, a: torch.ops.aten.softplus.out(x, 1, 20, out=x),
+            "swish": lambda x, a: x.mul_(torch.sigmoid(x))}
+assert set(_INPLACE) == set(ACTIVATIONS)
+# Activations whose gradient the output alone gives (its sign is the slope): the saving-output path.
+_SLOPE_FROM_OUTPUT = ("linear", "relu", "lrelu")
 
 
 def _bias_act_inplace(x, b, dim, act, alpha, gain, clamp, overwrite_x=False):
     """The reference's steps without a new tensor per step (no autograd graph to keep); with
     `overwrite_x`, without any new tensor."""
-    if act not in _INPLACE:
-        return _bias_act_ref(x, b, dim, act, alpha, gain, clamp)
     assert clamp is None or clamp >= 0
     alpha, gain = _defaults(act, alpha, gain)
     if b is not None:
@@ -116,3 +124,21 @@ def _grad_from_output(grad, y, act, alpha, gain, clamp):
     elif act == "lrelu":
         torch.ops.aten.leaky_relu_backward.grad_input(gx, y, alpha, True, grad_input=gx)
     return gx if cut is None else gx.masked_fill_(cut, 0)
+
+
+@_selfcheck.register("bias_act")
+def _self_check(K, device: torch.device) -> list:
+    """The fused kernel against the reference: lrelu with a clamp (every layer of the networks) and
+    linear (FC layers, ToRGB), forward, gradients to x and b, and second order in float32 (R1)."""
+    b = _selfcheck.randn(6, seed=1)
+    v = _selfcheck.away_from(_selfcheck.randn(2, 6, 5, 4, seed=2) * 1.5, [0.0, 1.5 / math.sqrt(2)], 0.05)
+    x = v - b[:, None, None]  # pre-activations away from the kink and the clamp
+    out = []
+    for dtype in _selfcheck.DTYPES:
+        for act, clamp in (("lrelu", 1.5), ("linear", None)):
+            alpha, gain = _defaults(act, None, None)
+            out += _selfcheck.against_reference(
+                f"bias_act {act}", lambda x, b: cuda_ops.bias_act(K.bias_act, x, b, 1, act, alpha, gain, clamp),
+                lambda x, b: _bias_act_ref(x, b, 1, act, None, None, clamp), [x, b], device, dtype,
+                second_order=dtype == torch.float32)
+    return out

@@ -6,28 +6,32 @@ The kernels compute forward values only; gradients are expressed through the sam
   gradient of that is mode 1 again (w.r.t. dy) and mode 2 (w.r.t. x), so second order works.
 - upfirdn2d: linear in x; its adjoint is upfirdn2d with up and down swapped, the filter flipped
   and the padding mirrored, applied by the same autograd Function, so every order works.
-- filtered_lrelu: the fused kernel forward; backward recomputes the pre-activation with the
-  upfirdn2d kernel and pulls dy back through the two adjoint resamplings and the lrelu slope.
+- filtered_lrelu: the fused kernel forward, which also writes what the activation did (2 bits per
+  intermediate sample) when a gradient will be needed; the backward is the same kernel run on dy
+  with up and down swapped and the activation read from those bits, and the gradient of that is
+  the kernel once more, so every order works and autograd keeps 2 bits per sample, not x.
 
 Each Function takes the kernel callable as an argument, so the test suite can run this exact
 autograd over `ops/cuda/cpu_check.cpp`, a CPU build of the kernels' maths.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from . import _build
 from ._activations import ACTIVATIONS
 from ._impl import cuda_required
-from ._util import filter_size, parse_padding, parse_scaling
+from ._util import filter_size, needs_grad, parse_padding, parse_scaling
 
 
 def kernels(name: str, x: torch.Tensor):
-    """The compiled module for op `name` usable on `x`, or None (CPU tensor, or build failed).
-    A build failure raises instead when 'cuda' was forced."""
+    """The compiled module for op `name` usable on `x`, or None (CPU tensor, build failed, or the
+    kernel failed its first-use check on x's device). A failure raises instead when 'cuda' was forced."""
     if not x.is_cuda:
         return None
-    return _build.load_op(name, required=cuda_required())
+    return _build.load_op(name, x.device, required=cuda_required())
 
 
 def _acc_dtype(x: torch.Tensor) -> torch.dtype:
@@ -163,40 +167,98 @@ def upfirdn2d(kern, x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
 
 
 # ---------------------------------------------------------------- filtered_lrelu
+SIGNS_NONE, SIGNS_WRITE, SIGNS_READ = 0, 1, 2  # FL_SIGNS_* of ops/cuda/filtered_lrelu.h
+
+
+@dataclasses.dataclass(frozen=True)
+class _FLGeometry:
+    """What fixes filtered_lrelu's linear parts for one call: resampling, padding, gain, slope, the
+    filters' orientation, the input and output sizes, and the shared memory a block may use."""
+    up: int
+    down: int
+    padding: tuple[int, int, int, int]
+    gain: float
+    slope: float
+    flip_filter: bool
+    in_hw: tuple[int, int]
+    out_hw: tuple[int, int]
+    max_smem: int
+
+
+def _fl_launch(geo: _FLGeometry, fu, fd, x: torch.Tensor, transpose: bool) -> dict:
+    """Kernel arguments that run, with the activation read from the signs, either the forward's
+    linear map x -> y (its filters, padding and signs at offset 0) or its adjoint dy -> dx: up and
+    down swapped, each filter reversed, the padding mirrored, and the sign tensor entered where the
+    adjoint's intermediate sample 0 lies in the forward's."""
+    fu, fd = _filter_or_identity(fu, x), _filter_or_identity(fd, x)
+    (fuw, fuh), (fdw, fdh) = filter_size(fu), filter_size(fd)
+    (ih, iw), (oh, ow) = geo.in_hw, geo.out_hw
+    px0, px1, py0, py1 = geo.padding
+    if not transpose:
+        return dict(fu=_taps(fu, x, geo.flip_filter, geo.up ** 2), fd=_taps(fd, x, geo.flip_filter, 1),
+                    up=geo.up, down=geo.down, padding=geo.padding, sign_oy=0, sign_ox=0)
+    up, down = geo.up, geo.down
+    padding = (fdw - 1 + fuw - 1 - px0, iw * up - ow * down + px0 - (up - 1),
+               fdh - 1 + fuh - 1 - py0, ih * up - oh * down + py0 - (up - 1))
+    return dict(fu=_taps(fd, x, not geo.flip_filter, 1), fd=_taps(fu, x, not geo.flip_filter, up ** 2),
+                up=down, down=up, padding=padding, sign_oy=py0 - (fuh - 1), sign_ox=px0 - (fuw - 1))
+
+
+def _fl_run(K, x, b, signs, mode, launch, geo: _FLGeometry, clamp=None):
+    return K.filtered_lrelu(x, b, launch["fu"], launch["fd"], signs, launch["up"], launch["down"], *launch["padding"],
+                            geo.gain, geo.slope, -1.0 if clamp is None else clamp, mode, launch["sign_oy"],
+                            launch["sign_ox"], geo.max_smem)
+
+
+def _fl_plan(K, shape, launch, mode, x, max_smem) -> list[int]:
+    """K's plan for a launch ([tile h, tile w, smem bytes, out h, out w, sign rows, sign bytes/row]),
+    [] when no tile fits in max_smem."""
+    return K.filtered_lrelu_plan(list(shape), list(launch["fu"].shape), list(launch["fd"].shape), launch["up"],
+                                 launch["down"], *launch["padding"], mode, _acc_dtype(x).itemsize, max_smem)
+
+
 class _FilteredLReLU(torch.autograd.Function):
+    """The fused forward; with `write_signs` it leaves the activation's 2-bit codes for the backward,
+    which then needs neither x nor the pre-activation (what NVIDIA's kernel keeps, too)."""
+
     @staticmethod
-    def forward(ctx, x, fu, fd, b, kern, kern_up, up, down, padding, gain, slope, clamp, flip_filter, max_smem):
-        px0, px1, py0, py1 = padding
+    def forward(ctx, x, fu, fd, b, K, geo, clamp, sign_shape):
         e = x.new_empty([0], dtype=_acc_dtype(x))
-        y = kern(x, b.to(_acc_dtype(x)).contiguous() if b is not None else e,
-                 _taps(_filter_or_identity(fu, x), x, flip_filter, up ** 2),
-                 _taps(_filter_or_identity(fd, x), x, flip_filter, 1), up, down, px0, px1, py0, py1, gain, slope,
-                 -1.0 if clamp is None else clamp, max_smem)
-        ctx.save_for_backward(x, fu, fd, b)
-        ctx.args = (kern_up, up, down, padding, gain, slope, clamp, flip_filter)
+        write = sign_shape is not None
+        signs = x.new_empty(sign_shape, dtype=torch.uint8) if write else x.new_empty([0], dtype=torch.uint8)
+        y = _fl_run(K, x, b.to(_acc_dtype(x)).contiguous() if b is not None else e, signs,
+                    SIGNS_WRITE if write else SIGNS_NONE, _fl_launch(geo, fu, fd, x, False), geo, clamp)
+        ctx.save_for_backward(fu, fd, signs if write else None)
+        ctx.K, ctx.geo, ctx.b_dtype = K, geo, None if b is None else b.dtype
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        x, fu, fd, b = ctx.saved_tensors
-        kern_up, up, down, padding, gain, slope, clamp, flip_filter = ctx.args
-        fu, fd = _filter_or_identity(fu, x), _filter_or_identity(fd, x)
-        # The pre-activation v, recomputed rather than stored (it is up**2 times the size of x).
-        xb = x if b is None else x + b.to(x.dtype).reshape(1, -1, 1, 1)
-        v = _run_upfirdn2d(kern_up, xb.contiguous(), fu, (up, up), (1, 1), padding, flip_filter, up ** 2)
-        # dy -> d(activation output) -> d(v) -> dx, each through a differentiable adjoint.
-        dm = _UpFirDn2d.apply(dy.contiguous(), fd, kern_up, (down, down), (1, 1),
-                              _adjoint_padding(fd, v.shape[2:], dy.shape[2:], (1, 1), (down, down), (0, 0, 0, 0)),
-                              not flip_filter, 1.0)
-        dv = torch.where(v > 0, dm * gain, dm * (gain * slope))  # lrelu' * gain, in dm's dtype
-        if clamp is not None:
-            a = torch.where(v > 0, v, v * slope) * gain
-            dv = dv * ((a >= -clamp) & (a <= clamp)).to(dv.dtype)
-        dx = _UpFirDn2d.apply(dv.contiguous(), fu, kern_up, (1, 1), (up, up),
-                              _adjoint_padding(fu, x.shape[2:], v.shape[2:], (up, up), (1, 1), padding),
-                              not flip_filter, float(up ** 2))
-        db = _sum_except(dx, 1).to(b.dtype) if b is not None and ctx.needs_input_grad[3] else None
-        return dx, None, None, db, *([None] * 10)
+        fu, fd, signs = ctx.saved_tensors
+        dx = _FilteredLReLUSigned.apply(dy.contiguous(), signs, fu, fd, ctx.K, ctx.geo, True)
+        db = _sum_except(dx, 1).to(ctx.b_dtype) if ctx.needs_input_grad[3] else None
+        return dx, None, None, db, None, None, None, None
+
+
+class _FilteredLReLUSigned(torch.autograd.Function):
+    """filtered_lrelu's linear map at fixed signs: dy -> dx (transpose), or x -> y (its adjoint). Each
+    is the other's gradient, so gradients of every order through dy come from the same kernel; the
+    signs do not move with x (the activation is piecewise linear)."""
+
+    @staticmethod
+    def forward(ctx, t, signs, fu, fd, K, geo, transpose):
+        ctx.save_for_backward(signs, fu, fd)
+        ctx.K, ctx.geo, ctx.transpose = K, geo, transpose
+        out = _fl_run(K, t, t.new_empty([0], dtype=_acc_dtype(t)), signs, SIGNS_READ,
+                      _fl_launch(geo, fu, fd, t, transpose), geo)
+        assert tuple(out.shape[2:]) == (geo.in_hw if transpose else geo.out_hw)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        signs, fu, fd = ctx.saved_tensors
+        g = _FilteredLReLUSigned.apply(grad.contiguous(), signs, fu, fd, ctx.K, ctx.geo, not ctx.transpose)
+        return g, None, None, None, None, None, None
 
 
 def max_shared_memory(x: torch.Tensor) -> int:
@@ -207,11 +269,25 @@ def max_shared_memory(x: torch.Tensor) -> int:
     return int(getattr(props, "shared_memory_per_block_optin", 0) or props.shared_memory_per_block)
 
 
-def filtered_lrelu(kern, kern_up, x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, max_smem=None):
+def filtered_lrelu(K, x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, max_smem=None):
+    """The fused op through kernel module K, or None when no tile of the kernel fits in the device's
+    shared memory for these filters and dtype (forward, or the backward when a gradient is needed):
+    the caller then takes the PyTorch path."""
     assert isinstance(x, torch.Tensor) and x.ndim == 4
     assert isinstance(up, int) and up >= 1 and isinstance(down, int) and down >= 1
     if b is not None:
         assert isinstance(b, torch.Tensor) and b.shape == (x.shape[1],)
-    return _FilteredLReLU.apply(x.contiguous(), fu, fd, b, kern, kern_up, up, down, parse_padding(padding),
-                                float(gain), float(slope), None if clamp is None else float(clamp),
-                                bool(flip_filter), max_smem or max_shared_memory(x))
+    x = x.contiguous()
+    max_smem = max_smem or max_shared_memory(x)
+    geo = _FLGeometry(up, down, parse_padding(padding), float(gain), float(slope), bool(flip_filter),
+                      tuple(x.shape[2:]), (0, 0), max_smem)
+    write = needs_grad(x, b)
+    plan = _fl_plan(K, x.shape, _fl_launch(geo, fu, fd, x, False), SIGNS_WRITE if write else SIGNS_NONE, x, max_smem)
+    if not plan:
+        return None
+    geo = dataclasses.replace(geo, out_hw=(plan[3], plan[4]))
+    if write and not _fl_plan(K, (*x.shape[:2], *geo.out_hw), _fl_launch(geo, fu, fd, x, True), SIGNS_READ, x,
+                              max_smem):
+        return None
+    sign_shape = (*x.shape[:2], plan[5], plan[6]) if write else None
+    return _FilteredLReLU.apply(x, fu, fd, b, K, geo, None if clamp is None else float(clamp), sign_shape)

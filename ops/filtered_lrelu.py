@@ -8,15 +8,17 @@ pointwise nonlinearity creates below the output's Nyquist frequency. Output widt
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
-from . import _cpu, cuda_ops
+from . import _cpu, _selfcheck, cuda_ops
 from . import upfirdn2d_fast as U
+from ._build import OpsBuildWarning
 from ._dispatch import choose_impl
 from ._util import filter_size, needs_grad, parse_padding
 from .bias_act import bias_act
-from .upfirdn2d import upfirdn2d
+from .upfirdn2d import setup_filter, upfirdn2d
 
 
 def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Tensor | None = None,
@@ -24,14 +26,31 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Te
                    gain: float = math.sqrt(2), slope: float = 0.2, clamp: float | None = None,
                    flip_filter: bool = False, impl: str = "auto") -> torch.Tensor:
     """Public entry point; `impl` selects 'ref' | 'fast' | 'cuda' | 'auto'."""
-    impl = choose_impl(impl, x, "filtered_lrelu", "upfirdn2d")
+    impl = choose_impl(impl, x, "filtered_lrelu")
     if impl == "cuda":
-        return cuda_ops.filtered_lrelu(cuda_ops.kernels("filtered_lrelu", x).filtered_lrelu,
-                                       cuda_ops.kernels("upfirdn2d", x).upfirdn2d, x, fu, fd, b, up, down, padding,
-                                       gain, slope, clamp, flip_filter)
+        y = cuda_ops.filtered_lrelu(cuda_ops.kernels("filtered_lrelu", x), x, fu, fd, b, up, down, padding, gain,
+                                    slope, clamp, flip_filter)
+        if y is not None:
+            return y
+        _warn_no_tile(x, fu, fd)
+        impl = "fast"
     if impl == "fast":
         return _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
     return _filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, impl=impl)
+
+
+_no_tile_warned: set = set()
+
+
+def _warn_no_tile(x, fu, fd) -> None:
+    """Once per filter shapes and dtype: the fused kernel has no tile that fits this device's shared
+    memory (large 2-D filters in float64), so the PyTorch path runs."""
+    key = (x.dtype, None if fu is None else tuple(fu.shape), None if fd is None else tuple(fd.shape), x.device)
+    if key not in _no_tile_warned:
+        _no_tile_warned.add(key)
+        warnings.warn(f"stylegan: filtered_lrelu's CUDA kernel has no tile that fits {x.device}'s shared memory "
+                      f"for {x.dtype} with filters {key[1]} / {key[2]}; using the PyTorch path for these calls",
+                      OpsBuildWarning, stacklevel=3)
 
 
 def _filtered_lrelu_ref(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=math.sqrt(2), slope=0.2,
@@ -108,3 +127,50 @@ def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, fl
     if clamp is not None:
         x = x.clamp_(-clamp, clamp) if inplace else x.clamp(-clamp, clamp)
     return U.upfirdn2d(x, fd, down=down, flip_filter=flip_filter)
+
+
+@_selfcheck.register("filtered_lrelu")
+def _self_check(K, device: torch.device) -> list:
+    """The fused kernel against the reference: a StyleGAN3 layer (12-tap filters, up and down by 2,
+    a clamp that cuts), one with a 2-D down filter (StyleGAN3-R), and ToRGB (bias and clamp alone);
+    forward, gradients to x and b, and second order in float32."""
+    f12 = setup_filter([1, 2, 4, 7, 9, 10, 10, 9, 7, 4, 2, 1])
+    radial = setup_filter([1, 3, 4, 4, 3, 1], separable=False)
+    cases = (("T", f12, f12, dict(up=2, down=2, padding=[9, 8, 9, 8], gain=math.sqrt(2), slope=0.2, clamp=0.5)),
+             ("R", f12, radial, dict(up=2, down=2, padding=[8, 7, 8, 7], gain=math.sqrt(2), slope=0.2, clamp=None)),
+             ("ToRGB", None, None, dict(up=1, down=1, padding=0, gain=1.0, slope=1.0, clamp=0.8)))
+    out = []
+    for dtype in _selfcheck.DTYPES:
+        for what, fu, fd, kw in cases:
+            x, b = _check_inputs(fu, kw, dtype)
+            out += _selfcheck.against_reference(
+                f"filtered_lrelu {what}", lambda x, b: _fused_or_raise(K, x, fu, fd, b, kw, device),
+                lambda x, b: _filtered_lrelu_ref(x, fu, fd, b, impl="ref", **kw), [x, b], device, dtype,
+                second_order=dtype == torch.float32)
+    return out
+
+
+def _check_inputs(fu, kw, dtype, margin=1e-5):
+    """x [2, 3, 10, 10] and b [3] whose pre-activations, once rounded to dtype, keep `margin` (relative)
+    from 0 and from the clamp, where float32 and float64 may decide differently: the first seed that
+    does (exact zeros, where no sample falls under the filter, are exact in every precision)."""
+    for seed in range(100):
+        x, b = _selfcheck.randn(2, 3, 10, 10, seed=10 + seed), _selfcheck.randn(3, seed=200 + seed) * 0.2
+        xr, br = x.to(dtype).double(), b.to(dtype).double()
+        v = upfirdn2d(xr + br[:, None, None], fu, up=kw["up"], padding=kw["padding"], gain=kw["up"] ** 2, impl="ref")
+        a = torch.where(v > 0, v, v * kw["slope"]) * kw["gain"]
+        tol = margin * float(v.abs().max())
+        near = ((v.abs() < tol) & (v != 0)).any()
+        if kw["clamp"] is not None:
+            near |= ((a.abs() - kw["clamp"]).abs() < tol).any()
+        if not near:
+            return x, b
+    raise AssertionError("no inputs clear of the kinks")
+
+
+def _fused_or_raise(K, x, fu, fd, b, kw, device):
+    y = cuda_ops.filtered_lrelu(K, x, None if fu is None else fu.to(device), None if fd is None else fd.to(device), b,
+                                flip_filter=False, **kw)
+    if y is None:
+        raise RuntimeError("no tile fits in the device's shared memory")
+    return y

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import cuda_ops, upfirdn2d_fast
+from . import _selfcheck, cuda_ops, upfirdn2d_fast
 from ._dispatch import choose_impl
 from ._util import filter_size, parse_padding, parse_scaling
 
@@ -113,3 +113,20 @@ def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl="auto"
     fw, fh = filter_size(f)
     p = [px0 + (fw - downx + 1) // 2, px1 + (fw - downx) // 2, py0 + (fh - downy + 1) // 2, py1 + (fh - downy) // 2]
     return upfirdn2d(x, f, down=down, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+
+
+@_selfcheck.register("upfirdn2d")
+def _self_check(K, device: torch.device) -> list:
+    """The fused kernel against the reference: the networks' up- and downsampling by 2 with a 2-D
+    filter, and a long separable filter, forward, gradient, and second order in float32 (R1)."""
+    f4 = setup_filter([1, 3, 3, 1])
+    f12 = setup_filter([1, 2, 4, 7, 9, 10, 10, 9, 7, 4, 2, 1])
+    x = _selfcheck.randn(2, 3, 9, 10, seed=3)
+    out = []
+    for dtype in _selfcheck.DTYPES:
+        for what, f, kw in (("up", f4, dict(up=2, padding=[2, 1, 2, 1], gain=4)), ("down", f4, dict(down=2, padding=1)),
+                            ("12-tap up", f12, dict(up=2, padding=[6, 5, 6, 5], gain=4))):
+            out += _selfcheck.against_reference(
+                f"upfirdn2d {what}", lambda x: cuda_ops.upfirdn2d(K.upfirdn2d, x, f.to(device), **kw),
+                lambda x: _upfirdn2d_ref(x, f, **kw), [x], device, dtype, second_order=dtype == torch.float32)
+    return out

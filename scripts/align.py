@@ -19,10 +19,15 @@ data, iBUG 300-W, is licensed for non-commercial use only.""")
 @click.option("--size", type=click.IntRange(min=8, max=4096), default=1024, show_default=True,
               help="Side of the square crop in pixels: the model's resolution.")
 @click.option("--all-faces", is_flag=True, help="Write every face found (NAME_01.png, ...), not only the largest.")
+@click.option("--refine", is_flag=True,
+              help="Find the landmarks again in a first upright crop. Without it the crop is FFHQ's recipe exactly, "
+                   "what FFHQ models expect; with it, strongly tilted faces come out upright (a face turned by "
+                   "30 degrees: 2.9 % of the crop off its upright crop, 32 % without), but ordinary crops move "
+                   "0.7-3 % of their side off the recipe.")
 @click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True,
               help="dlib's face detector: HOG (fast) or the CNN (finds small and turned faces; slow on CPU).")
 @click.option("--overwrite", is_flag=True, help="Redo photos whose crop already exists (default: skip them).")
-def align(photos, outdir, size, all_faces, detector, overwrite):
+def align(photos, outdir, size, all_faces, refine, detector, overwrite):
     """Crop the faces in PHOTOS (files or folders) the way FFHQ was made, ready for projection.
 
     Each crop NAME.png comes with NAME.align.json: where the crop lies in its photo, so an edit can
@@ -38,8 +43,8 @@ def align(photos, outdir, size, all_faces, detector, overwrite):
     except (ValueError, ImportError, RuntimeError) as e:
         raise click.ClickException(f"cannot load the landmark model: {e}") from None
     with click.progressbar(length=len(find_photos(photos)), label="aligning", file=sys.stderr) as bar:
-        summary = align_photos(photos, outdir, size=size, all_faces=all_faces, detector=det, overwrite=overwrite,
-                               progress=lambda done, total, photo: bar.update(1))
+        summary = align_photos(photos, outdir, size=size, all_faces=all_faces, refine=refine, detector=det,
+                               overwrite=overwrite, progress=lambda done, total, photo: bar.update(1))
     for photo, reason in summary.failed.items():
         click.echo(f"{photo}: {reason}", err=True)
     click.echo(f"{len(summary.written)} faces written, {len(summary.skipped)} already present, "

@@ -7,6 +7,7 @@ import stylegan
 
 from .align import align
 from .convert import convert
+from .dataset import dataset
 from .directions import directions_group
 from .edit import edit
 from .generate import generate
@@ -23,13 +24,13 @@ from .video import video
 @click.version_option(stylegan.__version__, prog_name="stylegan")
 def main():
     """StyleGAN toolkit: generate faces, mix styles, align and project photos, edit latents,
-    inspect and convert model files.
+    make training data sets, inspect and convert model files.
 
     NETWORK arguments take a file path (NVIDIA or TF pickle, rosinality .pt, stylegan file), an
     http(s) URL, or a model name from `stylegan models`."""
 
 
-for command in (generate, mix, video, align, project, edit, directions_group, serve, info, convert, models,
+for command in (generate, mix, video, align, project, edit, directions_group, dataset, serve, info, convert, models,
                 ops_group):
     main.add_command(command)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 import torch
@@ -16,7 +17,7 @@ class IntList(click.ParamType):
         self.unique = unique
 
     def convert(self, value, param, ctx):
-        from stylegan.pipelines.latents import parse_int_list
+        from stylegan.seeds import parse_int_list
         try:
             return parse_int_list(value, self.unique)
         except ValueError as e:
@@ -80,35 +81,40 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_networks(network: str, device: torch.device | str = "cpu", trainable: bool = False):
-    """Path, URL or model-zoo name -> stylegan.load's LoadedModel; errors become one line."""
+def load_networks(network: str, device: torch.device | str = "cpu", trainable: bool = False,
+                  generator: bool = True):
+    """Path, URL or model-zoo name -> stylegan.load's LoadedModel; errors become one line. With
+    `generator` (the default) the file must hold one: `nets.generator` is then safe to use. An
+    architecture name (`stylegan2-256`) gives random weights, with one line that says so."""
     import stylegan
     try:
-        return stylegan.load(network, device=device, trainable=trainable)
+        nets = stylegan.load(network, device=device, trainable=trainable, untrained=True)
+        if generator:
+            _announce_cpu_kernel(nets.generator, torch.device(device))
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
+    if nets.format == "untrained":
+        say_untrained(network)
+    return nets
 
 
-def load_generator(network: str, device: torch.device) -> torch.nn.Module:
+def say_untrained(network: str) -> None:
+    click.echo(f"{network}: an architecture with random weights, for trying the tools out: its faces will be "
+               f"noise (`stylegan models` lists trained networks)", err=True)
+
+
+def load_generator(network: str, device: torch.device | str = "cpu") -> torch.nn.Module:
     """The inference generator (G_ema, else G) of a network, on `device`."""
-    nets = load_networks(network, device)
-    try:
-        G = nets.generator
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
-    _announce_cpu_kernel(G, device)
-    return G
+    return load_networks(network, device).generator
 
 
 def _announce_cpu_kernel(G: torch.nn.Module, device: torch.device) -> None:
     """On the CPU, the generator's kernel compiles at the first image (about 30 s, once per
     machine): say so before that pause rather than stall in silence."""
     import ops
-    from stylegan.networks import stylegan2, stylegan3
-    kernel = {stylegan3.Generator: "filtered_lrelu", stylegan2.Generator: "conv3x3"}.get(type(G))
-    if device.type != "cpu" or kernel is None:
+    if device.type != "cpu":
         return
-    if ops.cpu_status(kernel).impl == "cpu" and ops.cpu_cached(kernel) is None:
+    if any(ops.cpu_status(k).impl == "cpu" and ops.cpu_cached(k) is None for k in G.describe().cpu_kernels):
         click.echo("compiling the CPU kernel for this CPU (once, about 30 s; "
                    "`stylegan ops build --cpu-only` does it ahead of time)...", err=True)
 
@@ -124,6 +130,79 @@ def cli_error(e: Exception) -> click.ClickException:
     for word, flag in _FLAG_WORDS:
         text = text.replace(word, flag)
     return click.ClickException(text)
+
+
+class ProgressPrinter:
+    """The library's Progress events on stderr: on a terminal a bar per stage (with the event's
+    stats); elsewhere (a log file, CI, nohup, a pipe) a line at a stage's first step and at every
+    `1 / lines` of it, with its stats and the time left, so a log shows how far a run got and how fast."""
+
+    def __init__(self, file=None, lines: int = 10):
+        self.file = file or click.get_text_stream("stderr")
+        self.tty = bool(getattr(self.file, "isatty", lambda: False)())
+        self.lines = lines
+        self.stage, self.done, self.bar, self.said = None, 0, None, -1
+
+    def __call__(self, event) -> None:
+        if event.stage != self.stage:
+            self.close()
+            self.stage, self.done, self.said = event.stage, 0, -1
+        stats = "  ".join(f"{k} {v:.4g}" for k, v in event.stats.items())
+        if self.tty and event.total:
+            if self.bar is None:
+                self.bar = click.progressbar(length=event.total, label=f"{event.stage:8s}", file=self.file,
+                                             item_show_func=lambda s: s)
+            self.bar.update(event.done - self.done, stats)
+        else:
+            # Integer arithmetic: which `1 / lines` of the stage this event reached.
+            part = event.done * self.lines // event.total if event.total else event.done
+            if part > self.said:
+                self.said = part
+                click.echo(self._line(event, stats), file=self.file)
+        self.done = event.done
+        if event.total and event.done >= event.total:
+            self.close()
+
+    @staticmethod
+    def _line(event, stats: str) -> str:
+        unfinished = event.total and 0 < event.done < event.total
+        left = f"{_duration(event.seconds / event.done * (event.total - event.done))} left" if unfinished else ""
+        count = f"{event.done}/{event.total}" if event.total else str(event.done)
+        return "  ".join(p for p in (f"{event.stage:8s} {count}", stats, left, event.item or "") if p)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.render_finish()
+            self.bar = None
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+# A projection's settings (pipelines/project.py, pipelines/photo.py) as `project` and `edit --photo` spell them.
+PROJECTION_FLAGS = {"network": "--network", "space": "--space", "steps": "--steps", "seed": "--seed", "loss": "--loss",
+                    "pti_steps": "--pti-steps", "photo": "--photo", "face": "--face"}
+
+
+def loss_name(loss: str) -> str:
+    """--loss for the run record: a file by its absolute path, so two spellings of it agree."""
+    return str(Path(loss).resolve()) if Path(loss).is_file() else loss
+
+
+def loss_factory_for(loss: str, nets, device):
+    """--loss -> a function making a fresh Distance per use (a loss holds its targets)."""
+    from stylegan.inversion import load_feature_net
+    from stylegan.inversion.losses import FeatureDistance, default_distance
+    if loss == "auto":
+        D = nets["D"] if "D" in nets else None
+        return lambda: default_distance(D)
+    try:
+        net = load_feature_net(loss, device)      # registry names are fetched (once) from there
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    return lambda: FeatureDistance(net)
 
 
 def run_mismatch_error(e, outdir, flags: dict[str, str]) -> click.ClickException:
@@ -146,3 +225,50 @@ def check_outdir(outdir) -> None:
         ensure_writable_dir(outdir)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
+
+
+class ProgressDisplay:
+    """Library progress events (`stylegan.progress.Progress`) on stderr: a bar per stage on a terminal;
+    in a log (stderr not a terminal) a line per stage every `every` seconds, and at the end of a
+    stage that printed one (a stage over within seconds prints nothing)."""
+
+    def __init__(self, labels: dict[str, str] | None = None, every: float = 10.0, tty: bool | None = None):
+        import sys
+        self.labels = labels or {}
+        self.every = every
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.stage: str | None = None
+        self.bar = None
+        self.shown = self.base = self.lines = 0
+        self.last_line = 0.0
+
+    def __call__(self, p) -> None:
+        if p.stage != self.stage:
+            self.close()
+            # A resumed story starts past 0: the rate counts this run's work only.
+            self.stage, self.shown, self.base, self.lines, self.last_line = p.stage, 0, max(0, p.done - 1), 0, 0.0
+        label = self.labels.get(p.stage, p.stage)
+        if self.tty:
+            if self.bar is None:
+                self.bar = click.progressbar(length=p.total, label=label, file=click.get_text_stream("stderr"),
+                                             show_pos=True, show_eta=True)
+                self.bar.__enter__()
+            self.bar.update(p.done - self.shown)
+        elif p.seconds - self.last_line >= self.every or (p.done == p.total and self.lines):
+            self.last_line, self.lines = p.seconds, self.lines + 1
+            rate = (p.done - self.base) / p.seconds if p.seconds > 0 else 0.0
+            of = f"/{p.total} ({100 * p.done / p.total:.0f}%)" if p.total else ""
+            stats = "".join(f", {k.replace('_', ' ')} {v:g}" for k, v in p.stats.items())
+            click.echo(f"{label}: {p.done}{of}, {rate:.1f}/s{stats}", err=True)
+        self.shown = p.done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+    def __enter__(self) -> "ProgressDisplay":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -32,7 +32,7 @@ def convert(source, output, overwrite):
     if out.exists() and not overwrite:
         raise click.ClickException(f"{output} exists: pass --overwrite to replace it")
     check_outdir(out.parent)  # a bad destination stops us before a long load or a download
-    nets = load_networks(source)
+    nets = load_networks(source, generator=False)   # any set of networks converts
     try:
         stylegan.save(nets, out, overwrite=overwrite)
     except (OSError, ValueError) as e:

@@ -1,8 +1,6 @@
 """`stylegan edit`: move latents (seeds, saved latents or a photo) along directions and render the results."""
 from __future__ import annotations
 
-import csv
-import sys
 from pathlib import Path
 
 import click
@@ -15,68 +13,102 @@ Examples:
   stylegan edit --network ffhq --seeds 0-3 --edit sefa:2@0-3:-5..5 --outdir edits/
   stylegan edit --network ffhq --latent proj/me.w.safetensors --edit smile.npy:-3..3 --grid
   stylegan edit --network ffhq --photo me.jpg --edit smile.direction:-2,2 --paste-back --outdir edits/
+  stylegan edit --network ffhq --photo me.jpg --pti --loss vgg16 --edit age.direction:-3..3 --values 5
   stylegan edit --network ffhq --seeds 7 --edit sefa:2@0-3:1.5 --edit age.npy:-1 --together
 
 \b
 --edit SOURCE[:K][@ROWS]:STRENGTHS, repeatable. SOURCE: a direction file (ours, InterFaceGAN .npy,
 GANSpace .npz, e4e/PTI .pt, rosinality factor.pt), a registry direction (`stylegan models --kind
 direction`, e.g. interfacegan-ffhq-smile, downloaded once) or 'sefa' / 'ganspace' computed on the spot;
-K the component; ROWS the ws rows to move (e.g. 0-3: coarse); STRENGTHS 3, -2,0,2 or -3..3.""")
+K the component; ROWS the ws rows to move (e.g. 0-3: coarse); STRENGTHS 3, -2,0,2 or -3..3 (--values
+strengths spread over the range). --together applies every --edit at once, one strength each.
+
+\b
+--photo is aligned and projected exactly as `stylegan align` + `stylegan project` do (--space,
+--steps, --loss, --seed, --pti, --pti-steps as there); what that computed is kept in --outdir, and
+a later edit of the same photo with the same settings starts from it.""")
 @click.option("--network", required=True, help="Model file, URL or model-zoo name (see `stylegan models`).")
 @click.option("--seeds", type=IntList(), default=None, help="Edit these seeds' latents.")
 @click.option("--latent", "latents", multiple=True, type=click.Path(), help="Saved latent file(s) to edit.")
-@click.option("--photo", type=click.Path(), default=None, help="A photo: aligned, projected, then edited.")
+@click.option("--photo", type=click.Path(), default=None,
+              help="A photo: aligned, projected (as `stylegan project` does), then edited.")
 @click.option("--edit", "edits", multiple=True, required=True, help="SOURCE[:K][@ROWS]:STRENGTHS (repeatable).")
-@click.option("--steps", type=click.IntRange(min=2), default=7, show_default=True, help="Values in an A..B range.")
+@click.option("--values", type=click.IntRange(min=2), default=7, show_default=True,
+              help="How many strengths an A..B range spreads over.")
 @click.option("--together", is_flag=True,
               help="Apply every --edit at once (one strength each): one image per input, NAME_edits.png.")
 @click.option("--trunc", "psi", type=float, default=0.7, show_default=True, help="Truncation for --seeds.")
 @click.option("--class", "class_idx", type=click.IntRange(min=0), default=None,
               help="Class label for --seeds (conditional networks).")
-@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True,
+              help="Noise for --seeds and --latent (a photo keeps its projection's noise maps).")
 @click.option("--outdir", type=click.Path(file_okay=False), default="edits", show_default=True)
 @click.option("--grid", is_flag=True, help="Also one grid per edit: inputs down, strengths across.")
 @click.option("--video", is_flag=True, help="Also a video per input and edit sweeping the strengths.")
-@click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True, help="Photo projection space.")
-@click.option("--project-steps", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--face", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Photo: which face to edit, 0 the largest.")
+@click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True,
+              help="Photo: projection space, as in `stylegan project`.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Photo: projection steps, as in `stylegan project`.  [default: 1000]")
 @click.option("--pti", is_flag=True, help="Photo: tune the generator to the photo (pivotal tuning) before editing.")
+@click.option("--pti-steps", type=click.IntRange(min=1), default=350, show_default=True,
+              help="Photo: most pivotal-tuning steps, as in `stylegan project`.")
+@click.option("--loss", default="auto", show_default=True,
+              help="Photo: the projection's loss, as in `stylegan project` (auto | vgg16 | lpips-vgg | PATH).")
+@click.option("--seed", type=click.IntRange(min=0), default=303, show_default=True,
+              help="Photo: the projection's seed, as in `stylegan project`.")
 @click.option("--paste-back", is_flag=True, help="Photo: put each edited face back into the original photo.")
 @click.option("--report", is_flag=True, help="Write report.csv: attribute change, identity distance, leakage.")
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (for a photo, its kept projection too).")
 @pose_options
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
-def edit(network, seeds, latents, photo, edits, together, steps, psi, class_idx, noise_mode, outdir, grid, video,
-         space, project_steps, pti, paste_back, report, overwrite, translate, rotate, device):
-    """Render edits: for each input and --edit, a strip of images over the strengths (NAME_EDIT.png)."""
+def edit(network, seeds, latents, photo, edits, values, together, psi, class_idx, noise_mode, outdir, grid, video,
+         face, space, steps, pti, pti_steps, loss, seed, paste_back, report, overwrite, translate, rotate, device):
+    """Render edits: for each input and --edit, a strip of images over the strengths (NAME_EDIT.png).
+
+    With --photo the folder also keeps what the photo cost to compute: its aligned crop
+    (NAME_aligned.png), latent (NAME.w.safetensors), reconstruction (NAME_proj.png) and tuned
+    generator (NAME_pti.stylegan) or noise maps (NAME_noise.npz). A later edit of the same photo
+    with the same settings and --outdir starts from them instead of projecting again."""
     import numpy as np
-    import torch
     from stylegan.pipelines.edit import parse_edit, render_edits, render_together, strip
     from stylegan.pipelines.generate import input_transform
+    from stylegan.pipelines.edit_report import EditMeasures, EditReport, write_report
     from stylegan.pipelines.writer import save_image
     from .common import check_outdir
     if sum(x is not None and x != () for x in (seeds, latents or None, photo)) != 1:
         raise click.UsageError("give exactly one of --seeds, --latent or --photo")
     if paste_back and photo is None:
         raise click.UsageError("--paste-back needs --photo")
+    if steps is not None and photo is None:
+        raise click.UsageError("--steps is the photo's projection steps (as in `stylegan project`); "
+                               "how many strengths an A..B range spreads over is --values")
     if together and (grid or video or report):
         raise click.UsageError("--together makes one image per input: no --grid, --video or --report")
+    if class_idx is not None and seeds is None:
+        raise click.UsageError("--class picks the class of --seeds; a latent or a photo has its own")
+    if photo is not None and (noise_mode != "const" or translate is not None or rotate is not None):
+        raise click.UsageError("a photo's edits render as it was projected: no --noise-mode, --translate or --rotate")
     try:
-        specs = [parse_edit(e, steps) for e in edits]
+        specs = [parse_edit(e, values) for e in edits]
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--edit") from None
     check_outdir(outdir)
     outdir = Path(outdir)
     dev = resolve_device(device)
     nets = load_networks(network, dev)
-    G = nets.generator if hasattr(nets, "generator") else nets["G_ema"]
-    aligned = None
+    G = nets.generator
+    edited = None
     try:
         if seeds is not None:
+            import torch
             from stylegan.pipelines import map_seeds
             with torch.no_grad():
                 ws = map_seeds(G, seeds, psi, class_idx=class_idx)
             names = [f"seed{s:04d}" for s in seeds]
         elif latents:
+            import torch
             from stylegan.io.latents import check_compatible, load_latents
             loaded = [load_latents(p) for p in latents]
             for lat in loaded:
@@ -86,43 +118,51 @@ def edit(network, seeds, latents, photo, edits, together, steps, psi, class_idx,
             names = [Path(p).name.split(".")[0] + (f"_{j}" if len(w) > 1 else "")
                      for p, w in zip(latents, ws_list) for j in range(len(w))]
         else:
-            ws, G, aligned = _photo(G, nets, photo, space, project_steps, pti)
             names = [Path(photo).stem]
-        with input_transform(G, pose(translate, rotate)):
-            # (spec, images [S, N, H, W, C]) per output; together, one output without a spec of its own.
-            outputs = [(None, render_together(G, ws, specs, noise_mode)[None])] if together else \
-                list(zip(specs, render_edits(G, ws, specs, noise_mode)))
+            _refuse_existing(outdir, names, [None] if together else specs, grid, video, report, overwrite)
+            edited = _edit_photo(G, nets, dev, photo, specs, outdir, face=face, space=space, steps=steps or 1000,
+                                 pti=pti, pti_steps=pti_steps, loss=loss, seed=seed, paste_back=paste_back,
+                                 report=report, overwrite=overwrite, together=together)
+            specs = edited.edits
+        # (spec, images [S, N, H, W, C]) per output; --together: one output with no spec of its own.
+        if edited is not None:      # one input: [S, 1, H, W, C] per output, as render_edits gives
+            results = [f[:, None] for f in (edited.pasted if paste_back else edited.crops)]
+        else:
+            with input_transform(G, pose(translate, rotate)):
+                results = [render_together(G, ws, specs, noise_mode)[None]] if together else \
+                    render_edits(G, ws, specs, noise_mode)
+        outputs = list(zip([None] if together else specs, results))
     except ValueError as e:
         raise click.ClickException(str(e)) from None
 
-    rows = []
+    measured = edited.report if edited is not None else EditReport() if report else None
+    measures = EditMeasures() if report and edited is None else None
     for spec, images in outputs:
         for i, name in enumerate(names):
-            path = outdir / f"{name}_{spec.label if spec else 'edits'}.png"
-            if path.exists() and not overwrite:
+            path = outdir / f"{name}_{_label(spec)}.png"
+            if path.exists() and not overwrite and edited is None:
                 raise click.ClickException(f"{path} exists: pass --overwrite to replace it")
             frames = images[:, i]
-            if aligned is not None and paste_back:
-                from stylegan.faces.paste import paste_back as paste
-                photo_img, face = aligned
-                frames = np.stack([paste(photo_img, f, face) for f in frames])
             save_image(strip(frames), path)
             if video:
                 from stylegan.pipelines.video import write_video
-                write_video(iter(frames), outdir / f"{name}_{spec.label}.mp4", fps=max(2, len(frames) // 2))
-            if report:
-                # What the user gets is measured: pasted photos with --paste-back, else the crops;
-                # for a photo, also each result's identity distance to the person in the photo.
-                ref = None if aligned is None else aligned[0] if paste_back else aligned[1].image
-                if aligned is not None and paste_back:   # only the face's own region: no other face counts
-                    ref, frames = _face_region(aligned[1], [ref, *frames])[0], _face_region(aligned[1], frames)
-                rows += _report_rows(name, spec, frames, ref)
+                write_video(iter(frames), outdir / f"{name}_{_label(spec)}.mp4", fps=max(2, len(frames) // 2))
+            if measures is not None:
+                measured.extend(measures.rows(name, spec, frames))
         if grid:
             save_image(np.concatenate([strip(images[:, i]) for i in range(len(names))], axis=0),
-                       outdir / f"grid_{spec.label}.png")
-    if report:
-        _write_report(outdir / "report.csv", rows)
-    click.echo(f"{len(specs)} edit(s) of {len(names)} input(s) written to {outdir}", err=True)
+                       outdir / f"grid_{_label(spec)}.png")
+    if measured is not None:
+        write_report(outdir / "report.csv", measured.rows)
+        for note in measured.notes:
+            click.echo(f"report.csv: {note}", err=True)
+    click.echo(f"{len(specs)} edit(s){' together' if together else ''} of {len(names)} input(s) written to {outdir}",
+               err=True)
+
+
+def _label(spec) -> str:
+    """An output's name after the input's: the edit's label, or 'edits' for all of them together."""
+    return "edits" if spec is None else spec.label
 
 
 def _as_ws(G, ws):
@@ -130,73 +170,47 @@ def _as_ws(G, ws):
     return as_ws(G, ws)
 
 
-def _photo(G, nets, photo, space, steps, pti):
-    """photo -> (ws [1, num_ws, w_dim], generator to edit with, (photo, aligned face))."""
-    from stylegan.faces import align_face, read_photo
-    from stylegan.inversion import pivotal_tuning, project
-    from stylegan.inversion.losses import default_distance
-    image = read_photo(photo)
-    face = align_face(image, size=G.img_resolution)[0]
-    target = face.image.transpose(2, 0, 1)
-    D = nets["D"] if "D" in nets else None
-    bar = click.progressbar(length=steps, label="projecting", file=sys.stderr)
-    result = project(G, target, default_distance(D), space=space, num_steps=steps,
-                     progress=lambda info: bar.update(1))
-    bar.render_finish()
-    if pti:
-        bar = click.progressbar(length=350, label="tuning   ", file=sys.stderr)
-        tuned = pivotal_tuning(G, target, result, default_distance(D), progress=lambda info: bar.update(1))
-        bar.render_finish()
-        G = tuned.G
-    else:
-        # Keep the projection's own noise maps: they are part of the reconstruction.
-        import copy
-        from stylegan.inversion.project import noise_layers
-        G = copy.deepcopy(G)
-        for name, layer in noise_layers(G).items():
-            layer.noise_const = result.noise[name]
-    return result.ws[None], G, (image, face)
-
-
-def _face_region(face, images):
-    """The part of photo-sized images inside the aligned face's crop quad (clipped to the photo)."""
-    import numpy as np
-    h, w = images[0].shape[:2]
-    (x0, y0), (x1, y1) = np.floor(face.quad.min(0)).astype(int), np.ceil(face.quad.max(0)).astype(int)
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    return np.stack([np.ascontiguousarray(im[y0:y1, x0:x1]) for im in images])
-
-
-def _report_rows(name, spec, images, photo=None):
-    """Per strength: every landmark attribute and the identity distance to the unedited image (and,
-    given the input photo, to it)."""
-    import numpy as np
-    from stylegan.faces.attributes import ATTRIBUTES, FaceAttributes
-    from stylegan.faces.identity import FaceIdentity
-    attrs, ident = FaceAttributes(), FaceIdentity()
-    zero = int(np.argmin(np.abs(spec.strengths)))
-    base = attrs(images[zero])
-    base_id = ident.descriptor(images[zero])
-    photo_id = None if photo is None else ident.descriptor(photo)
-    dist = lambda a, b: "" if a is None or b is None else f"{np.linalg.norm(a - b):.4f}"  # noqa: E731
-    rows = []
-    for strength, img in zip(spec.strengths, images):
-        a = attrs(img)
-        d = ident.descriptor(img)
-        row = {"input": name, "edit": spec.label, "strength": strength,
-               "identity_distance": dist(d, base_id)}
-        if photo is not None:
-            row["identity_to_photo"] = dist(d, photo_id)
-        row.update({f"d_{k}": f"{a[k] - base[k]:.4f}" for k in ATTRIBUTES})
-        rows.append(row)
-    return rows
-
-
-def _write_report(path, rows):
-    from stylegan._files import atomic_output
-    if not rows:
+def _refuse_existing(outdir, names, specs, grid, video, report, overwrite):
+    """Before a photo's minutes of projection: outputs that would be replaced stop the run now."""
+    if overwrite:
         return
-    with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    paths = [outdir / f"{n}_{_label(s)}{ext}" for n in names for s in specs for ext in (".png", ".mp4")[:1 + video]]
+    paths += [outdir / f"grid_{_label(s)}.png" for s in specs] if grid else []
+    paths += [outdir / "report.csv"] if report else []
+    for path in paths:
+        if path.exists():
+            raise click.ClickException(f"{path} exists: pass --overwrite to replace it")
+
+
+def _edit_photo(G, nets, device, photo, specs, outdir, *, face, space, steps, pti, pti_steps, loss, seed,
+                paste_back, report, overwrite, together):
+    """The photo story (stylegan.edit_photo), starting from the projection the folder keeps when
+    it was made with the same settings, and keeping a new one there."""
+    from stylegan.faces import read_photo
+    from stylegan.pipelines.manifest import RunMismatchError
+    from stylegan.pipelines.photo import (check_edits, edit_photo, load_projection, photo_settings, project_photo,
+                                          save_projection)
+    from .common import PROJECTION_FLAGS, ProgressPrinter, loss_factory_for, loss_name, run_mismatch_error
+    image = read_photo(photo)
+    name = Path(photo).stem
+    directions = {}
+    specs = check_edits(G, specs, directions)               # a bad edit stops here, not after the projection
+    settings = photo_settings(G, image, face=face, space=space, steps=steps, seed=seed, loss=loss_name(loss),
+                              pti_steps=pti_steps if pti else 0)
+    try:
+        kept = None if overwrite else load_projection(G, outdir, name, settings)
+    except RunMismatchError as e:
+        raise run_mismatch_error(e, outdir / f"{name}.w.safetensors", PROJECTION_FLAGS) from None
+    printer = ProgressPrinter()
+    try:
+        if kept is None:     # kept as soon as it exists: an interrupted edit does not cost the projection
+            _, kept = project_photo(G, image, face=face, space=space, steps=steps, pti=pti, pti_steps=pti_steps,
+                                    loss=loss_factory_for(loss, nets, device)(), seed=seed, progress=printer)
+            save_projection(kept, outdir, name, settings, image.shape, source=photo)
+        else:
+            click.echo(f"starting from the projection kept in {outdir} ({name}.w.safetensors)", err=True)
+        kept.directions.update(directions)
+        return edit_photo(G, image, specs, paste_back=paste_back, report=report, projection=kept, name=name,
+                          together=together, progress=printer)
+    finally:
+        printer.close()

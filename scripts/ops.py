@@ -23,7 +23,10 @@ def ops_group():
     and the 3x3 convolution (conv3x3, by Winograd's algorithm).
 
     They are compiled on first use (the CUDA ones with a CUDA tensor, the CPU ones when the CPU
-    first needs them) and cached (STYLEGAN_OPS_CACHE, default ~/.cache/stylegan/ops).
+    first needs them) and cached (STYLEGAN_OPS_CACHE, default ~/.cache/stylegan/ops). Before a CUDA
+    kernel computes anything on a kind of GPU it runs once against the reference on small inputs;
+    the verdict is stored with the build, and a kernel that fails it (or cannot launch) is replaced
+    by the PyTorch path after one warning.
     STYLEGAN_OPS_IMPL=ref|fast|cuda forces an implementation; STYLEGAN_CPU_KERNELS=0 keeps the CPU
     on the PyTorch path.
 
@@ -41,8 +44,9 @@ def ops_group():
 def build(names, cpu_only):
     """Compile the ops now (all, or NAMES) and report built / cached / failed per op.
 
-    The CPU kernels (filtered_lrelu, conv3x3) are built as well, unless NAMES leave them out.
-    Exits non-zero if any op failed to build.
+    The CPU kernels (filtered_lrelu, conv3x3) are built as well, unless NAMES leave them out. With a
+    GPU visible, each CUDA op also runs its check against the reference there. Exits non-zero if any
+    op failed to build or its check.
 
     \b
     Examples:
@@ -56,16 +60,20 @@ def build(names, cpu_only):
     results += [ops.build_cpu(name) for name in ops.CPU_OPS if not names or name in names]
     for r in results:
         detail = r.reason if r.status == "failed" else f"{r.seconds:.1f} s, {r.path}"
+        if r.check is not None:
+            detail += f"; check {r.check}"
         click.echo(f"{r.name:20s} {r.status:7s} {detail}")
-        failed += r.status == "failed"
+        failed += r.status == "failed" or (r.check is not None and not r.check.ok)
     if failed:
-        click.echo(f"Error: {failed} op(s) failed to build; the PyTorch path will be used for them.", err=True)
+        click.echo(f"Error: {failed} op(s) failed to build or their check; the PyTorch path will be used for "
+                   f"them.", err=True)
         sys.exit(1)
 
 
 @ops_group.command("status")
 def status():
-    """Show which implementation each op will use, and why, without building anything.
+    """Show which implementation each op will use, and why, without building or running anything
+    (the stored verdicts of the kernels' first-use checks included).
 
     \b
     Example:

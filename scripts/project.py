@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .common import load_networks, resolve_device
+from .common import PROJECTION_FLAGS, ProgressPrinter, load_networks, loss_factory_for, loss_name, resolve_device
 
 
 @click.command(epilog="""\b
@@ -13,6 +13,7 @@ Examples:
   stylegan align me.jpg --outdir aligned/
   stylegan project --network ffhq --target aligned/me.png --outdir proj/
   stylegan project --network ffhq --target aligned/ --space w+ --pti --loss vgg16 --outdir proj/
+  stylegan edit --network proj/me_pti.stylegan --latent proj/me.w.safetensors --edit smile.direction:-2..2
 
 \b
 --loss: 'auto' needs nothing downloaded (the file's discriminator features + MS-SSIM + pixels,
@@ -25,9 +26,10 @@ of any TorchScript file with the same interface, or of those state dicts.""")
 @click.option("--outdir", type=click.Path(file_okay=False), default="proj", show_default=True)
 @click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True,
               help="One w for all layers (NVIDIA's projector), or one per layer (closer, less editable).")
-@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, help="Optimisation steps.")
 @click.option("--pti", is_flag=True, help="Then tune the generator to the target (pivotal tuning); saves it.")
-@click.option("--pti-steps", type=click.IntRange(min=1), default=350, show_default=True)
+@click.option("--pti-steps", type=click.IntRange(min=1), default=350, show_default=True,
+              help="Most pivotal-tuning steps (a perceptual --loss stops at PTI's LPIPS 0.06).")
 @click.option("--loss", default="auto", show_default=True,
               help="auto | vgg16 | lpips-vgg | PATH of a TorchScript feature net or LPIPS/VGG16 state dict.")
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=None,
@@ -58,63 +60,37 @@ def project(network, targets, outdir, space, steps, pti, pti_steps, loss, batch_
     dev = resolve_device(device)
     batch_size = batch_size or (1 if dev.type == "cpu" else 8)
     nets = load_networks(network, dev)
-    G = nets.generator if hasattr(nets, "generator") else nets["G_ema"]
-    loss_factory = _loss_factory(loss, nets, dev)
+    G = nets.generator
+    loss_factory = loss_factory_for(loss, nets, dev)
     ident = _identity() if identity else None
+    if identity and ident is None:
+        click.echo("the identity column stays blank: dlib's face-recognition model is not installed "
+                   "(pip install 'stylegan[faces]')", err=True)
     rank, world = rank_and_world()
-    bar_state = {}
-
-    def progress(stage, step, total, stats):
-        bar = bar_state.get("bar")
-        if bar is None or bar_state.get("stage") != stage:
-            if bar is not None:
-                bar.render_finish()
-            bar = click.progressbar(length=total, label=f"{stage:8s}", file=sys.stderr,
-                                    item_show_func=lambda s: s)
-            bar_state.update(bar=bar, stage=stage)
-        bar.update(1, "  ".join(f"{k} {v:.4g}" for k, v in stats.items()))
-        if step == total:
-            bar.render_finish()
-            bar_state["bar"] = None
-
+    printer = ProgressPrinter()
     try:
         summary = project_targets(G, found, outdir, loss_factory, space=space, num_steps=steps,
                                   batch_size=batch_size, seed=seed, pti_steps=pti_steps if pti else 0,
-                                  network_digest=network_digest(G), identity=ident, loss_name=_loss_name(loss),
-                                  video=video, overwrite=overwrite, rank=rank, world_size=world, progress=progress)
+                                  network_digest=network_digest(G), identity=ident, loss_name=loss_name(loss),
+                                  video=video, overwrite=overwrite, rank=rank, world_size=world, progress=printer)
     except RunMismatchError as e:
-        raise run_mismatch_error(e, outdir, _FLAGS) from None
+        raise run_mismatch_error(e, outdir, PROJECTION_FLAGS) from None
     except ValueError as e:
         raise cli_error(e) from None
+    finally:
+        printer.close()
     for target, reason in summary.failed.items():
         click.echo(f"{target}: {reason}", err=True)
+    for note in summary.notes:
+        click.echo(note, err=True)
     click.echo(f"{len(summary.done)} targets projected, {len(summary.skipped)} already done, "
                f"{len(summary.failed)} failed, to {outdir}", err=True)
+    if pti and summary.done:
+        name = summary.done[0]
+        click.echo(f"edit a tuned result with its own generator: stylegan edit --network {outdir}/{name}_pti.stylegan "
+                   f"--latent {outdir}/{name}.w.safetensors --edit ...", err=True)
     if summary.failed:
         sys.exit(1)
-
-
-_FLAGS = {"network": "--network", "space": "--space", "steps": "--steps", "seed": "--seed", "loss": "--loss",
-          "pti_steps": "--pti-steps"}
-
-
-def _loss_name(loss: str) -> str:
-    """--loss for the run record: a file by its absolute path, so two spellings of it agree."""
-    from pathlib import Path
-    return str(Path(loss).resolve()) if Path(loss).is_file() else loss
-
-
-def _loss_factory(loss: str, nets, device):
-    from stylegan.inversion import load_feature_net
-    from stylegan.inversion.losses import FeatureDistance, default_distance
-    if loss == "auto":
-        D = nets["D"] if "D" in nets else None
-        return lambda: default_distance(D)
-    try:
-        net = load_feature_net(loss, device)      # registry names are fetched (once) from there
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
-    return lambda: FeatureDistance(net)
 
 
 def _identity():

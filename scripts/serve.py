@@ -31,14 +31,16 @@ def serve(networks, host, port, device, open_browser):
     except ImportError:
         raise click.ClickException('the server needs its extra: pip install "stylegan[serve]"') from None
     from stylegan.serve import bind, is_loopback, load_networks, serve as run, warm_up
-    from .common import _announce_cpu_kernel
+    from .common import _announce_cpu_kernel, say_untrained
     dev = resolve_device(device)
     try:
         bind(host, port).close()       # a taken port says so before minutes of loading
-        nets = load_networks(networks, dev)
+        nets = load_networks(networks, dev, untrained=True)
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     for net in nets:
+        if net.untrained:
+            say_untrained(net.source)
         _announce_cpu_kernel(net.G, dev)
     click.echo("warming up:", err=True)
     warm_up(nets, log=lambda line: click.echo(line, err=True))

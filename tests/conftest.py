@@ -139,3 +139,20 @@ def output_dir() -> Path:
     folder = Path(os.environ.get("STYLEGAN_TEST_OUTPUT", REPO / "tests" / "output"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture(scope="module")
+def detector():
+    """dlib's landmarks with the 68-point model of face-recognition-models (skipped without; CI fails)."""
+    pytest.importorskip("dlib")
+    from stylegan.faces.landmarks import DlibLandmarks, packaged_model
+    if packaged_model("landmarks-68") is None:
+        if os.environ.get("CI"):
+            pytest.fail("face-recognition-models is not installed")
+        pytest.skip("face-recognition-models is not installed")
+    return DlibLandmarks()
+
+
+def pytest_configure(config):
+    # tests/gpu: the few small launches that racecheck and synccheck run (tests/gpu/sanitize.sh)
+    config.addinivalue_line("markers", "small: a few small launches, the cases racecheck and synccheck run")

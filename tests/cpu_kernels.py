@@ -7,16 +7,14 @@ from __future__ import annotations
 import glob
 import os
 
-import torch
-
 from ops import _build
 
 SOURCE = os.path.join(_build.SOURCE_DIR, "cpu_check.cpp")
 
 
 def load():
-    """The compiled module (built once per source hash and torch version)."""
+    """The compiled module (built once per source hash and build identity)."""
     # cpu_check.cpp #includes the ops' .cpp files, so they are part of the key too.
-    key = _build.cache_key(sorted(glob.glob(os.path.join(_build.SOURCE_DIR, "*.cpp"))), torch.__version__, "cpu", [])
-    module, _, _ = _build.cached_module("cpu_check", key, [SOURCE], None)
+    module, _, _ = _build.cached_module("cpu_check", [SOURCE], None,
+                                        key_sources=sorted(glob.glob(os.path.join(_build.SOURCE_DIR, "*.cpp"))))
     return module

@@ -20,3 +20,18 @@ def upfirdn2d_cases(n: int, seed: int):
         # Skip cases whose cropping eats more than the padded signal (undefined in the reference).
         if out_w >= 1 and out_h >= 1 and min(case["pad"]) > -min(case["hw"]):
             yield case
+
+
+def nvidia_filtered_lrelu_kept_bytes(x_shape, fu_shape, fd_shape, up: int, down: int, padding) -> int:
+    """Bytes NVIDIA's filtered_lrelu keeps for its backward on its fused-kernel path (stylegan3,
+    torch_utils/ops/filtered_lrelu.py and .cpp) beyond tensors resident anyway: the sign tensor, uint8
+    [N, C, (yh - 1) * down + fdh, w / 4] with w = (yw - 1) * down + fdw rounded up to 16, plus a fresh
+    [1, 1] float32 ones filter for each filter given as None. `fu_shape`/`fd_shape`: None, [k] or [h, w]."""
+    n, c, h, w = x_shape
+    (fuh, fuw), (fdh, fdw) = [(1, 1) if s is None else (s[0], s[-1]) for s in (fu_shape, fd_shape)]
+    px0, px1, py0, py1 = padding
+    yw = (w * up + px0 + px1 - (fuw - 1) - (fdw - 1) + (down - 1)) // down
+    yh = (h * up + py0 + py1 - (fuh - 1) - (fdh - 1) + (down - 1)) // down
+    sign_w = ((yw - 1) * down + fdw + 15) // 16 * 16
+    ones = 4 * ((fu_shape is None) + (fd_shape is None))
+    return n * c * ((yh - 1) * down + fdh) * (sign_w // 4) + ones

@@ -46,6 +46,15 @@ def test_align_folder(tmp_path, photos):
     r = CliRunner().invoke(main, ["align", str(photos / "astronaut.png"), "--outdir", str(out), "--size", "64",
                                   "--overwrite"])
     assert r.exit_code == 0 and "1 faces written" in r.output, r.output
+    assert read_record(out / "astronaut.align.json")["refined"] is False
+
+    # --refine: the landmarks found again in a first crop; the record says so, the quad moves a little.
+    r = CliRunner().invoke(main, ["align", str(photos / "astronaut.png"), "--outdir", str(out), "--size", "64",
+                                  "--overwrite", "--refine"])
+    assert r.exit_code == 0 and "1 faces written" in r.output, r.output
+    refined = read_record(out / "astronaut.align.json")
+    assert refined["refined"] is True
+    assert 0 < np.abs(refined["quad"] - record["quad"]).max() < 0.05 * side
 
 
 def test_align_bad_inputs(tmp_path, photos):

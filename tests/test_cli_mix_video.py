@@ -11,9 +11,11 @@ from click.testing import CliRunner
 
 import stylegan
 from scripts.cli import main
+from stylegan.images import to_uint8
 from stylegan.pipelines.checks import check_psi
 from stylegan.pipelines.interpolate import key_latents
 from stylegan.pipelines.mixing import mix_ws
+from stylegan.seeds import z_from_seeds
 
 from conftest import reference_path
 
@@ -121,6 +123,16 @@ def test_interpolation_frames_after_the_eager_checks(G):
     b = np.stack(list(stylegan.interpolate(G, [3, 5], frames_per_seed=2, loop=False, batch_size=1)))
     assert a.shape == (3, 32, 32, 3) and a.dtype == np.uint8
     assert np.abs(a.astype(int) - b).max() <= 1
+    # The walk starts at the first seed's image and ends at the second's; half way (smooth easing
+    # is 1/2 at t = 1/2) it is the image of the mean of their w, which is neither end.
+    ends = stylegan.generate(G, [3, 5], batch_size=1)
+    assert np.abs(b[0].astype(int) - ends[0]).max() <= 1 and np.abs(b[2].astype(int) - ends[1]).max() <= 1
+    with torch.no_grad():
+        ws = G.mapping(torch.from_numpy(z_from_seeds([3, 5], G.z_dim)), None)
+        middle = to_uint8(G.synthesis(ws.mean(0, keepdim=True), noise_mode="const"))[0]
+    assert np.abs(b[1].astype(int) - middle).max() <= 1
+    for end in ends:
+        assert np.abs(b[1].astype(int) - end).mean() > 5      # it moved away from both keys
 
 
 def test_reusable_pieces_carry_gradients():

@@ -70,7 +70,7 @@ def test_float_labels_and_digest(tmp_path):
 
 @pytest.mark.parametrize("case, words", [
     ("mixed sizes", "8x8"), ("missing label", "no label"), ("empty", "no images"),
-    ("not an image", "not a readable image"), ("resolution", "not 16x16")])
+    ("not an image", "not a readable image"), ("resolution", "not 16x16"), ("corrupt member", "b.png is a corrupt zip member")])
 def test_bad_data_sets_are_one_line(tmp_path, case, words):
     kw = {}
     if case == "mixed sizes":
@@ -87,6 +87,13 @@ def test_bad_data_sets_are_one_line(tmp_path, case, words):
         path = make_zip(tmp_path / "d.zip", images(2))
         with zipfile.ZipFile(path, "a") as z:
             z.writestr("zz.png", b"\x89PNG\r\n\x1a\n garbage")
+    elif case == "corrupt member":
+        # A flipped byte inside b.png's pixels: only the zip's CRC tells (the PNG still decodes).
+        path = make_zip(tmp_path / "d.zip", images(2), names=["a.png", "b.png"])
+        data = bytearray(path.read_bytes())
+        png = _png(images(2)[1])
+        data[data.rindex(png[-60:]) + 10] ^= 0x01
+        path.write_bytes(bytes(data))
     else:
         path, kw["resolution"] = make_zip(tmp_path / "d.zip", images(2)), 16
     with pytest.raises(ValueError, match=words) as e:

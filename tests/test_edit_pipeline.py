@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import stylegan
-from stylegan.editing import Direction, save_direction
+from stylegan.editing import Direction, save_direction, sefa
+from stylegan.images import to_uint8
 from stylegan.pipelines.edit import parse_edit, parse_strengths, render_edits, resolve_direction, strip
 
 from conftest import reference_path
@@ -35,6 +36,24 @@ def test_render_edits_by_name_and_file(tmp_path):
     a, b = render_edits(G, ws, specs)
     assert a.shape == (3, 2, 32, 32, 3) and b.shape == (2, 2, 32, 32, 3)
     np.testing.assert_array_equal(a[1], b[0])                # strength 0 is the input, whatever the edit
+
+    def moved(vector, rows, strength):
+        """The images of ws with only `rows` moved by strength * vector."""
+        w = ws.clone()
+        w[:, rows] += strength * vector
+        with torch.no_grad():
+            return to_uint8(G.synthesis(w, noise_mode="const"))
+
+    # sefa:1@0-3 moves rows 0-3, and only those, along SeFa's component 1 of those rows' affines.
+    v = sefa(G, [0, 1, 2, 3], num_components=16).vectors[1]
+    for k, strength in enumerate([-2, 0, 2]):
+        np.testing.assert_array_equal(a[k], moved(v, [0, 1, 2, 3], strength))
+    # ...which is not what another component or other rows would give.
+    assert not np.array_equal(a[2], moved(sefa(G, [0, 1, 2, 3], num_components=16).vectors[0], [0, 1, 2, 3], 2))
+    assert not np.array_equal(a[2], moved(v, list(range(G.num_ws)), 2))
+    assert not np.array_equal(a[2], moved(v, [0, 1, 2], 2))
+    # A file's direction without rows moves every row, along the component named (2).
+    np.testing.assert_array_equal(b[1], moved(d.vectors[2], list(range(G.num_ws)), 1))
     assert strip(a[:, 0]).shape == (32, 96, 3)
     with pytest.raises(ValueError, match="component 7 out of range"):
         resolve_direction(parse_edit(f"{tmp_path / 'd.direction'}:7:1"), G)

@@ -253,13 +253,33 @@ def test_unknown_name_is_one_line_with_suggestions(tmp_path, cache, monkeypatch)
 
 
 def test_architecture_name_is_not_a_download(tmp_path, cache, monkeypatch):
-    """A create_model config names weights nowhere: the message says what it is instead of 'unknown'."""
+    """A create_model config names weights nowhere: `load` says what it is instead of 'unknown' (the
+    hub, which knows nothing of architectures, only that it is no download), or gives random weights
+    when asked, the same ones every time."""
+    import stylegan
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(hub.NotFoundError) as info:
+    with pytest.raises(hub.NotFoundError, match="^stylegan3-t-1024: neither a file nor a known model"):
         hub.resolve("stylegan3-t-1024")
+    with pytest.raises(stylegan.LoadError) as info:
+        stylegan.load("stylegan3-t-1024")
     msg = str(info.value)
     assert msg.startswith("stylegan3-t-1024: an architecture without weights (create_model builds it)")
     assert "stylegan3-t-ffhq-1024" in msg and "\n" not in msg and _files(cache) == []
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(123)
+    a = stylegan.load("stylegan2-256", untrained=True)
+    torch.manual_seed(456)
+    b = stylegan.load("stylegan2-256", untrained=True)
+    assert a.format == "untrained" and a.keys() == ["G_ema"] and a.generator.img_resolution == 256
+    assert all(torch.equal(x, y) for x, y in zip(a.generator.state_dict().values(), b.generator.state_dict().values()))
+    assert stylegan.load("stylegan2-d-256", untrained=True).keys() == ["D"]
+    with pytest.raises(stylegan.LoadError, match="^stylegan3: an architecture without settings: .*stylegan3-t-256"):
+        stylegan.load("stylegan3", untrained=True)
+    # A file of that name is the file.
+    (tmp_path / "stylegan2-256").write_bytes(b"not a model")
+    with pytest.raises(stylegan.LoadError, match="not a model|expected"):
+        stylegan.load("stylegan2-256", untrained=True)
+    assert _files(cache) == []
 
 
 def test_refused_url_is_named_once_reason_lower_case(cache):

@@ -1,12 +1,8 @@
 """Build system for the fused CUDA ops: toolkit discovery, cache key, lock, fallbacks, CLI (CPU only)."""
 from __future__ import annotations
 
-import ast
-import glob
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
 import types
@@ -99,60 +95,6 @@ def test_root_without_cudart_rejected(clean_env, monkeypatch):
     assert "cuda_runtime.h" in _build.check_cuda_root(str(fake_toolkit(clean_env / "nohdr", header=False)))
 
 
-def test_cache_key_changes_with_each_input(tmp_path):
-    src = [tmp_path / "op.cpp", tmp_path / "op.cu"]
-    for s in src:
-        s.write_text("x")
-    src = [str(s) for s in src]
-    base = _build.cache_key(src, "2.13", "13.0", ["8.0", "9.0+PTX"])
-    assert base == _build.cache_key(src, "2.13", "13.0", ["8.0", "9.0+PTX"])
-    assert base != _build.cache_key(src, "2.14", "13.0", ["8.0", "9.0+PTX"])
-    assert base != _build.cache_key(src, "2.13", "12.8", ["8.0", "9.0+PTX"])
-    assert base != _build.cache_key(src, "2.13", "13.0", ["8.0", "8.6", "9.0+PTX"])
-    (tmp_path / "op.cu").write_text("y")
-    assert base != _build.cache_key(src, "2.13", "13.0", ["8.0", "9.0+PTX"])
-
-
-def _dead_pid() -> int:
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
-    return p.pid
-
-
-def test_stale_lock_from_dead_pid_cleared(tmp_path):
-    lock = tmp_path / "x.lock"
-    lock.write_text(str(_dead_pid()))
-    t = time.monotonic()
-    with _build.build_lock(str(lock), timeout=5):
-        assert lock.read_text() == str(os.getpid())
-    assert time.monotonic() - t < 3
-    assert not lock.exists()
-
-
-def test_live_lock_waited_on_with_timeout(tmp_path):
-    lock = tmp_path / "x.lock"
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        lock.write_text(str(holder.pid))
-        t = time.monotonic()
-        with pytest.raises(TimeoutError, match=str(holder.pid)):
-            with _build.build_lock(str(lock), timeout=0.6, poll=0.1):
-                pass
-        assert 0.5 < time.monotonic() - t < 5
-        assert lock.read_text() == str(holder.pid)  # someone else's lock is left alone
-    finally:
-        holder.kill()
-        holder.wait()
-
-
-def test_live_lock_acquired_once_released(tmp_path):
-    lock = tmp_path / "x.lock"
-    lock.write_text(str(os.getppid()))  # alive
-    threading.Timer(0.3, lock.unlink).start()
-    with _build.build_lock(str(lock), timeout=5, poll=0.05):
-        assert lock.read_text() == str(os.getpid())
-
-
 def _load_warnings(name):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -195,7 +137,7 @@ def test_cpu_torch_warns_once_and_returns_none(clean_env, monkeypatch):
 def test_forced_cuda_raises(clean_env, monkeypatch):
     """Forcing 'cuda' (env or use_impl) turns an unbuildable kernel into an error; 'auto' falls back."""
     monkeypatch.setattr(torch.version, "cuda", None)
-    on_gpu = types.SimpleNamespace(is_cuda=True)  # all the dispatch asks of a tensor
+    on_gpu = types.SimpleNamespace(is_cuda=True, device=torch.device("cuda"))  # all the dispatch asks of a tensor
     with pytest.warns(_build.OpsBuildWarning):
         assert choose_impl("auto", on_gpu, "filtered_lrelu") == "fast"
     _build.reset()
@@ -266,44 +208,6 @@ def test_activation_ids_match_the_kernel_enum():
     assert enum == {f"ACT_{name.upper()}": a.cuda_id for name, a in ops.ACTIVATIONS.items()}
 
 
-def _module_imports(path):
-    """(module-level, function-level) sibling modules that the module at `path` imports."""
-    tree = ast.parse(open(path).read())
-    top, nested = set(), set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            names = [node.module] if node.module else [a.name for a in node.names]
-            (top if node in tree.body else nested).update(n.split(".")[0] for n in names)
-    return top, nested
-
-
-def test_ops_import_graph_is_acyclic_and_the_cli_uses_the_public_api():
-    folder = os.path.dirname(_build.__file__)
-    graph = {}
-    for path in glob.glob(os.path.join(folder, "*.py")):
-        mod = os.path.basename(path)[:-3]
-        top, nested = _module_imports(path)
-        assert not nested, f"ops/{mod}.py imports {nested} inside a function (a hidden cycle)"
-        graph[mod] = top - {mod}
-    done, visiting = set(), []
-
-    def visit(mod):
-        assert mod not in visiting, f"import cycle: {' -> '.join(visiting + [mod])}"
-        if mod in done or mod not in graph:
-            return
-        visiting.append(mod)
-        for dep in graph[mod]:
-            visit(dep)
-        visiting.pop()
-        done.add(mod)
-
-    for mod in graph:
-        visit(mod)
-    cli = ast.parse(open(os.path.join(os.path.dirname(folder), "scripts", "ops.py")).read())
-    private = [n.module for n in ast.walk(cli) if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("ops.")]
-    assert not private, private
-
-
 def test_cli_build_fails_per_op_on_cpu_torch(clean_env, monkeypatch):
     monkeypatch.setattr(torch.version, "cuda", None)
     r = CliRunner().invoke(ops_group, ["build"])
@@ -325,31 +229,6 @@ def test_cli_status_reports_without_building(clean_env, monkeypatch):
     r = CliRunner().invoke(ops_group, ["status"])
     assert r.exit_code == 0 and "forced by STYLEGAN_OPS_IMPL; it will fail" in r.output
     assert "Examples:" in CliRunner().invoke(ops_group, ["--help"]).output
-
-
-def test_interrupted_build_leftover_is_rebuilt(clean_env, monkeypatch):
-    """A cache folder without the completion marker (half-written) is rebuilt, not loaded."""
-    src = clean_env / "src"
-    src.mkdir()
-    for name in ("op.cpp", "op.cu", "op.h", "common.h"):
-        (src / name).write_text("//")
-    tc = _build.Toolchain(root="/x", nvcc_version="13.0", archs=["9.0"])
-    key = _build.cache_key(_build.source_files("op", str(src)), torch.__version__, "13.0", ["9.0"])
-    final = clean_env / "cache" / f"op-{key}"
-    final.mkdir(parents=True)
-    (final / "half.o").write_text("")
-    calls = []
-
-    def fake_compile(name, sources, module_name, tc, final_dir, cflags=(), ldflags=()):
-        calls.append(final_dir)
-        os.makedirs(final_dir, exist_ok=True)
-        open(os.path.join(final_dir, _build.DONE_MARKER), "w").close()
-
-    monkeypatch.setattr(_build, "_compile", fake_compile)
-    monkeypatch.setattr(_build, "_import_so", lambda m, f: "module")
-    r = _build.build_op("op", str(src), tc)
-    assert (r.status, calls) == ("built", [str(final)])
-    assert _build.build_op("op", str(src), tc).status == "cached"
 
 
 def test_cli_reports_the_cpu_kernel(clean_env, monkeypatch):

@@ -165,7 +165,7 @@ def test_filtered_lrelu_forward(K, case, max_smem):
     b = torch.randn(3, generator=g)
     args = (case["fu"], case["fd"], b, case["up"], case["down"], case["pad"], math.sqrt(2), 0.2, case["clamp"], False)
     want = ops.filtered_lrelu(x, *args, impl="ref")
-    got = cuda_ops.filtered_lrelu(K.filtered_lrelu, K.upfirdn2d, x, *args, max_smem=max_smem)
+    got = cuda_ops.filtered_lrelu(K, x, *args, max_smem=max_smem)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=2e-5)
 
 
@@ -174,9 +174,9 @@ def test_filtered_lrelu_flip_and_fp16(K):
     x = torch.randn(1, 3, *case["hw"])
     args = (case["fu"], case["fd"], None, case["up"], case["down"], case["pad"], 1.3, 0.1, case["clamp"], True)
     want = ops.filtered_lrelu(x, *args, impl="ref")
-    torch.testing.assert_close(cuda_ops.filtered_lrelu(K.filtered_lrelu, K.upfirdn2d, x, *args), want,
+    torch.testing.assert_close(cuda_ops.filtered_lrelu(K, x, *args), want,
                                rtol=1e-5, atol=2e-5)
-    got = cuda_ops.filtered_lrelu(K.filtered_lrelu, K.upfirdn2d, x.half(), *args)
+    got = cuda_ops.filtered_lrelu(K, x.half(), *args)
     assert got.dtype == torch.float16
     torch.testing.assert_close(got.float(), want, rtol=3e-3, atol=3e-3)
 
@@ -187,7 +187,7 @@ def test_filtered_lrelu_gradients(K, i):
     g = torch.Generator().manual_seed(14)
     x = torch.randn(1, 2, 6, 5, generator=g, dtype=torch.float64, requires_grad=True)
     b = torch.randn(2, generator=g, dtype=torch.float64, requires_grad=True)
-    fn = lambda x, b: cuda_ops.filtered_lrelu(K.filtered_lrelu, K.upfirdn2d, x, case["fu"], case["fd"], b,
+    fn = lambda x, b: cuda_ops.filtered_lrelu(K, x, case["fu"], case["fd"], b,
                                               case["up"], case["down"], case["pad"], math.sqrt(2), 0.2,
                                               case["clamp"], False)
     assert torch.autograd.gradcheck(fn, (x, b))
@@ -211,7 +211,7 @@ def test_public_ops_dispatch_to_kernels(emulated, monkeypatch):
         ops.bias_act(x, act="lrelu")
         ops.upsample2d(x, f)
         ops.filtered_lrelu(x, f, f, up=2, down=2, padding=3)
-    assert calls == ["bias_act", "upfirdn2d", "filtered_lrelu"]
+    assert calls == ["bias_act", "upfirdn2d", "filtered_lrelu_plan", "filtered_lrelu"]
     calls.clear()
     ops.bias_act(x, act="lrelu")  # CPU tensor, no override: the fast path
     assert calls == []

@@ -9,7 +9,7 @@ import stylegan
 from stylegan.pipelines import generate, parse_int_list, style_mix, write_image_set
 from stylegan.pipelines.image_set import grid_image, seed_filename
 from stylegan.pipelines.interpolate import interpolation_frames, slerp
-from stylegan.pipelines.latents import z_from_seeds
+from stylegan.seeds import z_from_seeds
 
 from conftest import NVIDIA_FIXTURES, assert_uint8_matches, load_npz, reference_path
 

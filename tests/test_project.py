@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import stylegan
+from stylegan.images import to_uint8
 from stylegan.inversion import load_feature_net, project, project_batch
 from stylegan.inversion.project import learning_rate, noise_regularizer
 
@@ -64,7 +65,7 @@ def test_w_trajectory_matches_nvidia(reference, G, features):
     settings = json.loads(str(reference["settings"]))
     net = load_feature_net(reference_path("lpips_standin.pt")) if features == "torchscript" else standin_lpips()
     before = {k: v.clone() for k, v in G.state_dict().items()}
-    result = project(G, torch.from_numpy(reference["target_uint8"]).float(), net, space="w",
+    result = project(G, reference["target_uint8"].transpose(1, 2, 0), net, space="w",
                      num_steps=int(reference["num_steps"]), seed=int(reference["seed"]),
                      **{k: settings[k] for k in ("w_avg_samples", "initial_learning_rate", "initial_noise_factor",
                                                  "lr_rampdown_length", "lr_rampup_length", "noise_ramp_length",
@@ -98,18 +99,23 @@ def test_noise_regularizer_is_zero_for_white_noise_and_large_for_smooth():
 def test_bad_targets(G):
     net = StandinFeatures(load_npz("lpips_standin"))
     with pytest.raises(ValueError, match="shape"):
-        project(G, torch.zeros([3, 64, 64]), net, num_steps=1)
+        project(G, np.zeros([64, 64, 3], np.uint8), net, num_steps=1)
     with pytest.raises(ValueError, match="latent space"):
-        project(G, torch.zeros([3, 32, 32]), net, space="z", num_steps=1)
+        project(G, np.zeros([32, 32, 3], np.uint8), net, space="z", num_steps=1)
+    # One convention: [H, W, C] uint8. Channels first and floats are refused, saying what to give.
+    with pytest.raises(ValueError, match=r"target has shape \[3, 32, 32\], channels first"):
+        project(G, np.zeros([3, 32, 32], np.uint8), net, num_steps=1)
+    with pytest.raises(ValueError, match=r"target is float32 .*expected \[H, W, C\] uint8"):
+        project(G, np.zeros([32, 32, 3], np.float32), net, num_steps=1)
 
 
 def test_batch_targets_are_independent(reference, G):
     # Each target's trajectory depends on its own loss only: its partner in the batch changes nothing.
     net = StandinFeatures(load_npz("lpips_standin"))
-    t1 = torch.from_numpy(reference["target_uint8"]).float()
-    t2, t3 = t1.flip(2), 255 - t1
-    a = project_batch(G, torch.stack([t1, t2]), net, num_steps=8, w_avg_samples=500, seed=5)
-    b = project_batch(G, torch.stack([t1, t3]), net, num_steps=8, w_avg_samples=500, seed=5)
+    t1 = reference["target_uint8"].transpose(1, 2, 0)
+    t2, t3 = t1[:, ::-1], 255 - t1
+    a = project_batch(G, np.stack([t1, t2]), net, num_steps=8, w_avg_samples=500, seed=5)
+    b = project_batch(G, np.stack([t1, t3]), net, num_steps=8, w_avg_samples=500, seed=5)
     torch.testing.assert_close(a[0].w_steps, b[0].w_steps, rtol=0, atol=1e-6)
     assert not torch.allclose(a[1].w_steps, b[1].w_steps)
     assert a[0].noise.keys() == {name for name, _ in G.synthesis.named_modules() if hasattr(_, "noise_const")}
@@ -120,13 +126,22 @@ def test_w_plus_reconstructs_an_in_domain_target(G):
     net = StandinFeatures(load_npz("lpips_standin"))
     with torch.no_grad():
         ws = G.mapping(torch.from_numpy(np.random.RandomState(11).randn(1, G.z_dim)), None)
-        target = ((G.synthesis(ws, noise_mode="const")[0] + 1) * 127.5).clamp(0, 255)
-    dists = []
-    result = project(G, target, net, space="w+", num_steps=80, w_avg_samples=1000, seed=1,
-                     progress=lambda info: dists.append(info.dist))
+        target = to_uint8(G.synthesis(ws, noise_mode="const"))[0]
+    events = []
+    result = project(G, target, net, space="w+", num_steps=80, w_avg_samples=1000, seed=1, progress=events.append,
+                     preview_every=20)
     assert result.space == "w+" and result.ws.shape == (G.num_ws, G.w_dim)
+    dists = [e.stats["dist"] for e in events]
     assert len(dists) == 80 and dists[-1] < 0.5 * dists[0]
-    psnr = 10 * np.log10(255 ** 2 / np.mean((result.image.astype(float) - target.permute(1, 2, 0).numpy()) ** 2))
+    assert [e.done for e in events] == list(range(1, 81)) and {e.stage for e in events} == {"project"}
+    # A preview every 20 steps: the step's image, one [H, W, C] uint8 image for one target.
+    previews = [e.preview for e in events if e.preview is not None]
+    assert [e.done for e in events if e.preview is not None] == [1, 21, 41, 61]
+    assert all(p.shape == (32, 32, 3) and p.dtype == np.uint8 for p in previews)
+    assert _psnr(previews[-1], target) > _psnr(previews[0], target) + 3
+    # The step's PSNR is that of its image against the target (the preview is that image, quantised).
+    assert abs(events[60].stats["psnr"] - _psnr(previews[-1], target)) < 0.2
+    psnr = _psnr(result.image, target)
     assert psnr > 20, psnr
 
 
@@ -139,13 +154,16 @@ def test_pivotal_tuning_reaches_what_the_pivot_cannot(G, tmp_path):
     net = StandinFeatures(load_npz("lpips_standin"))
     with torch.no_grad():
         ws = G.mapping(torch.from_numpy(np.random.RandomState(3).randn(1, G.z_dim)), None)
-        img = ((G.synthesis(ws, noise_mode="const")[0] + 1) * 127.5).clamp(0, 255)
-    target = img.flip(1)                          # upside down: outside what W can draw
-    target_hwc = target.permute(1, 2, 0).numpy()
+        img = to_uint8(G.synthesis(ws, noise_mode="const"))[0]
+    target = np.ascontiguousarray(img[::-1])      # upside down: outside what W can draw
+    target_hwc = target
     before = {k: v.clone() for k, v in G.state_dict().items()}
     pivot = project(G, target, net, num_steps=40, w_avg_samples=1000, seed=2)
-    tuned = pivotal_tuning(G, target, pivot, net, num_steps=60, dist_threshold=0.0)
+    events = []
+    tuned = pivotal_tuning(G, target, pivot, net, num_steps=60, dist_threshold=0.0, progress=events.append)
     assert len(tuned.dists) == 60 and tuned.dists[-1] < tuned.dists[0]
+    assert [e.stats["dist"] for e in events] == tuned.dists and {e.stage for e in events} == {"tune"}
+    assert all(e.preview.shape == (32, 32, 3) for e in events)
     assert _psnr(tuned.image, target_hwc) > _psnr(pivot.image, target_hwc) + 3
     assert all(torch.equal(v, before[k]) for k, v in G.state_dict().items())     # G untouched
 
@@ -170,7 +188,7 @@ def test_pivotal_tuning_reaches_what_the_pivot_cannot(G, tmp_path):
 def test_pivotal_tuning_locality_keeps_the_rest_of_the_space(G):
     from stylegan.inversion import pivotal_tuning
     net = StandinFeatures(load_npz("lpips_standin"))
-    target = torch.from_numpy(load_npz("projector_sg2ada_skip")["target_uint8"]).float().flip(2)
+    target = np.ascontiguousarray(load_npz("projector_sg2ada_skip")["target_uint8"].transpose(1, 2, 0)[:, ::-1])
     pivot = project(G, target, net, num_steps=20, w_avg_samples=500, seed=2)
     far = G.mapping(torch.from_numpy(np.random.RandomState(99).randn(4, G.z_dim)), None)
 

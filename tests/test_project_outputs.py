@@ -46,22 +46,29 @@ def test_video_every_gives_a_short_clip():
     assert 90 <= -(-1000 // video_every(1000)) + 1 <= 110           # about a hundred frames for 1000 steps
 
 
-def test_progress_video_frames(G, targets, tmp_path, monkeypatch):
-    # The frames as they go to the encoder (the mp4 itself is lossy): captured at the writer.
+@pytest.fixture
+def captured(monkeypatch):
+    """The frames of each progress video as they go to the encoder (the mp4 itself is lossy), by file name."""
     from contextlib import contextmanager
-    captured = {}
+    videos = {}
 
     @contextmanager
     def capture(path, fps=30):
-        captured[path.name] = frames = []
+        videos[path.name] = frames = []
         yield frames.append
 
     monkeypatch.setattr(pipeline, "video_writer", capture)
+    return videos
+
+
+def test_progress_video_frames(G, targets, tmp_path, captured):
     out = tmp_path / "v"
     steps = 12
-    seen = []
+    events = []
     project_targets(G, [targets], out, PixelDistance, num_steps=steps, batch_size=2, video=True,
-                    progress=lambda stage, step, total, stats: seen.append((step, stats)))
+                    progress=events.append)
+    seen = [(e.done, e.stats) for e in events]
+    assert {e.stage for e in events} == {"project"} and {e.item for e in events} == {"t5, t6"}
     assert sorted(captured) == ["t5_progress.mp4", "t6_progress.mp4"]
     # The bar's PSNR is the step's image against its target, averaged over the batch: the frames hold
     # those images (as uint8), so the frames' own PSNR agrees to within quantisation.
@@ -89,6 +96,22 @@ def test_progress_video_frames(G, targets, tmp_path, monkeypatch):
         assert not (plain / f"{name}_progress.mp4").exists()
 
 
+def test_progress_video_goes_on_through_tuning(G, targets, tmp_path, captured):
+    out = tmp_path / "v"
+    events = []
+    project_targets(G, [targets / "t5.png"], out, PixelDistance, num_steps=4, pti_steps=6, video=True,
+                    progress=events.append)
+    assert [e.stage for e in events] == ["project"] * 4 + ["tune"] * 6 and events[-1].item == "t5"
+    frames = captured["t5_progress.mp4"]
+    # Projection: a frame per step and the result; tuning: a frame per step and the tuned image.
+    assert len(frames) == 4 + 1 + 6 + 1
+    np.testing.assert_array_equal(frames[4][:, 32:], _png(out / "t5_proj.png"))
+    np.testing.assert_array_equal(frames[-1][:, 32:], _png(out / "t5_pti.png"))
+    # Tuning frames are the tuned generator before each update: the first is still the projection.
+    np.testing.assert_array_equal(frames[5][:, 32:], _png(out / "t5_proj.png"))
+    assert not np.array_equal(frames[6][:, 32:], frames[5][:, 32:])
+
+
 def test_progress_video_file_is_whole_or_absent(G, targets, tmp_path):
     import imageio.v2 as imageio
     out = tmp_path / "v"
@@ -104,8 +127,8 @@ def test_progress_video_file_is_whole_or_absent(G, targets, tmp_path):
     assert last_err < 0.5 * np.abs(frames[0][:, 32:] - proj).mean()
 
     # Interrupted mid-projection: no video under the real name, and no temporary left behind.
-    def stop(stage, step, total, stats):
-        if step == 4:
+    def stop(event):
+        if event.done == 4:
             raise KeyboardInterrupt
     out2 = tmp_path / "stopped"
     with pytest.raises(KeyboardInterrupt):
@@ -199,7 +222,7 @@ def test_stylegan3_transform_renders_in_the_copy_only():
     from stylegan.images import to_uint8
     from stylegan.inversion import project
     G3 = stylegan.load(reference_path("sg3_t.pkl"))["G_ema"]
-    target = torch.from_numpy(stylegan.generate(G3, [4])[0]).permute(2, 0, 1).float()
+    target = stylegan.generate(G3, [4])[0]
     kw = dict(num_steps=2, w_avg_samples=300, seed=1)
     before = {k: v.clone() for k, v in G3.state_dict().items()}
 
@@ -226,4 +249,4 @@ def test_stylegan3_transform_renders_in_the_copy_only():
         project(G3, target, PixelDistance(), transform=np.eye(2), **kw)
     G2 = stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
     with pytest.raises(ValueError, match="StyleGAN3"):
-        project(G2, torch.zeros([3, 32, 32]), PixelDistance(), transform=np.eye(3), **kw)
+        project(G2, np.zeros([32, 32, 3], np.uint8), PixelDistance(), transform=np.eye(3), **kw)

@@ -67,8 +67,9 @@ def error(r, status: int) -> str:
     return message
 
 
-def run_command(command: str, cwd) -> np.ndarray:
-    """Run a command the page printed (`stylegan ...`) through the CLI, in `cwd`; the image it wrote."""
+def run_command(command: str, cwd, written: str = "*.png") -> np.ndarray:
+    """Run a command the page printed (`stylegan ...`) through the CLI, in `cwd`; the image it wrote
+    (the one PNG matching `written` in its --outdir)."""
     import os
     import shlex
     args = shlex.split(command.split("\n")[0])
@@ -81,8 +82,8 @@ def run_command(command: str, cwd) -> np.ndarray:
         os.chdir(old)
     assert r.exit_code == 0, r.output
     outdir = cwd / args[args.index("--outdir") + 1]
-    (written,) = outdir.glob("*.png")
-    return np.asarray(Image.open(written))
+    (path,) = outdir.glob(written)
+    return np.asarray(Image.open(path))
 
 
 def test_generate_view_is_stylegan_generate(client, s, nets):
@@ -298,8 +299,11 @@ def test_ganspace_job_progress_and_cancel(client, s, nets):
             if events[-1]["state"] != "running":
                 break
     assert events[-1]["state"] == "cancelled", events[-1]
-    steps = [e["done"] for e in events if e["state"] == "running"]
-    assert steps == sorted(steps) and steps[-1] < 5000 and events[1]["stage"] == "project"
+    running = [e for e in events if e["state"] == "running" and e["stage"] is not None]
+    stages = [e["stage"] for e in running]          # the photo pipeline's: the face aligned, then projected
+    assert stages == sorted(stages) and stages[-1] == "project", stages
+    steps = [e["done"] for e in running if e["stage"] == "project"]
+    assert steps == sorted(steps) and steps[-1] < 5000
     assert any(e["preview"] and e["preview"].startswith("data:image/png;base64,") for e in events)
     assert "no projected photo" in error(client.post("/api/render", json={"network": "sg2ada_skip", "view": "photo"},
                                                      headers=s), 400)
@@ -338,7 +342,9 @@ def test_photo_edit_paste_back_and_its_command(client, s, nets, tmp_path):
     command = client.post("/api/command", json=view, headers=s).json()["command"]
     (tmp_path / "cli").mkdir()
     (tmp_path / "cli" / "astronaut.png").write_bytes(photo.read_bytes())
-    np.testing.assert_array_equal(run_command(command, tmp_path / "cli"), pasted, err_msg=command)
+    # (the folder also keeps the projection: astronaut_aligned.png, astronaut_proj.png, ...)
+    np.testing.assert_array_equal(run_command(command, tmp_path / "cli", "astronaut_edits.png"), pasted,
+                                  err_msg=command)
 
 
 def test_serve_command_lines(monkeypatch):

@@ -208,8 +208,11 @@ def test_discriminator_conditional_and_skip_build():
 
 
 def test_bad_shapes_raise():
+    """The shape check names the dimension and both sizes (not any assertion deeper inside)."""
     G, _ = build("sg2ada_skip")
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match=r"^wrong size for dimension 1: got 63, expected 64$"):
         G.mapping(torch.zeros(1, 63), None)
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match=r"^wrong size for dimension 1: got 7, expected 8$"):
         G.synthesis(torch.zeros(1, G.num_ws - 1, G.w_dim))
+    with pytest.raises(AssertionError, match=r"^wrong number of dimensions: got 2, expected 3$"):
+        G.synthesis(torch.zeros(G.num_ws, G.w_dim))

@@ -17,11 +17,10 @@ void bias_act_launch(const BiasActArgs& a, const at::Tensor& x, const at::Tensor
                      const at::Tensor& dy2, at::Tensor& out) {
     TORCH_CHECK(x.is_cuda(), "bias_act: the CUDA kernel needs CUDA tensors");
     const c10::cuda::OptionalCUDAGuard guard(x.device());
-    const int threads = 256;
-    const int64_t blocks = std::min<int64_t>((a.numel + threads - 1) / threads, 65536);
+    const SgLaunch l = bias_act_grid(a);
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bias_act", [&] {
         using A = at::acc_type<scalar_t, true>;
-        bias_act_kernel<A, scalar_t><<<blocks, threads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+        bias_act_kernel<A, scalar_t><<<unsigned(l.blocks_x), l.threads, 0, c10::cuda::getCurrentCUDAStream()>>>(
             a, x.data_ptr<scalar_t>(), a.has_bias ? b.data_ptr<A>() : nullptr,
             dy.numel() ? dy.data_ptr<scalar_t>() : nullptr, dy2.numel() ? dy2.data_ptr<scalar_t>() : nullptr,
             out.data_ptr<scalar_t>());

@@ -5,13 +5,14 @@
 // Mode 1 is the gradient; the gradient of mode 1 is mode 1 again (w.r.t. dy) and mode 2 (w.r.t. x).
 #pragma once
 #include <ATen/core/Tensor.h>
+#include <algorithm>
 #include "common.h"
 
 enum SgAct { ACT_LINEAR = 0, ACT_RELU, ACT_LRELU, ACT_TANH, ACT_SIGMOID, ACT_ELU, ACT_SELU, ACT_SOFTPLUS, ACT_SWISH };
 
 struct BiasActArgs {
     int64_t numel;
-    int64_t stride_dim;  // memory stride of the bias dimension (x is dense, any layout)
+    int64_t stride_dim;  // memory stride of the bias dimension (x is dense, any layout); >= 1
     int size_dim;
     int mode, act;
     double alpha, gain, clamp;  // clamp < 0: none
@@ -87,6 +88,12 @@ SG_HD void bias_act_point(const BiasActArgs& a, const T* x, const A* b, const T*
     A g = static_cast<A>(dy[i]) * gain;
     g *= (a.mode == 1) ? act_d1(a.act, v, alpha) : act_d2(a.act, v, alpha) * static_cast<A>(dy2[i]);
     out[i] = static_cast<T>(g);
+}
+
+// One thread per element, grid-stride beyond 65536 blocks. Never called with numel == 0.
+inline SgLaunch bias_act_grid(const BiasActArgs& a) {
+    const int threads = 256;
+    return SgLaunch{std::min<int64_t>((a.numel + threads - 1) / threads, 65536), 1, threads, 0};
 }
 
 // Runs bias_act_point over every element: bias_act.cu on the GPU, cpu_check.cpp on the CPU.

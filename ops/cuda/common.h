@@ -18,6 +18,24 @@ SG_HD double sg_tanh(double x) { return tanh(x); }
 SG_HD float sg_log1p(float x) { return log1pf(x); }
 SG_HD double sg_log1p(double x) { return log1p(x); }
 
+// The grid a launcher starts: blocks along x and y, threads per block, dynamic shared memory. Each
+// launcher computes it with the host code the CPU emulation shares, and the emulation checks it
+// against CUDA's limits, so an invalid launch (an empty grid, too many blocks in y) fails there too.
+struct SgLaunch {
+    int64_t blocks_x, blocks_y;
+    int threads;
+    int64_t smem_bytes;
+};
+
+// Why CUDA would refuse the launch ("invalid configuration argument"), or nullptr.
+inline const char* sg_launch_problem(const SgLaunch& l) {
+    if (l.blocks_x < 1 || l.blocks_x > 2147483647LL) return "grid x must be in [1, 2^31 - 1]";
+    if (l.blocks_y < 1 || l.blocks_y > 65535) return "grid y must be in [1, 65535]";
+    if (l.threads < 1 || l.threads > 1024) return "threads per block must be in [1, 1024]";
+    if (l.smem_bytes < 0) return "negative shared memory";
+    return nullptr;
+}
+
 // Floor division for a possibly negative numerator and a positive divisor.
 SG_HD int floor_div(int a, int b) { return (a >= 0) ? a / b : -((-a + b - 1) / b); }
 

@@ -9,7 +9,8 @@
 #include "filtered_lrelu.h"
 
 template <typename A, typename T>
-__global__ void filtered_lrelu_kernel(FilteredLReLUArgs a, const T* x, const A* b, const A* fu, const A* fd, T* y) {
+__global__ void filtered_lrelu_kernel(FilteredLReLUArgs a, const T* x, const A* b, const A* fu, const A* fd,
+                                      uint8_t* signs, T* y) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     A* smem = reinterpret_cast<A*>(smem_raw);
     fl_load_filters<A>(a, fu, fd, smem, threadIdx.x, blockDim.x);
@@ -17,25 +18,25 @@ __global__ void filtered_lrelu_kernel(FilteredLReLUArgs a, const T* x, const A* 
     for (int64_t nc = blockIdx.y; nc < a.nc; nc += gridDim.y) {
         for (int stage = FL_LOAD; stage < FL_NUM_STAGES; ++stage) {
             __syncthreads();  // the previous stage's output (or the filters) is complete
-            fl_stage<A, T>(a, stage, t, nc, x, b, y, smem, threadIdx.x, blockDim.x);
+            fl_stage<A, T>(a, stage, t, nc, x, b, signs, y, smem, threadIdx.x, blockDim.x);
         }
     }
 }
 
 void filtered_lrelu_launch(const FilteredLReLUArgs& a, const at::Tensor& x, const at::Tensor& b,
-                           const at::Tensor& fu, const at::Tensor& fd, at::Tensor& y) {
+                           const at::Tensor& fu, const at::Tensor& fd, at::Tensor& signs, at::Tensor& y) {
     TORCH_CHECK(x.is_cuda(), "filtered_lrelu: the CUDA kernel needs CUDA tensors");
     const c10::cuda::OptionalCUDAGuard guard(x.device());
-    const dim3 grid(a.num_tiles, static_cast<unsigned>(std::min<int64_t>(a.nc, 65535)));
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "filtered_lrelu", [&] {
         using A = at::acc_type<scalar_t, true>;
-        const size_t smem = size_t(a.smem_elems) * sizeof(A);
+        const SgLaunch l = fl_grid(a, sizeof(A));
         auto kernel = filtered_lrelu_kernel<A, scalar_t>;
-        if (smem > 48 * 1024)
-            C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-        kernel<<<grid, 256, smem, c10::cuda::getCurrentCUDAStream()>>>(
+        if (l.smem_bytes > 48 * 1024)  // above the default limit: opt in (the plan kept it under the device's)
+            C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(l.smem_bytes)));
+        kernel<<<dim3(unsigned(l.blocks_x), unsigned(l.blocks_y)), l.threads, size_t(l.smem_bytes),
+                 c10::cuda::getCurrentCUDAStream()>>>(
             a, x.data_ptr<scalar_t>(), a.has_bias ? b.data_ptr<A>() : nullptr, fu.data_ptr<A>(), fd.data_ptr<A>(),
-            y.data_ptr<scalar_t>());
+            a.sign_mode != FL_SIGNS_NONE ? signs.data_ptr<uint8_t>() : nullptr, y.data_ptr<scalar_t>());
         C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
 }

@@ -16,11 +16,10 @@ __global__ void upfirdn2d_kernel(UpFirDn2dArgs a, const T* x, const A* w, T* y) 
 void upfirdn2d_launch(const UpFirDn2dArgs& a, const at::Tensor& x, const at::Tensor& w, at::Tensor& y) {
     TORCH_CHECK(x.is_cuda(), "upfirdn2d: the CUDA kernel needs CUDA tensors");
     const c10::cuda::OptionalCUDAGuard guard(x.device());
-    const int threads = 256;
-    const int64_t blocks = std::min<int64_t>((a.numel + threads - 1) / threads, 65536);
+    const SgLaunch l = upfirdn2d_grid(a);
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "upfirdn2d", [&] {
         using A = at::acc_type<scalar_t, true>;
-        upfirdn2d_kernel<A, scalar_t><<<blocks, threads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+        upfirdn2d_kernel<A, scalar_t><<<unsigned(l.blocks_x), l.threads, 0, c10::cuda::getCurrentCUDAStream()>>>(
             a, x.data_ptr<scalar_t>(), w.data_ptr<A>(), y.data_ptr<scalar_t>());
         C10_CUDA_KERNEL_LAUNCH_CHECK();
     });

@@ -4,6 +4,7 @@
 // where xup is x zero-stuffed by (upx, upy). Every output sample is one resample_point.
 #pragma once
 #include <ATen/core/Tensor.h>
+#include <algorithm>
 #include "common.h"
 
 struct UpFirDn2dArgs {
@@ -21,6 +22,12 @@ SG_HD void upfirdn2d_point(const UpFirDn2dArgs& a, const T* x, const A* w, T* y,
     const T* plane = x + nc * a.ih * a.iw;
     y[i] = static_cast<T>(resample_point<A, T>(plane, a.iw, a.ih, a.iw, w, a.fh, a.fw, a.upx, a.upy,
                                                 oy * a.downy - a.pady0, ox * a.downx - a.padx0));
+}
+
+// One thread per output sample, grid-stride beyond 65536 blocks. Never called with numel == 0.
+inline SgLaunch upfirdn2d_grid(const UpFirDn2dArgs& a) {
+    const int threads = 256;
+    return SgLaunch{std::min<int64_t>((a.numel + threads - 1) / threads, 65536), 1, threads, 0};
 }
 
 void upfirdn2d_launch(const UpFirDn2dArgs& a, const at::Tensor& x, const at::Tensor& w, at::Tensor& y);

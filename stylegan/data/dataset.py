@@ -8,13 +8,17 @@ image must have the data set's size and channel count: the first image sets them
 checked as they are read. Items are `[H, W, C] uint8` (the library's image layout) and a float32
 label (one-hot for classes, [0] when unlabelled).
 
-Decoding is bounded: an image's pixel count is read from its header and checked before decoding."""
+Decoding is bounded: an image's pixel count is read from its header and checked before decoding.
+A zip member is read whole and its CRC checked, so a corrupt member is an error naming it, never
+silently wrong pixels."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from .._errors import first_line
+from ..faces.photo import MAX_PIXELS
 
 LABELS_FILE = "dataset.json"
 
@@ -31,7 +36,27 @@ def image_extensions() -> set[str]:
     return {ext.lower() for ext in Image.EXTENSION}
 
 
-class ImageDataset:
+class LazyZip:
+    """A zip of `self.path` opened on first use, once per process: pickling leaves the handle behind, so
+    each DataLoader or pool worker opens its own (a shared one would share its file offset too)."""
+    path: Path
+    _zip: Optional[zipfile.ZipFile] = None
+
+    def _open_zip(self) -> zipfile.ZipFile:
+        if self._zip is None:
+            self._zip = zipfile.ZipFile(self.path)
+        return self._zip
+
+    def __getstate__(self):
+        return dict(self.__dict__, _zip=None)
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+
+
+class ImageDataset(LazyZip):
     """Random access to a data set's images and labels; picklable (each DataLoader worker opens its own zip).
 
     `max_size` keeps a random subset of that many (NVIDIA's rule: shuffled with `random_seed`, then
@@ -42,7 +67,6 @@ class ImageDataset:
                  max_size: Optional[int] = None, xflip: bool = False, random_seed: int = 0):
         self.path = Path(path)
         self.use_labels = use_labels
-        self._zip: Optional[zipfile.ZipFile] = None
         if self.path.is_dir():
             self._type = "dir"
             names = [p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()]
@@ -135,13 +159,10 @@ class ImageDataset:
 
     # --- reading -------------------------------------------------------------------------------
 
-    def _open_zip(self) -> zipfile.ZipFile:
-        if self._zip is None:
-            self._zip = zipfile.ZipFile(self.path)
-        return self._zip
-
     def _open(self, name: str):
-        return self._open_zip().open(name) if self._type == "zip" else open(self.path / name, "rb")
+        if self._type == "zip":
+            return io.BytesIO(self._open_zip().read(name))    # read whole: the member's CRC is checked
+        return open(self.path / name, "rb")
 
     def _load_raw(self, raw_idx: int) -> np.ndarray:
         name = self.image_names[raw_idx]
@@ -150,11 +171,16 @@ class ImageDataset:
                 if hasattr(self, "image_shape") and (img.height, img.width) != tuple(self.image_shape[1:]):
                     raise ValueError(f"is {img.width}x{img.height}, the data set's images are "
                                      f"{self.image_shape[2]}x{self.image_shape[1]}")
-                image = np.array(img)       # pixels checked by Pillow's own bomb guard and the size above
+                if img.width * img.height > MAX_PIXELS:
+                    raise ValueError(f"is {img.width}x{img.height}: too large an image")
+                image = np.array(img)
         except ValueError as e:
             raise ValueError(f"{self.path}: {name} {e}") from None
-        except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+        except (OSError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
             raise ValueError(f"{self.path}: {name} is not a readable image ({first_line(e)})") from None
+        except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as e:
+            # A bad CRC, an encrypted member, a compression zipfile lacks.
+            raise ValueError(f"{self.path}: {name} is a corrupt zip member ({first_line(e)})") from None
         if image.ndim == 2:
             image = image[:, :, np.newaxis]
         if image.dtype != np.uint8 or image.ndim != 3:
@@ -193,13 +219,6 @@ class ImageDataset:
             raise ValueError(f"{self.path}: {LABELS_FILE} label vectors hold NaN or infinity")
         return array.astype(np.float32)
 
-    def __getstate__(self):
-        return dict(self.__dict__, _zip=None)
-
-    def close(self) -> None:
-        if self._zip is not None:
-            self._zip.close()
-            self._zip = None
 
 
 def open_dataset(path: str | os.PathLike, **kwargs) -> ImageDataset:

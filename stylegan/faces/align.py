@@ -15,6 +15,8 @@ reaches outside the photo it is reflect-padded and the padding blended towards a
 and towards the median colour, so that the crop never shows a hard edge or a mirror image.
 
 Every result records the quad in the original photo's coordinates, which is all a paste-back needs.
+Given the same landmarks, the crop is NVIDIA's `recreate_aligned_images` (NVlabs/ffhq-dataset) to the
+pixel, shrink and padding steps included (tests/data/ffhq_align.npz).
 """
 from __future__ import annotations
 
@@ -140,12 +142,17 @@ def _soft_pad(img: np.ndarray, padding: np.ndarray, blur: float) -> np.ndarray:
 
 
 def align_face(photo: np.ndarray, detector: LandmarkDetector | None = None, size: int = 1024,
-               all_faces: bool = False, refine: bool = True) -> list[AlignedFace]:
+               all_faces: bool = False, refine: bool = False) -> list[AlignedFace]:
     """Find faces in `photo` and crop them the FFHQ way: the largest only, or every face (largest first).
 
-    With `refine`, each face's landmarks are found a second time in a first, coarse crop, where the
-    face is upright and of a standard size, and carried back to the photo: a detector's box for a
-    tilted or unusually sized face biases the landmark fit, and that bias moves the whole crop."""
+    By default this is FFHQ's recipe exactly (the landmarks the detector finds in the photo, cropped
+    as NVIDIA did), which is what networks trained on FFHQ expect. With `refine`, each face's
+    landmarks are found a second time in a first, coarse crop, where the face is upright and of a
+    standard size, and carried back to the photo. A detector's box for a tilted face biases the
+    landmark fit, and that bias moves the whole crop: refining keeps such faces upright (a copy of a
+    photo turned by 30 degrees then lands within 2.9 % of the crop's side of the upright photo's crop,
+    32 % without), but it moves ordinary crops 0.7 to 3.0 % of their side off the recipe (seven
+    real-photo variants; both measured by comparing crops of astronaut and Grace Hopper photos)."""
     from .landmarks import DlibLandmarks
     detector = detector or DlibLandmarks()
     faces = detector(photo)

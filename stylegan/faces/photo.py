@@ -1,13 +1,33 @@
-"""Photos as people have them -> one uint8 RGB array, the way the camera meant it to be seen."""
+"""Photos as people have them -> one uint8 array, the way the camera meant it to be seen.
+
+A photo is a path or an open binary file (a zip member's bytes); `name` is what messages call it.
+Every reader checks the pixel count in the header before decoding, so a decompression bomb costs
+nothing."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator, Optional, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # A 100-megapixel photo decodes to 300 MB; anything past this is more likely a decompression bomb.
 MAX_PIXELS = 250_000_000
+# Modes whose pixels are grey levels (with alpha or not, any depth).
+GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+# EXIF orientations 5-8 turn the picture by 90 degrees: width and height swap.
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+
+PhotoFile = Union[str, os.PathLike, BinaryIO]
+
+
+@dataclass(frozen=True)
+class PhotoHeader:
+    width: int      # upright, after the EXIF orientation
+    height: int
+    gray: bool      # grey levels only: a data set of such photos keeps one channel
 
 
 def to_rgb(img: Image.Image) -> np.ndarray:
@@ -25,23 +45,49 @@ def to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))  # L, P, CMYK, YCbCr, LAB, HSV, 1
 
 
-def read_photo(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Read an image file as [H, W, 3] uint8 RGB, turned upright by its EXIF orientation.
+def to_gray(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> [H, W, 1] uint8: grey modes keep their levels (rescaled as `to_rgb` does),
+    colour ones are converted with Pillow's luma weights."""
+    if img.mode in GRAY_MODES:
+        return to_rgb(img)[..., :1]   # to_rgb repeats a grey level into three equal channels
+    return np.asarray(Image.fromarray(to_rgb(img)).convert("L"))[..., None]
+
+
+@contextmanager
+def _opened(photo: PhotoFile, name: Optional[str], max_pixels: int = MAX_PIXELS) -> Iterator[Image.Image]:
+    """Open `photo` lazily (header only), its size checked; every failure one ValueError line."""
+    name = name or str(photo)
+    try:
+        with Image.open(photo) as img:
+            if img.width * img.height > max_pixels:
+                raise ValueError(f"{name}: {img.width}x{img.height} pixels is too large a photo")
+            yield img
+    except FileNotFoundError:
+        raise ValueError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{name}: is a folder, not an image") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"{name}: not an image Pillow can read") from None
+    except (OSError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+        raise ValueError(f"{name}: unreadable image ({' '.join(str(e).split()) or type(e).__name__})") from None
+
+
+def probe_photo(photo: PhotoFile, name: Optional[str] = None) -> PhotoHeader:
+    """Upright size and colour of a photo from its header, without decoding its pixels."""
+    with _opened(photo, name) as img:
+        # The base class reads EXIF from what the header parse found; PNG's override would decode the pixels.
+        turns = Image.Image.getexif(img).get(0x0112) in _QUARTER_TURNS
+        w, h = (img.height, img.width) if turns else (img.width, img.height)
+        return PhotoHeader(w, h, img.mode in GRAY_MODES)
+
+
+def read_photo(photo: PhotoFile, name: Optional[str] = None, gray: bool = False,
+               max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read an image as [H, W, 3] uint8 RGB ([H, W, 1] with `gray`), turned upright by its EXIF orientation.
 
     Raises ValueError (one line) for files that are not images or cannot be decoded, and for
     images of more than `max_pixels` pixels (checked from the header, before decoding)."""
-    try:
-        with Image.open(path) as img:
-            if img.width * img.height > max_pixels:
-                raise ValueError(f"{path}: {img.width}x{img.height} pixels is too large a photo")
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            return to_rgb(img)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a folder, not an image") from None
-    except UnidentifiedImageError:
-        raise ValueError(f"{path}: not an image Pillow can read") from None
-    except (OSError, SyntaxError, Image.DecompressionBombError) as e:
-        raise ValueError(f"{path}: unreadable image ({' '.join(str(e).split()) or type(e).__name__})") from None
+    with _opened(photo, name, max_pixels) as img:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        return to_gray(img) if gray else to_rgb(img)

@@ -152,15 +152,7 @@ def resolve(source: PathLike, cache_dir: Optional[PathLike] = None, progress: Pr
         return fetch(lookup(text), cache_dir, progress, timeout=timeout)
     if "/" in text or os.sep in text:
         raise NotFoundError(f"{text}: no such file")
-    if _is_architecture(text):
-        raise NotFoundError(f"{text}: an architecture without weights (create_model builds it), not a file or "
-                            f"a known model{suggestion(text)} (`stylegan models` lists them)")
     raise NotFoundError(f"{text}: neither a file nor a known model{suggestion(text)} (`stylegan models` lists them)")
-
-
-def _is_architecture(name: str) -> bool:
-    from ..networks import list_archs, list_configs   # only on this error path: it imports torch
-    return name in list_archs() or name in list_configs()
 
 
 def fetch(entry: Entry, cache_dir: Optional[PathLike] = None, progress: Progress = True, *,

@@ -238,6 +238,21 @@ def suggestion(name: str) -> str:
     return f"; did you mean {', '.join(near)}?" if near else ""
 
 
+def gan_config(name: str) -> Optional[str]:
+    """The create_model config of the GAN registered as `name`, None when the registry does not know
+    `name`; a ValueError (one line) for another kind of asset, or a GAN whose architecture only its
+    file tells."""
+    if not is_known(name):
+        return None
+    entry = lookup(name)
+    if entry.kind != "gan":
+        raise ValueError(f"{name}: a {entry.kind} asset, not a GAN")
+    if entry.config is None:
+        raise ValueError(f"{name}: its architecture is read from the file; "
+                         f"stylegan.load({name!r}) builds it with the weights")
+    return entry.config
+
+
 def lookup(name: str) -> Entry:
     """The entry named `name` (or one of its aliases), case-insensitive; UnknownModelError otherwise."""
     entry = _index().get(name.strip().lower())

@@ -12,31 +12,22 @@ schedule. StyleGAN3 has no noise inputs; the rest is the same.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..images import to_uint8
+from ..images import check_uint8, from_uint8, to_uint8
 from ..networks.stylegan3 import set_input_transform  # noqa: F401 (also imported from here)
+from ..progress import Progress, ProgressFn
 from .features import FeatureNet
 from .losses import Distance, as_distance
 
 # The feature networks were made for ~224 px images: larger ones are area-downsampled to this.
 FEATURE_SIZE = 256
-
-
-@dataclass
-class StepInfo:
-    step: int            # 1-based
-    num_steps: int
-    dist: float          # perceptual distance before this step's update (mean over targets)
-    loss: float
-    # The step's synthesis output [B, C, H, W] in [-1, 1] (w with this step's w noise, before the
-    # update), detached: a progress video takes its frames from here instead of rendering again.
-    images: torch.Tensor | None = None
 
 
 @dataclass
@@ -88,6 +79,23 @@ def noise_layers(G: torch.nn.Module) -> dict[str, torch.nn.Module]:
     return {name: m for name, m in G.synthesis.named_modules() if "noise_const" in m._buffers}
 
 
+def with_noise(G: torch.nn.Module, noise: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """A copy of G (eval, frozen) whose noise inputs are `noise` (layer name -> [R, R] map, as a
+    projection found them): its 'const' noise mode then draws what the projection drew. G is untouched."""
+    layers = noise_layers(G)
+    if set(noise) != set(layers):
+        missing, extra = sorted(set(layers) - set(noise)), sorted(set(noise) - set(layers))
+        raise ValueError(f"noise maps do not fit the generator (missing {missing[:3]}, unexpected {extra[:3]})")
+    for name, layer in layers.items():
+        if tuple(noise[name].shape) != tuple(layer.noise_const.shape):
+            raise ValueError(f"noise map {name} has shape {list(noise[name].shape)}, the generator's is "
+                             f"{list(layer.noise_const.shape)}")
+    G = copy.deepcopy(G).eval().requires_grad_(False)
+    for name, layer in noise_layers(G).items():
+        layer.noise_const = noise[name].detach().to(layer.noise_const.device, torch.float32).clone()
+    return G
+
+
 def to_feature_range(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] synthesis output -> 0..255, area-downsampled past FEATURE_SIZE."""
     images = (images + 1) * (255 / 2)
@@ -100,22 +108,29 @@ def shrink_for_features(images: torch.Tensor) -> torch.Tensor:
     return images
 
 
-def project(G: torch.nn.Module, target: torch.Tensor | np.ndarray, loss: Distance | FeatureNet, **kwargs) -> ProjectionResult:
-    """Project one `target` ([C, H, W] in 0..255, the generator's size) into W or W+ of G; see project_batch."""
-    target = torch.as_tensor(target)
-    if target.ndim != 3:
-        raise ValueError(f"target has shape {tuple(target.shape)}: expected one image (C, H, W)")
-    return project_batch(G, target[None], loss, **kwargs)[0]
+def project(G: torch.nn.Module, target: np.ndarray | torch.Tensor, loss: Distance | FeatureNet,
+            progress: ProgressFn | None = None, **kwargs) -> ProjectionResult:
+    """Project one `target` ([H, W, C] uint8 at the generator's size) into W or W+ of G; see
+    project_batch. Progress previews are the one target's [H, W, C] uint8 image."""
+    target = check_uint8(target, "target")
+    return project_batch(G, target[None], loss, progress=_first_preview(progress), **kwargs)[0]
 
 
-def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, loss: Distance | FeatureNet, *, space: str = "w",
+def _first_preview(progress: ProgressFn | None) -> ProgressFn | None:
+    """The callback, given the first image of each batched preview."""
+    if progress is None:
+        return None
+    return lambda e: progress(e if e.preview is None else dataclasses.replace(e, preview=e.preview[0]))
+
+
+def project_batch(G: torch.nn.Module, targets: np.ndarray | torch.Tensor, loss: Distance | FeatureNet, *, space: str = "w",
                   num_steps: int = 1000, w_avg_samples: int = 10000, initial_learning_rate: float = 0.1,
                   initial_noise_factor: float = 0.05, lr_rampdown_length: float = 0.25,
                   lr_rampup_length: float = 0.05, noise_ramp_length: float = 0.75,
                   regularize_noise_weight: float = 1e5, seed: int | None = 303,
-                  transform: torch.Tensor | np.ndarray | None = None,
-                  progress: Callable[[StepInfo], None] | None = None) -> list[ProjectionResult]:
-    """Project targets [B, C, H, W] (0..255) together: one batched forward and backward per step.
+                  transform: torch.Tensor | np.ndarray | None = None, progress: ProgressFn | None = None,
+                  preview_every: int = 1) -> list[ProjectionResult]:
+    """Project targets [B, H, W, C] uint8 together: one batched forward and backward per step.
 
     Adam works element by element and each target's loss depends only on its own latent and noise
     maps, so this is B independent projections, computed at once. `loss` is a Distance, or a
@@ -126,17 +141,23 @@ def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, loss: 
     `transform` ([3, 3], StyleGAN3 only) is the inverse transform of the output image that the
     generator's Fourier input applies (`G.synthesis.input.transform`, NVIDIA's gen_images.py
     --rotate/--translate): set in the copy of G that is optimised, it renders every step in that
-    pose, so a target photographed rotated or shifted finds the latent of the upright face."""
+    pose, so a target photographed rotated or shifted finds the latent of the upright face.
+
+    `progress` gets a Progress('project') after every step: stats `dist` (before the update, mean
+    over targets), `loss` and `psnr` (the step's image against its target, mean over targets), and
+    every `preview_every` steps (0: never) `preview`, the step's images [B, H, W, C] uint8 (w with
+    this step's w noise, before the update). Raising from it (e.g. Cancelled) stops the projection."""
     if space not in ("w", "w+"):
         raise ValueError(f"unknown latent space {space!r}: expected 'w' or 'w+'")
     if num_steps < 1:
         raise ValueError(f"num_steps must be at least 1, got {num_steps}")
     device = _device(G)
-    targets = torch.as_tensor(targets)
-    want = (G.img_channels, G.img_resolution, G.img_resolution)
-    if targets.ndim != 4 or tuple(targets.shape[1:]) != want or len(targets) == 0:
-        raise ValueError(f"targets have shape {tuple(targets.shape)}: the generator makes {want} (C, H, W)")
+    targets = check_uint8(targets, "targets", batch=True)
+    want = (G.img_resolution, G.img_resolution, G.img_channels)
+    if tuple(targets.shape[1:]) != want or len(targets) == 0:
+        raise ValueError(f"targets have shape {list(targets.shape)}: the generator makes {list(want)} (H, W, C)")
     batch = len(targets)
+    targets = from_uint8(targets, device)                                          # [B, C, H, W] 0..255
     rng = torch.Generator(device=device)
     rng.manual_seed(seed) if seed is not None else rng.seed()
 
@@ -145,7 +166,7 @@ def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, loss: 
         transform = set_input_transform(G, transform)
     w_avg, w_std = w_stats(G, w_avg_samples)
     distance = as_distance(loss)
-    distance.set_targets(shrink_for_features(targets.to(device, torch.float32)))
+    distance.set_targets(shrink_for_features(targets))
 
     w_init = np.repeat(w_avg, G.num_ws, axis=1) if space == "w+" else w_avg      # [1, 1 | num_ws, C]
     w_opt = torch.tensor(np.repeat(w_init, batch, axis=0), dtype=torch.float32, device=device, requires_grad=True)
@@ -159,6 +180,7 @@ def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, loss: 
     optimizer = torch.optim.Adam([w_opt, *noise.values()], betas=(0.9, 0.999), lr=initial_learning_rate)
 
     dists = []
+    start = time.perf_counter()
     for step in range(num_steps):
         t = step / num_steps
         w_noise_scale = w_std * initial_noise_factor * max(0.0, 1.0 - t / noise_ramp_length) ** 2
@@ -183,8 +205,7 @@ def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, loss: 
                 n -= n.mean(dim=[1, 2, 3], keepdim=True)
                 n *= n.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
         if progress is not None:
-            progress(StepInfo(step + 1, num_steps, float(dist.detach().mean()), float(total.detach()),
-                              synth.detach()))
+            progress(_step_event(step, num_steps, dist, total, synth.detach(), targets, preview_every, start))
 
     if space == "w":
         w_steps = w_steps.repeat([1, 1, G.num_ws, 1])
@@ -194,6 +215,16 @@ def project_batch(G: torch.nn.Module, targets: torch.Tensor | np.ndarray, loss: 
     return [ProjectionResult(space, w_steps[-1, i].clone(), w_steps[:, i].clone(), dists[i].tolist(),
                              {k: n[i, 0].detach().clone() for k, n in noise.items()}, images[i], transform)
             for i in range(batch)]
+
+
+def _step_event(step, num_steps, dist, total, synth, targets, preview_every, start) -> Progress:
+    """One step's Progress: distance, loss, the step's PSNR against its targets, a preview now and then."""
+    with torch.no_grad():
+        mse = ((synth.float() + 1) * 127.5).clamp(0, 255).sub(targets).square().mean(dim=[1, 2, 3])
+        psnr = float((10 * torch.log10(255 ** 2 / mse.clamp(min=1e-10))).mean())
+    preview = to_uint8(synth) if preview_every and step % preview_every == 0 else None
+    return Progress("project", step + 1, num_steps, {"dist": float(dist.detach().mean()), "loss": float(total.detach()),
+                                                     "psnr": psnr}, preview=preview, seconds=time.perf_counter() - start)
 
 
 def _device(G: torch.nn.Module) -> torch.device:

@@ -10,27 +10,20 @@ generator equal to the original at latents drawn towards random w's from the piv
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
 
-from ..images import to_uint8
+from ..images import check_uint8, from_uint8, to_uint8
+from ..progress import Progress, ProgressFn
 from .features import FeatureNet
 from .losses import Distance, FeatureDistance, as_distance
-from .project import ProjectionResult, noise_layers, shrink_for_features, to_feature_range
+from .project import ProjectionResult, shrink_for_features, to_feature_range, with_noise
 
 # PTI's early stop: the LPIPS distance at which the tuned generator reproduces the photo well enough.
 LPIPS_STOP = 0.06
-
-
-@dataclass
-class TuneStep:
-    step: int
-    num_steps: int
-    dist: float       # perceptual distance at the pivot, before this step's update
-    loss: float
 
 
 @dataclass
@@ -41,44 +34,44 @@ class TuningResult:
     image: np.ndarray | None = None             # [H, W, C] uint8: the tuned generator at the pivot
 
 
-def pivotal_tuning(G: torch.nn.Module, target: torch.Tensor, pivot: ProjectionResult, loss: Distance | FeatureNet, *,
-                   num_steps: int = 350, learning_rate: float = 3e-4, dist_threshold: float | None = None,
-                   l2_weight: float = 1.0, dist_weight: float = 1.0, locality_weight: float = 0.0,
-                   locality_alpha: float = 30.0, locality_samples: int = 1, seed: int | None = 0,
-                   progress: Callable[[TuneStep], None] | None = None) -> TuningResult:
-    """Tune a copy of G so that it draws `target` ([C, H, W], 0..255) at the pivot's latent.
+def pivotal_tuning(G: torch.nn.Module, target: np.ndarray | torch.Tensor, pivot: ProjectionResult,
+                   loss: Distance | FeatureNet, *, num_steps: int = 350, learning_rate: float = 3e-4,
+                   dist_threshold: float | None = None, l2_weight: float = 1.0, dist_weight: float = 1.0,
+                   locality_weight: float = 0.0, locality_alpha: float = 30.0, locality_samples: int = 1,
+                   seed: int | None = 0, progress: ProgressFn | None = None, preview_every: int = 1) -> TuningResult:
+    """Tune a copy of G so that it draws `target` ([H, W, C] uint8 at the generator's size) at the
+    pivot's latent.
 
     `dist_threshold` stops early once the distance reaches it; by default PTI's 0.06, which is an
     LPIPS value, so only for a feature-network loss: other losses' distances live on other scales
-    (the no-download fallback is already below 0.06 at most pivots) and run every step."""
+    (the no-download fallback is already below 0.06 at most pivots) and run every step.
+
+    `progress` gets a Progress('tune') after every update: stats `dist` (at the pivot, before the
+    update) and `loss`, and every `preview_every` steps (0: never) `preview`, the tuned generator's
+    image [H, W, C] uint8 before the update. Raising from it (e.g. Cancelled) stops the tuning."""
     device = next(G.parameters()).device
-    target = torch.as_tensor(target).to(device, torch.float32)
-    want = (G.img_channels, G.img_resolution, G.img_resolution)
+    target = check_uint8(target, "target")
+    want = (G.img_resolution, G.img_resolution, G.img_channels)
     if tuple(target.shape) != want:
-        raise ValueError(f"target has shape {tuple(target.shape)}, the generator makes {want} (C, H, W)")
+        raise ValueError(f"target has shape {list(target.shape)}, the generator makes {list(want)} (H, W, C)")
+    target = from_uint8(target, device)                                            # [1, C, H, W] 0..255
     rng = torch.Generator(device=device)
     rng.manual_seed(seed) if seed is not None else rng.seed()
 
-    original = copy.deepcopy(G).eval().requires_grad_(False)
-    tuned = copy.deepcopy(G).eval().requires_grad_(False)
     # The pivot was found with its own noise maps: they belong to the reconstruction, so keep them.
-    for name, layer in noise_layers(tuned).items():
-        if name in pivot.noise:
-            layer.noise_const = pivot.noise[name].to(device).clone()
-    for name, layer in noise_layers(original).items():
-        if name in pivot.noise:
-            layer.noise_const = pivot.noise[name].to(device).clone()
+    original = with_noise(G, pivot.noise)
+    tuned = copy.deepcopy(original)
     tuned.synthesis.requires_grad_(True)
     optimizer = torch.optim.Adam(tuned.synthesis.parameters(), lr=learning_rate, betas=(0.9, 0.999))
 
     ws = pivot.ws.to(device)[None]
-    target = target[None]
     distance = as_distance(loss)
     if dist_threshold is None:
         dist_threshold = LPIPS_STOP if isinstance(distance, FeatureDistance) else 0.0
     distance.set_targets(shrink_for_features(target))
     target_pm1 = target / 127.5 - 1
     dists = []
+    start = time.perf_counter()
     for step in range(num_steps):
         synth = tuned.synthesis(ws, noise_mode="const")
         dist = distance(to_feature_range(synth)).sum()
@@ -93,7 +86,9 @@ def pivotal_tuning(G: torch.nn.Module, target: torch.Tensor, pivot: ProjectionRe
         total.backward()
         optimizer.step()
         if progress is not None:
-            progress(TuneStep(step + 1, num_steps, dists[-1], float(total.detach())))
+            preview = to_uint8(synth.detach())[0] if preview_every and step % preview_every == 0 else None
+            progress(Progress("tune", step + 1, num_steps, {"dist": dists[-1], "loss": float(total.detach())},
+                              preview=preview, seconds=time.perf_counter() - start))
 
     tuned.requires_grad_(False)
     with torch.no_grad():

@@ -15,19 +15,22 @@ from pathlib import Path
 
 import torch
 
+from .. import hub
 from .._errors import first_line
-from ..networks import create_model, list_archs
+from ..networks import create_model, is_architecture, list_archs
 from . import native, nvidia, rosinality, tf
 from .errors import LoadError
 from .limits import AllocationLimitError, Budget, allocation_limit, check_settings
+from .names import untrained as _untrained
 from .result import NETWORK_KEYS, LoadedModel
 from .safe_pickle import UnsafePickleError, safe_load
 from .spec import NetSpec
 
-__all__ = ["load", "save", "LoadError", "LoadedModel", "detect_format"]
+__all__ = ["load", "load_generator", "save", "LoadError", "LoadedModel", "detect_format"]
 
 FORMAT_NAMES = {"nvidia-pickle": "NVIDIA network pickle", "tf-pickle": "TF-era StyleGAN2 pickle",
-                "rosinality": "rosinality checkpoint", "stylegan": "stylegan file"}
+                "rosinality": "rosinality checkpoint", "stylegan": "stylegan file",
+                "untrained": "an architecture with random weights"}
 EXPECTED = "expected an NVIDIA or TF-era network pickle, a rosinality .pt checkpoint or a .stylegan file"
 
 # What other files start with, to say what was given instead of a model.
@@ -163,18 +166,30 @@ def _check_fit(arch: str, module: torch.nn.Module, tensors: dict) -> None:
         raise ValueError(f"its tensors do not fit a {arch} network: it {'; it '.join(problems[:2])}{more}")
 
 
-def load(source: str | os.PathLike, device: torch.device | str = "cpu", *, trainable: bool = False) -> LoadedModel:
+def load(source: str | os.PathLike, device: torch.device | str = "cpu", *, trainable: bool = False,
+         untrained: bool = False) -> LoadedModel:
     """Read a model: its networks (G, D, G_ema, whichever it holds), format and metadata.
 
     `source` is a file path, an http(s) URL or a model-zoo name (downloaded once into the cache).
     Networks come back in eval mode with gradients off; `trainable=True` gives them in train mode
-    with gradients on (for fine-tuning). Raises LoadError (a ValueError) with a one-line message."""
+    with gradients on (for fine-tuning). With `untrained=True` an architecture or config name
+    (`stylegan.list_configs()`) that is not a file gives that network with random weights, the same
+    every time (format 'untrained'); without, it is refused. Raises LoadError (a ValueError) with a
+    one-line message."""
     text = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
     if text is None:
         raise LoadError(repr(source), f"not a path, URL or model name (a {type(source).__name__})")
     if not text.strip():
         raise LoadError("", "no model given (an empty path or name)")
     path = Path(text)
+    if is_architecture(text) and not path.exists():
+        if not untrained:
+            raise LoadError(text, f"an architecture without weights (create_model builds it), not a file or a "
+                                  f"known model{hub.suggestion(text)} (`stylegan models` lists them)")
+        try:
+            return _untrained(text, device, trainable)
+        except ValueError as e:
+            raise LoadError(text, str(e)) from None
     try:
         if not path.is_file():
             path = _resolve(text)
@@ -206,9 +221,15 @@ def load(source: str | os.PathLike, device: torch.device | str = "cpu", *, train
     return LoadedModel(**nets, format=fmt, metadata=meta, source=text)
 
 
+def load_generator(source: str | os.PathLike, device: torch.device | str = "cpu", *,
+                   trainable: bool = False) -> torch.nn.Module:
+    """The generator to sample from (G_ema, else G) of a model `load` reads; a LoadError (one line)
+    when the file holds none, e.g. a discriminator alone."""
+    return load(source, device, trainable=trainable).generator
+
+
 def _resolve(text: str) -> Path:
     """A URL or model name -> a local file (downloaded into the cache), via the hub."""
-    from .. import hub
     try:
         return Path(hub.resolve(text))
     except (ValueError, OSError) as e:

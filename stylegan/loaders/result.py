@@ -6,6 +6,8 @@ from typing import Iterator, Optional
 
 import torch
 
+from .errors import LoadError
+
 NETWORK_KEYS = ("G", "D", "G_ema")
 
 
@@ -28,7 +30,7 @@ class LoadedModel:
         """The generator to sample from: G_ema (the averaged weights), else G."""
         G = self.G_ema if self.G_ema is not None else self.G
         if G is None:
-            raise ValueError(f"{self.source or 'the model'}: holds no generator (only {', '.join(self.keys())})")
+            raise LoadError(self.source or "the model", f"holds no generator (only {', '.join(self.keys()) or 'no network'})")
         return G
 
     def keys(self) -> list[str]:

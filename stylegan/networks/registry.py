@@ -4,8 +4,8 @@ An *architecture* is a module class registered under a short name ('stylegan2', 
 'stylegan2_discriminator'). A *config* is a named set of constructor arguments for one
 architecture (e.g. the official FFHQ 1024 networks). Every module built here remembers its
 architecture name and constructor kwargs, which is all our save format needs to rebuild it.
-GAN names of the download registry (`stylegan.hub`) whose architecture is certain map onto a config,
-so `create_model` and `load` agree on names.
+Networks know nothing of files or downloads: names of the download registry (`stylegan.hub`) are
+resolved above both, by `stylegan.create_model` (stylegan/loaders/names.py).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ _CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {}
 
 
 class UnknownArchError(ValueError):
-    """A name that is neither an architecture, a config nor a downloadable GAN with a known config."""
+    """A name that is neither an architecture nor a config."""
 
 
 def register_arch(name: str) -> Callable[[type], type]:
@@ -44,33 +44,23 @@ def list_configs() -> list[str]:
     return sorted(_CONFIGS)
 
 
+def is_architecture(name: str) -> bool:
+    """Whether `name` is an architecture or a config: something create_model builds."""
+    return name in _ARCHS or name in _CONFIGS
+
+
 def create_model(name: str, **kwargs: Any) -> torch.nn.Module:
-    """Build an untrained architecture (by arch name), a named config, or the architecture of a
-    downloadable GAN (a `stylegan models` name whose config is certain), with kwargs overriding the config.
+    """Build an untrained architecture (by arch name) or a named config, with kwargs overriding the config.
 
     The result carries `.arch` and `.init_kwargs` (a deep copy of the final kwargs)."""
-    config = name if name in _CONFIGS else _hub_config(name)
-    if config is not None:
-        arch, base = _CONFIGS[config]
+    if name in _CONFIGS:
+        arch, base = _CONFIGS[name]
         kwargs = {**copy.deepcopy(base), **kwargs}
     elif name in _ARCHS:
         arch = name
     else:
         known = ", ".join(list_archs() + list_configs())
-        raise UnknownArchError(f"{name}: not an architecture, config or GAN of `stylegan models` (known: {known})")
+        raise UnknownArchError(f"{name}: not an architecture or config (known: {known})")
     module = _ARCHS[arch](**copy.deepcopy(kwargs))
     module.init_kwargs = copy.deepcopy(kwargs)
     return module
-
-
-def _hub_config(name: str) -> str | None:
-    from .. import hub
-    if not hub.is_known(name):
-        return None
-    entry = hub.lookup(name)
-    if entry.kind != "gan":
-        raise UnknownArchError(f"{name}: a {entry.kind} asset, not a GAN")
-    if entry.config is None:
-        raise UnknownArchError(f"{name}: its architecture is read from the file; "
-                               f"stylegan.load({name!r}) builds it with the weights")
-    return entry.config

@@ -17,6 +17,7 @@ import torch
 import ops
 from torch_utils.misc import assert_shape
 
+from .describe import Description, describe_discriminator, describe_generator
 from .layers import FullyConnectedLayer, MappingNetwork, use_bf16
 from .registry import register_arch, register_config
 from .styles import StyleLayer, check_styles
@@ -346,6 +347,12 @@ class Generator(torch.nn.Module):
                           update_emas=update_emas)
         return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
 
+    def describe(self) -> Description:
+        # Every upsampling convolution filters through upfirdn2d; the 3x3 convolutions at each
+        # resolution are the CPU kernel's (ops/conv3x3.py).
+        return describe_generator(self, f"StyleGAN2 generator ({self.synthesis.architecture})",
+                                  cuda_kernels=("bias_act", "upfirdn2d"), cpu_kernels=("conv3x3",))
+
 
 # ----------------------------------------------------------------------------------------------
 # Discriminator
@@ -520,6 +527,10 @@ class Discriminator(torch.nn.Module):
             x, img = getattr(self, f"b{res}")(x, img, **block_kwargs)
         cmap = self.mapping(None, c) if self.c_dim > 0 else None
         return self.b4(x, img, cmap)
+
+    def describe(self) -> Description:
+        return describe_discriminator(self, f"StyleGAN2 discriminator ({self.architecture})",
+                                      cuda_kernels=("bias_act", "upfirdn2d"))
 
     def extra_repr(self) -> str:
         return f"c_dim={self.c_dim}, img_resolution={self.img_resolution}, img_channels={self.img_channels}"

@@ -23,6 +23,7 @@ import torch
 import ops
 from torch_utils.misc import assert_shape
 
+from .describe import Description, describe_generator
 from .layers import FullyConnectedLayer, MappingNetwork, use_bf16
 from .registry import register_arch, register_config
 from .styles import StyleLayer, check_styles
@@ -449,6 +450,12 @@ class Generator(torch.nn.Module):
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                           update_emas=update_emas)
         return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
+
+    def describe(self) -> Description:
+        config = "R" if self.synthesis.use_radial_filters else "T"
+        return describe_generator(self, f"StyleGAN3-{config} generator",
+                                  cuda_kernels=("bias_act", "filtered_lrelu"),
+                                  cpu_kernels=("filtered_lrelu",))
 
 
 def pose_transform(translate: tuple[float, float] = (0.0, 0.0), rotate: float = 0.0) -> np.ndarray:

@@ -44,9 +44,11 @@ def crop_name(photo: Path, index: int | None) -> str:
     return photo.stem if index is None else f"{photo.stem}_{index + 1:02d}"
 
 
-def write_record(face: AlignedFace, photo: Path, photo_shape: Sequence[int], path: Path) -> None:
-    record = {"recipe": "ffhq", "source": str(photo.resolve()), "source_size": [photo_shape[1], photo_shape[0]],
-              "size": face.size, "quad": face.quad.tolist(), "landmarks": face.landmarks.tolist()}
+def write_record(face: AlignedFace, photo: Path, photo_shape: Sequence[int], path: Path,
+                 refined: bool = False) -> None:
+    record = {"recipe": "ffhq", "refined": refined, "source": str(photo.resolve()),
+              "source_size": [photo_shape[1], photo_shape[0]], "size": face.size, "quad": face.quad.tolist(),
+              "landmarks": face.landmarks.tolist()}
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(record, indent=1))
 
@@ -63,10 +65,11 @@ def read_record(path: str | os.PathLike) -> dict:
 
 
 def align_photos(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, *, size: int = 1024,
-                 all_faces: bool = False, detector: LandmarkDetector | None = None, overwrite: bool = False,
-                 progress: Callable[[int, int, Path], None] | None = None) -> AlignSummary:
-    """Align every photo into `outdir`. A photo that fails (unreadable, no face) is recorded in
-    the summary and the others carry on; crops already present are skipped unless `overwrite`."""
+                 all_faces: bool = False, refine: bool = False, detector: LandmarkDetector | None = None,
+                 overwrite: bool = False, progress: Callable[[int, int, Path], None] | None = None) -> AlignSummary:
+    """Align every photo into `outdir` (FFHQ's exact recipe; `refine`: see faces.align_face). A photo
+    that fails (unreadable, no face) is recorded in the summary and the others carry on; crops
+    already present are skipped unless `overwrite`."""
     from ..faces.landmarks import DlibLandmarks
     photos = find_photos(inputs)
     outdir = Path(outdir)
@@ -85,7 +88,7 @@ def align_photos(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike,
         else:
             try:
                 image = read_photo(photo)
-                faces = align_face(image, detector, size=size, all_faces=all_faces)
+                faces = align_face(image, detector, size=size, all_faces=all_faces, refine=refine)
             except NoFaceError:
                 summary.failed[str(photo)] = "no face found"
             except ValueError as e:
@@ -93,7 +96,7 @@ def align_photos(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike,
             else:
                 for i, face in enumerate(faces):
                     name = crop_name(photo, i if all_faces else None)
-                    write_record(face, photo, image.shape, outdir / f"{name}{RECORD_SUFFIX}")
+                    write_record(face, photo, image.shape, outdir / f"{name}{RECORD_SUFFIX}", refine)
                     save_image(face.image, outdir / f"{name}.png")   # last: its presence means "done"
                     summary.written.append(outdir / f"{name}.png")
         if progress is not None:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..editing import Direction, Move, edit, edit_many, ganspace, load_direction, sefa
-from .latents import parse_int_list
+from ..seeds import parse_int_list
 
 METHODS = ("sefa", "ganspace")
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"

@@ -15,7 +15,7 @@ import torch
 
 from ..images import to_uint8
 from .checks import check_noise_mode, check_psi
-from .latents import class_labels, z_from_seeds
+from ..seeds import class_labels, z_from_seeds
 
 
 @dataclass

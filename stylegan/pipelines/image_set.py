@@ -17,7 +17,7 @@ import torch
 from .._files import ensure_writable_dir, sweep_stale_temps
 from .checks import check_noise_mode, check_psi
 from .generate import map_seeds, synthesize
-from .latents import check_seeds, class_labels, parse_int_list
+from ..seeds import check_seeds, class_labels, parse_int_list
 from .manifest import RunMismatchError, check_run_record, run_settings  # noqa: F401 (RunMismatchError: re-export)
 from .writer import FORMATS, ImageWriter
 

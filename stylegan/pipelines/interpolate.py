@@ -11,7 +11,7 @@ import torch
 
 from .generate import network_device, synthesize
 from .checks import check_noise_mode, check_psi
-from .latents import check_seeds, class_labels, z_from_seeds
+from ..seeds import check_seeds, class_labels, z_from_seeds
 
 EASINGS = {
     "linear": lambda t: t,

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from .._files import atomic_output
+from .._version import __version__
 
 RUN_RECORD = ".stylegan-run.json"
 
@@ -67,7 +68,6 @@ def check_run_record(outdir: str | os.PathLike, settings: dict, overwrite: bool 
 
     Under torchrun every rank checks and writes the (identical) record before its first file, so
     whichever rank starts first, no rank ever sees files without a record."""
-    from .. import __version__
     record = None if overwrite else read_run_record(outdir)
     if record is None and not overwrite and outputs and next(Path(outdir).glob(outputs), None) is not None:
         record = read_run_record(outdir)   # another rank may have recorded its run meanwhile

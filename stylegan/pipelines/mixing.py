@@ -13,7 +13,7 @@ import torch
 
 from .generate import network_device, synthesize
 from .checks import check_noise_mode, check_psi
-from .latents import check_seeds, class_labels
+from ..seeds import check_seeds, class_labels
 
 
 MAX_GRID_BYTES = 2 ** 32      # 4 GiB of uint8 pixels: a 35x35 grid of 1024 px RGB images

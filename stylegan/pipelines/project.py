@@ -4,9 +4,12 @@ For target `NAME.png` the outputs are
     NAME.w.safetensors      the latent in the toolkit's latent format (space, network digest, source)
     NAME_projected_w.npz    the same w in the layout of NVIDIA's projector (key 'w', [1, num_ws, w_dim])
     NAME_proj.png           the generator's image at the latent
-    NAME_compare.png        target | projection side by side
-    NAME_pti.stylegan       with pivotal tuning: the tuned generator (NAME_pti.png its image)
-    NAME_progress.mp4       with video=True: target | projection every few steps, ending on NAME_proj.png
+    NAME_compare.png        target | projection (| tuned) side by side
+    NAME_pti.stylegan       with pivotal tuning: the tuned generator, the projection's noise in it
+                            (NAME_pti.png its image; edit with --network NAME_pti.stylegan
+                            --latent NAME.w.safetensors)
+    NAME_progress.mp4       with video=True: target | projection every few steps, then target |
+                            tuned generator with pivotal tuning, ending on the final image
 and one row per target in `metrics.csv`. `NAME_compare.png` is written last, so its presence
 means the target is done and a rerun skips it. The folder's run record (see manifest.py) keeps
 the settings that decide the results, so a rerun with other settings stops instead of mixing two
@@ -14,6 +17,7 @@ sets of projections."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 from contextlib import ExitStack
@@ -23,15 +27,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
 from .._files import atomic_output, sweep_stale_temps
 from ..faces import read_photo
-from ..images import to_uint8
+from ..images import check_uint8, resize
 from ..inversion import pivotal_tuning, project_batch
 from ..inversion.features import FeatureNet
 from ..inversion.losses import DiscriminatorFeatures, Distance, FeatureDistance, Sum, as_distance, ssim
 from ..inversion.project import shrink_for_features
+from ..progress import Progress, ProgressFn
 from .manifest import check_run_record
 from .video import video_writer
 from .writer import save_image
@@ -48,6 +52,7 @@ class ProjectSummary:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)     # why an output looks unexpected, said once each
 
 
 def find_targets(inputs: Sequence[str | os.PathLike]) -> list[Path]:
@@ -58,15 +63,29 @@ def find_targets(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     return out
 
 
-def read_target(path: Path, resolution: int) -> np.ndarray:
-    """A square image as [3, R, R] uint8 at the generator's resolution; other shapes are refused."""
-    img = read_photo(path)
-    h, w, _ = img.shape
+def prepare_target(image: np.ndarray, resolution: int) -> np.ndarray:
+    """A square face crop [S, S, 3] uint8 -> the projection target [R, R, 3] uint8 at the generator's
+    resolution (Lanczos when S != R). Every projection target goes through here: `project`'s files
+    and `edit_photo`'s aligned crops alike. Other shapes are refused."""
+    image = check_uint8(image, "image")
+    h, w, _ = image.shape
     if h != w:
-        raise ValueError(f"{path}: {w}x{h} is not square: crop the face first (`stylegan align`)")
-    if h != resolution:
-        img = np.asarray(Image.fromarray(img).resize((resolution, resolution), Image.Resampling.LANCZOS))
-    return img.transpose(2, 0, 1)
+        raise ValueError(f"{w}x{h} is not square: crop the face first (`stylegan align`)")
+    return resize(image, resolution)
+
+
+def read_target(path: Path, resolution: int) -> tuple[np.ndarray, int]:
+    """A square image file as the projection target [R, R, 3] uint8, and the side it had in the file."""
+    img = read_photo(path)
+    try:
+        return prepare_target(img, resolution), img.shape[0]
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+def latent_for_file(ws: torch.Tensor, space: str) -> torch.Tensor:
+    """A projection's ws [num_ws, w_dim] as its latent file holds it: w [1, w_dim], w+ [1, num_ws, w_dim]."""
+    return ws[:1] if space == "w" else ws[None]
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -116,17 +135,19 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
                     batch_size: int = 4, seed: int = 303, pti_steps: int = 0, network_digest: str | None = None,
                     identity: Callable[[np.ndarray, np.ndarray], float | None] | None = None,
                     loss_name: str | None = None, video: bool = False, overwrite: bool = False, rank: int = 0,
-                    world_size: int = 1, progress: Callable[[str, int, int, dict], None] | None = None) -> ProjectSummary:
+                    world_size: int = 1, progress: ProgressFn | None = None) -> ProjectSummary:
     """Project every target into `outdir` (see the module doc for the files). A target that cannot
-    be read is recorded in the summary and the others carry on.
+    be read is recorded in the summary and the others carry on; what came out differently from what
+    one would expect (resized targets, blank identity) is said once each in `summary.notes`.
 
     `loss_name` names the loss `loss_factory` makes, for the run record: a folder made with other
     settings (network, space, num_steps, seed, loss_name, pti_steps) raises RunMismatchError
     unless `overwrite`. `video` writes each target's progress video from the frames the
-    projection renders anyway (every `video_every(num_steps)` steps, then the final image)."""
+    projection renders anyway (every `video_every(num_steps)` steps, then the final image; with
+    pivotal tuning the tuning follows the same way). `progress` gets the Progress events of
+    projection ('project', `item` the batch's names, `preview` its images side by side) and of
+    tuning ('tune', `item` the target's name)."""
     from torch_utils.misc import network_digest as digest_of
-    from ..io.latents import save_latents
-    from ..loaders import save
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     network_digest = network_digest or digest_of(G)
@@ -135,83 +156,130 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
     sweep_stale_temps(outdir)
     summary = ProjectSummary()
     todo: list[tuple[str, np.ndarray]] = []
+    sizes: dict[int, int] = {}
     for path in list(find_targets(targets))[rank::world_size]:
         name = path.stem
         if (outdir / f"{name}_compare.png").exists() and not overwrite:
             summary.skipped.append(name)
             continue
         try:
-            todo.append((name, read_target(path, G.img_resolution)))
+            target, side = read_target(path, G.img_resolution)
         except ValueError as e:
             summary.failed[str(path)] = str(e).removeprefix(f"{path}: ")
+            continue
+        todo.append((name, target))
+        if side != G.img_resolution:
+            sizes[side] = sizes.get(side, 0) + 1
+    if sizes:
+        said = ", ".join(f"{n} from {side} px" for side, n in sorted(sizes.items()))
+        summary.notes.append(f"targets resized to the network's {G.img_resolution} px (Lanczos): {said}")
 
-    device = next(G.parameters()).device
+    # Ranks write their own table: no two processes rewrite one file.
+    metrics = outdir / ("metrics.csv" if world_size == 1 else f"metrics.rank{rank}.csv")
+    run = _TargetRun(G, outdir, space, num_steps, seed, pti_steps, network_digest, identity, progress, metrics)
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
-        batch = torch.from_numpy(np.stack([t for _, t in chunk])).float()
-        loss = loss_factory()
-        lpips_net = perceptual_net(loss)
         with ExitStack() as videos:
-            appends = [videos.enter_context(video_writer(outdir / f"{name}_progress.mp4", VIDEO_FPS))
-                       for name, _ in chunk] if video else []
-            results = project_batch(G, batch, loss, space=space, num_steps=num_steps, seed=seed,
-                                    progress=_step_hook(progress, appends, chunk, batch, video_every(num_steps)))
-            for append, (_, target), result in zip(appends, chunk, results):
-                append(np.concatenate([target.transpose(1, 2, 0), result.image], axis=1))
-        for (name, target), result in zip(chunk, results):
-            target_hwc = target.transpose(1, 2, 0)
-            row = {"target": name, "space": space, "steps": num_steps, "psnr": psnr(result.image, target_hwc),
-                   "ssim": image_ssim(result.image, target_hwc)}
-            if lpips_net is not None:
-                row["lpips"] = feature_distance(lpips_net, target_hwc, result.image, device)
-            latent = result.ws[:1] if space == "w" else result.ws[None]      # w: [1, w_dim]; w+: [1, num_ws, w_dim]
-            save_latents(outdir / f"{name}.w.safetensors", latent.cpu(), space=space,
-                         network_digest=network_digest, source=name, overwrite=True)
-            with atomic_output(outdir / f"{name}_projected_w.npz") as tmp, open(tmp, "wb") as f:
-                np.savez(f, w=result.ws[None].cpu().numpy())
-            save_image(result.image, outdir / f"{name}_proj.png")
-            final = result.image
-            if pti_steps > 0:
-                report = (lambda info: progress("tune", info.step, info.num_steps, {"loss": info.loss})) \
-                    if progress else None
-                tuned = pivotal_tuning(G, torch.tensor(target).float(), result, loss_factory(),
-                                       num_steps=pti_steps, seed=seed, progress=report)
-                save({"G_ema": tuned.G}, outdir / f"{name}_pti.stylegan", overwrite=True)
-                save_image(tuned.image, outdir / f"{name}_pti.png")
-                row.update(pti_steps=len(tuned.dists), pti_psnr=psnr(tuned.image, target_hwc),
-                           pti_ssim=image_ssim(tuned.image, target_hwc))
-                if lpips_net is not None:
-                    row["pti_lpips"] = feature_distance(lpips_net, target_hwc, tuned.image, device)
-                final = tuned.image
-            if identity is not None:
-                row["identity"] = identity(target_hwc, final)
-            # Ranks write their own table: no two processes rewrite one file.
-            _append_metrics(outdir / ("metrics.csv" if world_size == 1 else f"metrics.rank{rank}.csv"), row)
-            save_image(np.concatenate([target_hwc, final], axis=1), outdir / f"{name}_compare.png")
-            summary.done.append(name)
+            # One stack per target: its video is committed when its last frame is in, before its
+            # compare image (its "done" mark) is written.
+            stacks = [videos.enter_context(ExitStack()) for _ in chunk]
+            appends = [stack.enter_context(video_writer(outdir / f"{name}_progress.mp4", VIDEO_FPS))
+                       for stack, (name, _) in zip(stacks, chunk)] if video else [None] * len(chunk)
+            loss = loss_factory()
+            results = project_batch(G, np.stack([t for _, t in chunk]), loss, space=space, num_steps=num_steps,
+                                    seed=seed, progress=_project_hook(progress, appends, chunk),
+                                    preview_every=video_every(num_steps))
+            for stack, append, (name, target), result in zip(stacks, appends, chunk, results):
+                run.finish(name, target, result, loss_factory, perceptual_net(loss), append, stack.close)
+                summary.done.append(name)
+    if run.blank_identity:
+        summary.notes.append(f"identity is blank for {run.blank_identity} of {len(summary.done)} targets: dlib "
+                             "found no face in the target or the result (a small or unusual image)")
     return summary
 
 
-def _step_hook(progress, appends, chunk, targets, every):
-    """The projection's per-step callback: the progress bar (PSNR against `targets`, the chunk's
-    float [B, C, H, W] batch), and every `every` steps a video frame (target | the step's image)
-    per target."""
-    if progress is None and not appends:
-        return None
+@dataclass
+class _TargetRun:
+    """The per-target half of project_targets: files, metrics and optional tuning after projection."""
+    G: torch.nn.Module
+    outdir: Path
+    space: str
+    num_steps: int
+    seed: int
+    pti_steps: int
+    network_digest: str
+    identity: Callable[[np.ndarray, np.ndarray], float | None] | None
+    progress: ProgressFn | None
+    metrics: Path
+    blank_identity: int = 0
 
-    def hook(info):
+    def finish(self, name, target, result, loss_factory, lpips_net, append, close_video) -> None:
+        from ..io.latents import save_latents
+        from ..loaders import save
+        outdir, device = self.outdir, next(self.G.parameters()).device
+        if append is not None:
+            append(np.concatenate([target, result.image], axis=1))
+        row = {"target": name, "space": self.space, "steps": self.num_steps, "psnr": psnr(result.image, target),
+               "ssim": image_ssim(result.image, target)}
+        if lpips_net is not None:
+            row["lpips"] = feature_distance(lpips_net, target, result.image, device)
+        save_latents(outdir / f"{name}.w.safetensors", latent_for_file(result.ws, self.space).cpu(), space=self.space,
+                     network_digest=self.network_digest, source=name, overwrite=True)
+        with atomic_output(outdir / f"{name}_projected_w.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, w=result.ws[None].cpu().numpy())
+        save_image(result.image, outdir / f"{name}_proj.png")
+        panels = [target, result.image]
+        if self.pti_steps > 0:
+            tuned = pivotal_tuning(self.G, target, result, loss_factory(), num_steps=self.pti_steps, seed=self.seed,
+                                   progress=_tune_hook(self.progress, append, name, target),
+                                   preview_every=video_every(self.pti_steps))
+            if append is not None:
+                append(np.concatenate([target, tuned.image], axis=1))
+            save({"G_ema": tuned.G}, outdir / f"{name}_pti.stylegan", overwrite=True)
+            save_image(tuned.image, outdir / f"{name}_pti.png")
+            row.update(pti_steps=len(tuned.dists), pti_psnr=psnr(tuned.image, target),
+                       pti_ssim=image_ssim(tuned.image, target))
+            if lpips_net is not None:
+                row["pti_lpips"] = feature_distance(lpips_net, target, tuned.image, device)
+            panels.append(tuned.image)
+        close_video()
+        if self.identity is not None:
+            row["identity"] = self.identity(target, panels[-1])
+            self.blank_identity += row["identity"] is None
+        _append_metrics(self.metrics, row)
+        # Last: its presence means the target is done. Target | projection (| tuned).
+        save_image(np.concatenate(panels, axis=1), outdir / f"{name}_compare.png")
+
+
+def _project_hook(progress: ProgressFn | None, appends, chunk) -> ProgressFn | None:
+    """Projection events -> the caller's (named, previews side by side) and a video frame per
+    target (target | the step's image) whenever a preview comes."""
+    if progress is None and not any(appends):
+        return None
+    names = ", ".join(name for name, _ in chunk)
+
+    def hook(event: Progress) -> None:
+        if event.preview is not None:
+            for append, (_, target), image in zip(appends, chunk, event.preview):
+                if append is not None:
+                    append(np.concatenate([target, image], axis=1))
         if progress is not None:
-            stats = {"loss": info.loss}
-            if info.images is not None:   # the step's own image: PSNR costs one comparison, no render
-                mse = ((info.images.float() + 1) * 127.5).clamp(0, 255).sub(targets).square().mean(dim=[1, 2, 3])
-                stats["psnr"] = float((10 * torch.log10(255 ** 2 / mse.clamp(min=1e-10))).mean())
-            progress("project", info.step, info.num_steps, stats)
-        if appends and (info.step - 1) % every == 0:
-            for append, (_, target), image in zip(appends, chunk, to_uint8(info.images)):
-                append(np.concatenate([target.transpose(1, 2, 0), image], axis=1))
+            preview = None if event.preview is None else np.concatenate(list(event.preview), axis=1)
+            progress(dataclasses.replace(event, item=names, preview=preview))
     return hook
 
 
+def _tune_hook(progress: ProgressFn | None, append, name: str, target: np.ndarray) -> ProgressFn | None:
+    """Tuning events -> the caller's (named) and video frames (target | the tuned image)."""
+    if progress is None and append is None:
+        return None
+
+    def hook(event: Progress) -> None:
+        if append is not None and event.preview is not None:
+            append(np.concatenate([target, event.preview], axis=1))
+        if progress is not None:
+            progress(dataclasses.replace(event, item=name))
+    return hook
 def _append_metrics(path: Path, row: dict) -> None:
     """Add or replace the target's row; the file is rewritten whole, atomically."""
     rows = []

@@ -23,9 +23,11 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from .. import __version__, hub
+from .. import hub
+from .._version import __version__
 from .._errors import first_line
 from ..editing import load_direction
+from ..faces import NoFaceError
 from ..faces.photo import read_photo
 from ..io.latents import save_latents
 from ..networks.styles import num_style_channels
@@ -275,13 +277,15 @@ def create_app(networks: list[ServedNetwork], *, local: bool = True, temp_root: 
         path = s.file(filename)
         path.write_bytes(data)
         try:
-            photo = await asyncio.to_thread(read_photo, path, MAX_PHOTO_PIXELS)
-            faces = await asyncio.to_thread(photo_steps.find_faces, photo)
+            photo = await asyncio.to_thread(read_photo, path, max_pixels=MAX_PHOTO_PIXELS)
+            faces = await asyncio.to_thread(photo_steps.faces_of, photo)
+        except NoFaceError:
+            raise ApiError(400, f"{filename}: no face found in this photo") from None
         except ValueError as e:
             raise ApiError(400, f"{filename}: {first_line(e).removeprefix(str(path) + ': ')}") from None
         finally:
             path.unlink(missing_ok=True)
-        s.photo, s.photo_name, s.faces, s.inverted = photo, filename, faces, None
+        s.photo, s.photo_name, s.faces, s.projected = photo, filename, faces, None
         return {"name": filename, "width": photo.shape[1], "height": photo.shape[0],
                 "faces": [{"index": i, "thumbnail": _data_url(f.image),
                            "box": [float(v) for v in (*f.quad.min(axis=0), *f.quad.max(axis=0))]}
@@ -301,14 +305,14 @@ def create_app(networks: list[ServedNetwork], *, local: bool = True, temp_root: 
             raise ApiError(400, "upload a photo with a face first")
         if body.face >= len(s.faces):
             raise ApiError(400, f"face {body.face} out of range: the photo has {len(s.faces)}")
-        photo, face = s.photo, s.faces[body.face]
+        photo, faces = s.photo, s.faces
 
         def work(progress):
-            return photo_steps.invert(net.G, net.D, photo, face, network=net.name, space=body.space,
-                                      steps=body.steps, pti_steps=body.pti_steps, progress=progress)
+            return photo_steps.project(net.G, net.D, photo, faces, body.face, network=net.name, space=body.space,
+                                       steps=body.steps, pti_steps=body.pti_steps, progress=progress)
 
-        def finish(inverted):
-            s.inverted, s.face_index = inverted, body.face
+        def finish(projected):
+            s.projected = projected
         return _start(s, Job("project", work, finish))
 
     # --- jobs -------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ class ServedNetwork:
     D: torch.nn.Module | None = None
     digest: str = ""
     registry_name: str | None = None  # the `stylegan models` name it was loaded by, if any
+    untrained: bool = False           # an architecture name's random weights: its faces are noise
     directions: dict = field(default_factory=dict)       # resolve_direction's cache: SeFa, GANSpace, registry
     _ws: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _ws_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -91,7 +92,8 @@ class ServedNetwork:
                 "name": self.name, "source": self.source, "resolution": G.img_resolution, "num_ws": G.num_ws,
                 "w_dim": G.w_dim, "c_dim": G.c_dim, "stylegan3": self.stylegan3, "digest": self.digest,
                 "discriminator": self.D is not None, "rows": rows, "bands": bands,
-                "style_channels": sum(l.channels for l in layers), "registry": self.registry_name}
+                "style_channels": sum(l.channels for l in layers), "registry": self.registry_name,
+                "title": G.describe().title, "untrained": self.untrained}
         return self._description
 
 
@@ -107,17 +109,20 @@ def short_names(sources: Sequence[str]) -> list[str]:
     return names
 
 
-def load_networks(sources: Sequence[str], device: torch.device | str = "cpu") -> list[ServedNetwork]:
-    """Load every network named on the command line (path, URL or `stylegan models` name)."""
+def load_networks(sources: Sequence[str], device: torch.device | str = "cpu",
+                  untrained: bool = False) -> list[ServedNetwork]:
+    """Load every network named on the command line (path, URL or `stylegan models` name; with
+    `untrained`, an architecture name gives random weights, as the command line's `--network` does)."""
     from torch_utils.misc import network_digest
-    from .. import hub, load
+    from .. import hub
+    from ..loaders import load
     out = []
     for name, source in zip(short_names(sources), sources):
-        nets = load(source, device=device)
+        nets = load(source, device=device, untrained=untrained)
         G = nets.generator
         D = nets["D"] if "D" in nets else None
         registry = hub.lookup(source).name if not Path(source).exists() and hub.is_known(source) else None
-        out.append(ServedNetwork(name, str(source), G, D, network_digest(G), registry))
+        out.append(ServedNetwork(name, str(source), G, D, network_digest(G), registry, untrained=nets.format == "untrained"))
     return out
 
 

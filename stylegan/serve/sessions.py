@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .jobs import Job
-from .photo import Inverted
+from .photo import Projected
 
 
 @dataclass
@@ -37,8 +37,7 @@ class Session:
     photo: np.ndarray | None = None
     photo_name: str = ""
     faces: list = field(default_factory=list)                       # AlignedFace thumbnails, largest first
-    inverted: Inverted | None = None
-    face_index: int = 0
+    projected: Projected | None = None
     job: Job | None = None
     _names: int = 0
 

@@ -9,7 +9,6 @@ page uploaded into its session)."""
 from __future__ import annotations
 
 import shlex
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -108,11 +107,11 @@ def resolve_edits(view: View, net: ServedNetwork, session: Session) -> list[Edit
         elif e.direction not in COMPUTED:
             raise ValueError(f"unknown direction {e.direction!r}")
         if photo:
-            # The photo's generator may be tuned: SeFa is computed from its own affines (as the
-            # command line does); GANSpace (mapping only) and files carry over.
-            cache = session.inverted.directions
-            if (spec.source,) in net.directions and (spec.source,) not in cache:
-                cache[(spec.source,)] = net.directions[(spec.source,)]
+            # A projection's edits use directions of the network it was projected into (the photo
+            # pipeline's rule, whatever tuning did): what this network already found carries over.
+            found, cache = cache, _projected(view, net, session).projection.directions
+            for key in [k for k in found if k[0] == spec.source and k not in cache]:
+                cache[key] = found[key]
         out.append(Edit(spec, shown, cache))
     return out
 
@@ -122,20 +121,20 @@ def moves(edits: list[Edit], G: torch.nn.Module) -> list[Move]:
             for e in edits]
 
 
-def _inverted(view: View, net: ServedNetwork, session: Session):
-    inv = session.inverted
-    if inv is None:
+def _projected(view: View, net: ServedNetwork, session: Session) -> photo_steps.Projected:
+    projected = session.projected
+    if projected is None:
         raise ValueError("no projected photo yet: upload a photo and project a face")
-    if inv.network != net.name:
-        raise ValueError(f"the photo was projected with {inv.network}: project it again with {net.name}")
-    return inv
+    if projected.network != net.name:
+        raise ValueError(f"the photo was projected with {projected.network}: project it again with {net.name}")
+    return projected
 
 
 def _latent(view: View, net: ServedNetwork, session: Session) -> tuple[torch.nn.Module, torch.Tensor]:
     """The generator and the ws [1, num_ws, w_dim] the view edits."""
     if view.view == "photo":
-        inv = _inverted(view, net, session)
-        return inv.G, inv.ws
+        projection = _projected(view, net, session).projection
+        return projection.G, projection.ws
     return net.G, net.seed_ws(view.seed, view.psi, view.class_idx)
 
 
@@ -148,12 +147,12 @@ def render(view: View, net: ServedNetwork, session: Session) -> np.ndarray:
         return style_mix(net.G, view.mix.rows, view.mix.cols, view.mix.styles, psi=view.psi,
                          noise_mode=view.noise_mode, class_idx=view.class_idx).grid()
     edits = resolve_edits(view, net, session)
+    if view.view == "photo":
+        return photo_steps.render(_projected(view, net, session), [e.spec for e in edits],
+                                  session.photo if view.paste_back else None)
     G, ws = _latent(view, net, session)
-    with net.posed(view.transform(net)) if view.view == "generate" else nullcontext(G) as G:
-        image = edit_many(G, ws, moves(edits, G), "const" if view.view == "photo" else view.noise_mode)[0]
-    if view.view == "photo" and view.paste_back:
-        image = photo_steps.paste(session.photo, image, session.inverted)
-    return image
+    with net.posed(view.transform(net)) as G:
+        return edit_many(G, ws, moves(edits, G), view.noise_mode)[0]
 
 
 @torch.no_grad()
@@ -182,8 +181,8 @@ def command(view: View, net: ServedNetwork, session: Session) -> str:
         return _join(args)
     edits = [e.spec.text(e.shown) for e in resolve_edits(view, net, session)]
     if view.view == "photo":
-        return photo_steps.command(net.source, session.photo_name or "photo.png", _inverted(view, net, session),
-                                   session.face_index, edits, view.paste_back)
+        return photo_steps.command(net.source, session.photo_name or "photo.png", _projected(view, net, session),
+                                   edits, view.paste_back)
     pose = []
     if view.transform(net) is not None:
         pose = ["--translate", f"{view.translate[0]!r},{view.translate[1]!r}", "--rotate", repr(view.rotate)]

@@ -1,4 +1,5 @@
-"""Seeds, latents and labels, drawn exactly as NVIDIA's scripts draw them."""
+"""Seeds -> latents and class labels, drawn exactly as NVIDIA's scripts draw them, and the integer lists
+('0-99,200') that name seeds, rows and layers. It imports nothing else of the package."""
 from __future__ import annotations
 
 import bisect
