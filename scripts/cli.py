@@ -17,6 +17,7 @@ from .models import models
 from .ops import ops_group
 from .project import project
 from .serve import serve
+from .verify import verify
 from .video import video
 
 
@@ -24,14 +25,14 @@ from .video import video
 @click.version_option(stylegan.__version__, prog_name="stylegan")
 def main():
     """StyleGAN toolkit: generate faces, mix styles, align and project photos, edit latents,
-    make training data sets, inspect and convert model files.
+    make training data sets, inspect and convert model files, verify where an image came from.
 
     NETWORK arguments take a file path (NVIDIA or TF pickle, rosinality .pt, stylegan file), an
     http(s) URL, or a model name from `stylegan models`."""
 
 
-for command in (generate, mix, video, align, project, edit, directions_group, dataset, serve, info, convert, models,
-                ops_group):
+for command in (generate, mix, video, align, project, edit, directions_group, dataset, serve, verify, info, convert,
+                models, ops_group):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -272,3 +272,25 @@ class ProgressDisplay:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def provenance_options(f):
+    """--no-watermark and --sign KEY CERT, for every command that writes synthetic images."""
+    f = click.option("--sign", nargs=2, type=click.Path(dir_okay=False), default=None, metavar="KEY CERT",
+                     help="Sign each image with a C2PA manifest: a PEM private key and its certificate chain "
+                          "(or set STYLEGAN_SIGN_KEY and STYLEGAN_SIGN_CERT). Needs `pip install \"stylegan[sign]\"`.")(f)
+    f = click.option("--no-watermark", is_flag=True,
+                     help="Leave out the invisible watermark (the metadata that says the image is synthetic stays).")(f)
+    return f
+
+
+def base_provenance(network: str, no_watermark: bool = False, sign=None):
+    """What the command knows of every image it writes: the network as the user named it (a file by
+    its name only: a folder path says more about the user than about the image), the watermark
+    choice, the signer. Bad key or certificate files are one line, before any work."""
+    from stylegan.provenance import Provenance, Signer, source_name
+    try:
+        signer = Signer.from_files(*sign) if sign else Signer.from_env()
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    return Provenance(network_source=source_name(network), watermark=not no_watermark, signer=signer)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import IntList, load_networks, pose, pose_options, resolve_device
+from .common import IntList, base_provenance, load_networks, pose, pose_options, provenance_options, resolve_device
 
 
 @click.command(epilog="""\b
@@ -63,8 +63,10 @@ a later edit of the same photo with the same settings starts from it.""")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (for a photo, its kept projection too).")
 @pose_options
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
+@provenance_options
 def edit(network, seeds, latents, photo, edits, values, together, psi, class_idx, noise_mode, outdir, grid, video,
-         face, space, steps, pti, pti_steps, loss, seed, paste_back, report, overwrite, translate, rotate, device):
+         face, space, steps, pti, pti_steps, loss, seed, paste_back, report, overwrite, translate, rotate, device,
+         no_watermark, sign):
     """Render edits: for each input and --edit, a strip of images over the strengths (NAME_EDIT.png).
 
     With --photo the folder also keeps what the photo cost to compute: its aligned crop
@@ -96,9 +98,13 @@ def edit(network, seeds, latents, photo, edits, values, together, psi, class_idx
         raise click.BadParameter(str(e), param_hint="--edit") from None
     check_outdir(outdir)
     outdir = Path(outdir)
+    made = base_provenance(network, no_watermark, sign)
     dev = resolve_device(device)
     nets = load_networks(network, dev)
     G = nets.generator
+    from stylegan.provenance import file_digest
+    from torch_utils.misc import network_digest
+    made = made.with_(operation="edit", network=network_digest(G))
     edited = None
     try:
         if seeds is not None:
@@ -107,6 +113,9 @@ def edit(network, seeds, latents, photo, edits, values, together, psi, class_idx
             with torch.no_grad():
                 ws = map_seeds(G, seeds, psi, class_idx=class_idx)
             names = [f"seed{s:04d}" for s in seeds]
+            posed = {} if pose(translate, rotate) is None else {"transform": pose(translate, rotate).tolist()}
+            inputs = [made.with_(seed=int(s), psi=psi, class_idx=class_idx, noise_mode=noise_mode, details=posed)
+                      for s in seeds]
         elif latents:
             import torch
             from stylegan.io.latents import check_compatible, load_latents
@@ -117,12 +126,15 @@ def edit(network, seeds, latents, photo, edits, values, together, psi, class_idx
             ws = torch.cat(ws_list)
             names = [Path(p).name.split(".")[0] + (f"_{j}" if len(w) > 1 else "")
                      for p, w in zip(latents, ws_list) for j in range(len(w))]
+            inputs = [made.with_(latent=file_digest(p), noise_mode=noise_mode) for p, w in zip(latents, ws_list)
+                      for _ in range(len(w))]
         else:
             names = [Path(photo).stem]
+            inputs = [made.with_(photo=file_digest(photo), details={"projection": space, "pti": bool(pti)})]
             _refuse_existing(outdir, names, [None] if together else specs, grid, video, report, overwrite)
             edited = _edit_photo(G, nets, dev, photo, specs, outdir, face=face, space=space, steps=steps or 1000,
                                  pti=pti, pti_steps=pti_steps, loss=loss, seed=seed, paste_back=paste_back,
-                                 report=report, overwrite=overwrite, together=together)
+                                 report=report, overwrite=overwrite, together=together, provenance=inputs[0])
             specs = edited.edits
         # (spec, images [S, N, H, W, C]) per output; --together: one output with no spec of its own.
         if edited is not None:      # one input: [S, 1, H, W, C] per output, as render_edits gives
@@ -143,15 +155,20 @@ def edit(network, seeds, latents, photo, edits, values, together, psi, class_idx
             if path.exists() and not overwrite and edited is None:
                 raise click.ClickException(f"{path} exists: pass --overwrite to replace it")
             frames = images[:, i]
-            save_image(strip(frames), path)
+            mine = inputs[i].with_(edits=_applied(spec, specs))
+            if edited is not None and paste_back:
+                mine = mine.with_(kind="composite", operation="paste-back")
+            save_image(strip(frames), path, mine)
             if video:
                 from stylegan.pipelines.video import write_video
-                write_video(iter(frames), outdir / f"{name}_{_label(spec)}.mp4", fps=max(2, len(frames) // 2))
+                write_video(iter(frames), outdir / f"{name}_{_label(spec)}.mp4", fps=max(2, len(frames) // 2),
+                            provenance=mine.with_(signer=None))
             if measures is not None:
                 measured.extend(measures.rows(name, spec, frames))
         if grid:
             save_image(np.concatenate([strip(images[:, i]) for i in range(len(names))], axis=0),
-                       outdir / f"grid_{_label(spec)}.png")
+                       outdir / f"grid_{_label(spec)}.png", made.with_(edits=_applied(spec, specs),
+                                                                        details={"inputs": names}))
     if measured is not None:
         write_report(outdir / "report.csv", measured.rows)
         for note in measured.notes:
@@ -163,6 +180,14 @@ def edit(network, seeds, latents, photo, edits, values, together, psi, class_idx
 def _label(spec) -> str:
     """An output's name after the input's: the edit's label, or 'edits' for all of them together."""
     return "edits" if spec is None else spec.label
+
+
+def _applied(spec, specs) -> tuple:
+    """An output's (direction, strength) pairs for its provenance: the edit's strengths, or with
+    --together (spec None) every edit at its one strength."""
+    if spec is None:
+        return tuple((s.label, s.strengths[0]) for s in specs)
+    return tuple((spec.label, s) for s in spec.strengths)
 
 
 def _as_ws(G, ws):
@@ -183,7 +208,7 @@ def _refuse_existing(outdir, names, specs, grid, video, report, overwrite):
 
 
 def _edit_photo(G, nets, device, photo, specs, outdir, *, face, space, steps, pti, pti_steps, loss, seed,
-                paste_back, report, overwrite, together):
+                paste_back, report, overwrite, together, provenance):
     """The photo story (stylegan.edit_photo), starting from the projection the folder keeps when
     it was made with the same settings, and keeping a new one there."""
     from stylegan.faces import read_photo
@@ -206,7 +231,7 @@ def _edit_photo(G, nets, device, photo, specs, outdir, *, face, space, steps, pt
         if kept is None:     # kept as soon as it exists: an interrupted edit does not cost the projection
             _, kept = project_photo(G, image, face=face, space=space, steps=steps, pti=pti, pti_steps=pti_steps,
                                     loss=loss_factory_for(loss, nets, device)(), seed=seed, progress=printer)
-            save_projection(kept, outdir, name, settings, image.shape, source=photo)
+            save_projection(kept, outdir, name, settings, image.shape, source=photo, provenance=provenance)
         else:
             click.echo(f"starting from the projection kept in {outdir} ({name}.w.safetensors)", err=True)
         kept.directions.update(directions)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import IntList, check_outdir, cli_error, load_generator, resolve_device
+from .common import IntList, base_provenance, check_outdir, cli_error, load_generator, provenance_options, resolve_device
 
 
 @click.command(epilog="""\b
@@ -24,13 +24,16 @@ Examples:
 @click.option("--save-cells", is_flag=True, help="Also write every cell as ROW-COL.png.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
-def mix(network, rows, cols, styles, psi, noise_mode, class_idx, outdir, save_cells, overwrite, device):
+@provenance_options
+def mix(network, rows, cols, styles, psi, noise_mode, class_idx, outdir, save_cells, overwrite, device, no_watermark,
+        sign):
     """Render a style-mixing grid: each cell is its row seed with the --styles layers of its column
     seed; source images run along the top and left. Writes grid.png in --outdir."""
     from stylegan._files import sweep_stale_temps
     from stylegan.pipelines.checks import check_psi
     from stylegan.pipelines.mixing import style_mix
     from stylegan.pipelines.writer import save_image
+    from torch_utils.misc import network_digest
     outdir = Path(outdir)
     grid_path = outdir / "grid.png"
     cell_paths = {(r, c): outdir / f"{r}-{c}.png" for r in rows for c in cols} if save_cells else {}
@@ -44,12 +47,16 @@ def mix(network, rows, cols, styles, psi, noise_mode, class_idx, outdir, save_ce
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise click.ClickException(f"{existing[0]}{more} exists: pass --overwrite to replace it")
+    made = base_provenance(network, no_watermark, sign)
     G = load_generator(network, resolve_device(device))
     try:
         result = style_mix(G, rows, cols, styles, psi=psi, noise_mode=noise_mode, class_idx=class_idx)
     except ValueError as e:
         raise cli_error(e) from None
-    save_image(result.grid(), grid_path)
-    for cell, path in cell_paths.items():
-        save_image(result.cells[cell], path)
+    made = made.with_(operation="mix", network=network_digest(G), psi=psi, noise_mode=noise_mode,
+                      class_idx=class_idx, details={"styles": [int(s) for s in styles]})
+    save_image(result.grid(), grid_path, made.with_(details={"rows": [int(r) for r in rows],
+                                                             "cols": [int(c) for c in cols]}))
+    for (row, col), path in cell_paths.items():
+        save_image(result.cells[(row, col)], path, made.with_(details={"row": int(row), "col": int(col)}))
     click.echo(f"wrote {grid_path}" + (f" and {len(cell_paths)} cells" if cell_paths else ""), err=True)

@@ -5,7 +5,8 @@ import sys
 
 import click
 
-from .common import PROJECTION_FLAGS, ProgressPrinter, load_networks, loss_factory_for, loss_name, resolve_device
+from .common import (PROJECTION_FLAGS, ProgressPrinter, base_provenance, load_networks, loss_factory_for, loss_name,
+                     provenance_options, resolve_device)
 
 
 @click.command(epilog="""\b
@@ -41,8 +42,9 @@ of any TorchScript file with the same interface, or of those state dicts.""")
 @click.option("--video", is_flag=True, help="Also write NAME_progress.mp4: target | projection as it converges.")
 @click.option("--overwrite", is_flag=True, help="Redo targets already projected (default: skip them).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
+@provenance_options
 def project(network, targets, outdir, space, steps, pti, pti_steps, loss, batch_size, seed, identity, video,
-            overwrite, device):
+            overwrite, device, no_watermark, sign):
     """Find the latent that makes the generator draw each target image. Writes, per target NAME:
     NAME.w.safetensors, NAME_projected_w.npz (NVIDIA's layout), NAME_proj.png, NAME_compare.png,
     with --pti NAME_pti.stylegan, with --video NAME_progress.mp4; and metrics.csv (PSNR, SSIM, LPIPS
@@ -57,6 +59,7 @@ def project(network, targets, outdir, space, steps, pti, pti_steps, loss, batch_
     found = find_targets(targets)
     if not found:
         raise click.ClickException("no target images found in the given folders")
+    made = base_provenance(network, no_watermark, sign)
     dev = resolve_device(device)
     batch_size = batch_size or (1 if dev.type == "cpu" else 8)
     nets = load_networks(network, dev)
@@ -72,7 +75,8 @@ def project(network, targets, outdir, space, steps, pti, pti_steps, loss, batch_
         summary = project_targets(G, found, outdir, loss_factory, space=space, num_steps=steps,
                                   batch_size=batch_size, seed=seed, pti_steps=pti_steps if pti else 0,
                                   network_digest=network_digest(G), identity=ident, loss_name=loss_name(loss),
-                                  video=video, overwrite=overwrite, rank=rank, world_size=world, progress=printer)
+                                  video=video, overwrite=overwrite, rank=rank, world_size=world, provenance=made,
+                                  progress=printer)
     except RunMismatchError as e:
         raise run_mismatch_error(e, outdir, PROJECTION_FLAGS) from None
     except ValueError as e:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import resolve_device
+from .common import base_provenance, provenance_options, resolve_device
 
 
 @click.command(epilog="""\b
@@ -15,7 +15,11 @@ Examples:
 \b
 One page: generate (seed, truncation, noise, class, StyleGAN3 pose), style mixing, edits (SeFa,
 GANSpace, registry and uploaded direction files; w, w+ and S), your own photo (align, project,
-edit, paste back), and downloads of the image, the latent and the command that makes it.""")
+edit, paste back), and downloads of the image, the latent and the command that makes it.
+
+\b
+Every image the page shows or downloads says how it was made, as the command line's do (metadata
+and the invisible watermark; `stylegan verify`); --sign signs the downloads.""")
 @click.option("--network", "networks", multiple=True, required=True,
               help="Model file, URL or `stylegan models` name; repeat for several. The page offers only these.")
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -23,7 +27,8 @@ edit, paste back), and downloads of the image, the latent and the command that m
 @click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True, help="0: any free port.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
-def serve(networks, host, port, device, open_browser):
+@provenance_options
+def serve(networks, host, port, device, open_browser, no_watermark, sign):
     """Explore faces in the browser: prints the URL and serves until Ctrl-C."""
     try:
         import fastapi  # noqa: F401
@@ -33,6 +38,7 @@ def serve(networks, host, port, device, open_browser):
     from stylegan.serve import bind, is_loopback, load_networks, serve as run, warm_up
     from .common import _announce_cpu_kernel, say_untrained
     dev = resolve_device(device)
+    made = base_provenance(networks[0], no_watermark, sign)    # each network's own name goes in per image
     try:
         bind(host, port).close()       # a taken port says so before minutes of loading
         nets = load_networks(networks, dev, untrained=True)
@@ -48,7 +54,9 @@ def serve(networks, host, port, device, open_browser):
         bar = "!" * 72
         click.echo(f"{bar}\n  WARNING: listening on {host}: anyone who can reach this machine can use the page,\n"
                    f"  upload files and run projections. Use --host 127.0.0.1 to keep it local.\n{bar}", err=True)
+    else:
+        click.echo(f"listening on {host} only: the page opens on this machine alone (--host to share it)", err=True)
     try:
-        run(nets, host, port, open_browser, log=click.echo)   # the URL on stdout, for scripts to read
+        run(nets, host, port, open_browser, log=click.echo, provenance=made)   # the URL on stdout, for scripts to read
     except ValueError as e:
         raise click.ClickException(str(e)) from None

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import Grid, IntList, cli_error, load_generator, resolve_device
+from .common import Grid, IntList, base_provenance, cli_error, load_generator, provenance_options, resolve_device
 
 
 @click.command(epilog="""\b
@@ -26,7 +26,9 @@ Examples:
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="Output .mp4 or .gif.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
-def video(network, seeds, frames_per_seed, grid, space, loop, easing, psi, class_idx, fps, out, overwrite, device):
+@provenance_options
+def video(network, seeds, frames_per_seed, grid, space, loop, easing, psi, class_idx, fps, out, overwrite, device,
+          no_watermark, sign):
     """Render a smooth latent walk through the seeds as an mp4 (bundled ffmpeg) or a gif."""
     from stylegan.pipelines.checks import check_psi
     from stylegan.pipelines.interpolate import grid_frames, interpolation_frames
@@ -41,11 +43,17 @@ def video(network, seeds, frames_per_seed, grid, space, loop, easing, psi, class
         ensure_parent(out)       # before any work: a render that cannot be saved is not started
     except ValueError as e:
         raise cli_error(e) from None
+    made = base_provenance(network, no_watermark, sign)
+    if sign:
+        raise click.UsageError("--sign: C2PA manifests are made for PNG and JPEG images, not videos")
     G = load_generator(network, resolve_device(device))
     kw = dict(frames_per_seed=frames_per_seed, space=space, loop=loop, psi=psi, easing=easing, class_idx=class_idx)
     try:
         frames = grid_frames(G, seeds, grid, **kw) if grid else interpolation_frames(G, seeds, **kw)
-        n = write_video(frames, out, fps=fps)
+        from torch_utils.misc import network_digest
+        made = made.with_(operation="video", network=network_digest(G), psi=psi, class_idx=class_idx,
+                          details={"seeds": [int(s) for s in seeds], "space": space})
+        n = write_video(frames, out, fps=fps, provenance=made)
     except ValueError as e:
         raise cli_error(e) from None
     click.echo(f"wrote {out} ({n} frames)", err=True)

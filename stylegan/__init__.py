@@ -11,7 +11,9 @@ from .networks import list_archs, list_configs
 from .networks.styles import style_layers, synthesize_styles, ws_to_styles
 from .pipelines import edit_photo, generate, style_mix
 from .pipelines.interpolate import interpolation_frames as interpolate
+from .provenance import Provenance, verify
 
 __all__ = ["LoadError", "LoadedModel", "load", "load_generator", "save", "create_model", "list_archs", "list_configs",
            "generate", "style_mix", "interpolate", "style_layers", "ws_to_styles", "synthesize_styles", "load_latents",
-           "save_latents", "align", "project", "pivotal_tuning", "edit", "edit_photo", "__version__"]
+           "save_latents", "align", "project", "pivotal_tuning", "edit", "edit_photo", "Provenance", "verify",
+           "__version__"]

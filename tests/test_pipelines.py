@@ -148,21 +148,3 @@ def test_stylegan3_pose_is_gen_images_transform():
     with pytest.raises(ValueError, match="needs a StyleGAN3 generator"):
         generate(load_G("sg2ada_skip"), [0], transform=m)
 
-
-def test_encoded_png_carries_metadata(tmp_path):
-    """One encoder for files and bytes: the same pixels, and the metadata as text chunks."""
-    from PIL import Image
-    from stylegan.pipelines.writer import encode_image, save_image
-    import io
-    img = np.random.RandomState(0).randint(0, 256, [8, 12, 3]).astype(np.uint8)
-    meta = {"stylegan.command": "stylegan generate --seeds 7 --outdir 'ü/'", "Software": "stylegan"}
-    data = encode_image(img, "png", meta)
-    save_image(img, tmp_path / "a.png", meta)
-    for source in (io.BytesIO(data), tmp_path / "a.png"):
-        with Image.open(source) as im:
-            np.testing.assert_array_equal(np.asarray(im), img)
-            assert im.text == meta
-    with pytest.raises(ValueError, match="PNG images only"):
-        encode_image(img, "jpg", meta)
-    with pytest.raises(ValueError, match="unknown image format"):
-        encode_image(img, "gif")

@@ -53,7 +53,7 @@ def captured(monkeypatch):
     videos = {}
 
     @contextmanager
-    def capture(path, fps=30):
+    def capture(path, fps=30, provenance=None):
         videos[path.name] = frames = []
         yield frames.append
 

@@ -2,6 +2,7 @@
 that defines it, each printed command run through the CLI, downloads, uploads, jobs, sessions."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import threading
@@ -157,10 +158,17 @@ def test_downloads_carry_command_and_latent(client, s, nets):
     assert 'filename="sg2ada_skip-seed0009-edited.png"' in r.headers["content-disposition"]
     with Image.open(io.BytesIO(r.content)) as im:
         np.testing.assert_array_equal(np.asarray(im), shown)
-        text = dict(im.text)
-    assert text["stylegan.command"] == client.post("/api/command", json=view, headers=s).json()["command"]
-    assert nets["sg2ada_skip"].digest in text["stylegan.network"]
-    assert json.loads(text["stylegan.view"])["seed"] == 9
+        facts = json.loads(im.text["stylegan:provenance"])
+    # The facts `stylegan edit --seeds 9 --edit sefa:1:3.0 --together` writes, plus the command and view.
+    assert facts["details"]["command"] == client.post("/api/command", json=view, headers=s).json()["command"]
+    assert facts["details"]["view"]["seed"] == 9
+    assert facts["synthetic"] and facts["kind"] == "synthetic" and facts["operation"] == "edit"
+    assert facts["network"] == nets["sg2ada_skip"].digest and facts["network_source"] == "sg2ada_skip.pkl"
+    assert (facts["seed"], facts["psi"], facts["edits"]) == (9, 0.7, [{"direction": "sefa1", "strength": 3.0}])
+    # The image on screen says the same, less the download's extras.
+    with Image.open(io.BytesIO(client.post("/api/render", json=view, headers=s).content)) as im:
+        on_screen = json.loads(im.text["stylegan:provenance"])
+    assert on_screen == {k: v for k, v in facts.items() if k != "details"}
     r = client.post("/api/download/latent", json=view, headers=s)
     assert r.status_code == 200
     import tempfile
@@ -328,17 +336,30 @@ def test_photo_edit_paste_back_and_its_command(client, s, nets, tmp_path):
     assert crop.shape == (32, 32, 3) and np.abs(crop.astype(int) - crop0).mean() > 1
     pasted = render(client, s, network="sg2ada_skip", view="photo", edits=edits, paste_back=True)
     original = skimage.data.astronaut()
-    assert pasted.shape == original.shape
-    changed = np.any(pasted != original, axis=2)
+    # The page's picture is the photo pipeline's paste-back with the composite's watermark in it.
+    from stylegan.pipelines.photo import edit_face, paste_faces
+    from stylegan.provenance import Provenance, mark_pixels
+    projection = client.app.state.explorer.sessions.get(s["X-Session"]).projected.projection
+    unmarked = paste_faces(original, projection.face, edit_face(projection, ["sefa:0:3.0"], together=True))[0]
+    marked, was_marked = mark_pixels(unmarked, Provenance(kind="composite", network=nets["sg2ada_skip"].digest))
+    assert was_marked
+    np.testing.assert_array_equal(pasted, marked)
+    changed = np.any(unmarked != original, axis=2)
     ys, xs = np.nonzero(changed)
     assert changed.mean() < 0.3 and 100 < xs.mean() < 300 and 50 < ys.mean() < 250   # the face, not the photo
+    verdict = stylegan.verify(client.post("/api/render", headers=s, json={
+        "network": "sg2ada_skip", "view": "photo", "edits": edits, "paste_back": True}).content)
+    assert verdict.watermark == "found" and verdict.mark.kind == "composite", verdict
     assert "projected with sg2ada_skip" in error(client.post("/api/render", json={"network": "sg3_t", "view": "photo"},
                                                              headers=s), 400)
     view = {"network": "sg2ada_skip", "view": "photo", "edits": edits, "paste_back": True}
     r = client.post("/api/download/image", json=view, headers=s)
     with Image.open(io.BytesIO(r.content)) as im:
         np.testing.assert_array_equal(np.asarray(im), pasted)
-        assert "--photo astronaut.png" in im.text["stylegan.command"]
+        facts = json.loads(im.text["stylegan:provenance"])
+    assert "--photo astronaut.png" in facts["details"]["command"]
+    assert facts["kind"] == "composite" and facts["operation"] == "paste-back"
+    assert facts["photo"] == hashlib.sha256(photo.read_bytes()).hexdigest()
     command = client.post("/api/command", json=view, headers=s).json()["command"]
     (tmp_path / "cli").mkdir()
     (tmp_path / "cli" / "astronaut.png").write_bytes(photo.read_bytes())
@@ -353,13 +374,16 @@ def test_serve_command_lines(monkeypatch):
     import socket
     import stylegan.serve
     calls = []
-    monkeypatch.setattr(stylegan.serve, "serve", lambda nets, host, port, open_browser, log: calls.append(
-        (nets, host, port)) or log(stylegan.serve.url_for(host, port)))
+    monkeypatch.setattr(stylegan.serve, "serve", lambda nets, host, port, open_browser, log, provenance: calls.append(
+        (nets, host, port, provenance)) or log(stylegan.serve.url_for(host, port)))
     net = str(reference_path("sg2ada_skip.pkl"))
     r = CliRunner().invoke(main, ["serve", "--network", net, "--port", "0"])
     assert r.exit_code == 0, r.output
     assert calls[0][0][0].name == "sg2ada_skip" and calls[0][1] == "127.0.0.1" and "WARNING" not in r.output
-    assert "http://127.0.0.1:0/" in r.output
+    assert "http://127.0.0.1:0/" in r.output and "listening on 127.0.0.1 only" in r.output
+    assert calls[0][3].watermark and calls[0][3].signer is None
+    r = CliRunner().invoke(main, ["serve", "--network", net, "--port", "0", "--no-watermark"])
+    assert r.exit_code == 0 and not calls[-1][3].watermark, r.output
     r = CliRunner().invoke(main, ["serve", "--network", net, "--host", "0.0.0.0", "--port", "0"])
     assert r.exit_code == 0 and "WARNING: listening on 0.0.0.0" in r.output, r.output
     with socket.socket() as taken:
@@ -442,3 +466,27 @@ def test_photo_upload_of_any_mode_turned_upright_by_exif(client, s):
     shown = png(client.get("/api/photo/image", headers=s))
     assert shown.shape == (512, 400, 3)
     assert np.abs(shown.astype(int) - np.asarray(upright)).mean() < 8    # upright, not mirrored or turned
+
+
+def test_images_carry_provenance_and_the_watermark(net256, tmp_path):
+    """At 256 px the watermark goes in: the page's image of a seed is `stylegan generate`'s file of
+    it, mark and all, and `stylegan verify` finds it; a server started with the watermark off shows
+    the generator's own pixels, its metadata still saying they are synthetic."""
+    from stylegan.provenance import Provenance
+    nets = load_networks([str(net256)])
+    view = {"network": nets[0].name, "seed": 6, "psi": 0.7}
+    with TestClient(create_app(nets), base_url="http://127.0.0.1") as c:
+        s = new_session(c)
+        r = c.post("/api/render", json=view, headers=s)
+        command = c.post("/api/command", json=view, headers=s).json()["command"]
+    shown = png(r)
+    np.testing.assert_array_equal(run_command(command, tmp_path), shown)
+    verdict = stylegan.verify(r.content)
+    assert verdict.watermark == "found" and verdict.mark.kind == "synthetic", verdict
+    assert verdict.mark.network_prefix == nets[0].digest[:6] and verdict.metadata["seed"] == 6
+    plain = stylegan.generate(nets[0].G, [6], psi=0.7)[0]
+    assert not np.array_equal(shown, plain)
+    with TestClient(create_app(nets, provenance=Provenance(watermark=False)), base_url="http://127.0.0.1") as c:
+        r = c.post("/api/render", json=view, headers=new_session(c))
+    np.testing.assert_array_equal(png(r), plain)
+    assert stylegan.verify(r.content).metadata["synthetic"]

@@ -15,6 +15,7 @@ import numpy as np
 
 from .._files import atomic_output, sweep_stale_temps
 from ..faces import AlignedFace, LandmarkDetector, NoFaceError, align_face, read_photo
+from ..provenance import Provenance, file_digest
 from .writer import save_image
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -94,10 +95,12 @@ def align_photos(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike,
             except ValueError as e:
                 summary.failed[str(photo)] = str(e)
             else:
+                # The crop is the photo's own pixels: its metadata says so and claims nothing else.
+                made = Provenance(kind="photo", operation="align", photo=file_digest(photo))
                 for i, face in enumerate(faces):
                     name = crop_name(photo, i if all_faces else None)
                     write_record(face, photo, image.shape, outdir / f"{name}{RECORD_SUFFIX}", refine)
-                    save_image(face.image, outdir / f"{name}.png")   # last: its presence means "done"
+                    save_image(face.image, outdir / f"{name}.png", made)   # last: its presence means "done"
                     summary.written.append(outdir / f"{name}.png")
         if progress is not None:
             progress(k + 1, len(photos), photo)

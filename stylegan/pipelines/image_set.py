@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .._files import ensure_writable_dir, sweep_stale_temps
+from ..provenance import Provenance
 from .checks import check_noise_mode, check_psi
 from .generate import map_seeds, synthesize
 from ..seeds import check_seeds, class_labels, parse_int_list
@@ -67,6 +68,7 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
                     truncation_cutoff: int | None = None, noise_mode: str = "const", class_idx: int | None = None,
                     batch_size: int = 8, fmt: str = "png", overwrite: bool = False, save_w: bool = False,
                     rank: int = 0, world_size: int = 1, transform: np.ndarray | None = None,
+                    provenance: Provenance | None = None,
                     progress: Callable[[Progress], None] | None = None) -> ImageSetSummary:
     """Write one image per seed (this rank's share, seeds[rank::world_size]) into `outdir`.
 
@@ -75,7 +77,9 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
     files (seedNNNN.w.safetensors) are filled in, by mapping only, also for images that exist.
     The folder records its settings (see manifest.py): other settings raise RunMismatchError
     before anything is written. `progress(Progress)` is called after every batch; nothing is printed.
-    `transform` [3, 3]: StyleGAN3's input transform (`networks.stylegan3.pose_transform`)."""
+    `transform` [3, 3]: StyleGAN3's input transform (`networks.stylegan3.pose_transform`).
+    Each image carries `provenance` (what the caller knows: the network's name, watermark, signer)
+    with its seed and the settings filled in."""
     from ..io.latents import save_latents
     # Every argument is checked before the folder is touched.
     if fmt not in FORMATS:
@@ -96,10 +100,15 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
     settings = run_settings(G, psi, truncation_cutoff, noise_mode, class_idx, fmt, transform)
     check_run_record(outdir, settings, overwrite, outputs=f"seed*.{fmt}")
 
+    made = (provenance or Provenance()).with_(
+        kind="synthetic", operation="generate", network=settings["network"], psi=psi,
+        truncation_cutoff=truncation_cutoff, noise_mode=noise_mode, class_idx=class_idx,
+        details={} if transform is None else {"transform": np.asarray(transform, np.float64).tolist()})
     mine = seeds[rank::world_size]
     start = time.perf_counter()
     written = skipped = w_written = done = 0
-    with ImageWriter() as writer:
+    on_cpu = next(G.parameters()).device.type == "cpu"
+    with ImageWriter(mark_on_caller=on_cpu) as writer:
         for first in range(0, len(mine), batch_size):
             chunk = list(mine[first:first + batch_size])
             need_img = [s for s in chunk if overwrite or not (outdir / seed_filename(s, fmt)).exists()]
@@ -114,7 +123,7 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
                 if need_img:
                     images = synthesize(G, ws[[row[s] for s in need_img]], noise_mode, transform)
                     for s, img in zip(need_img, images):
-                        writer.put(img, outdir / seed_filename(s, fmt), **FORMATS[fmt])
+                        writer.put(img, outdir / seed_filename(s, fmt), made.with_(seed=s), **FORMATS[fmt])
             written += len(need_img)
             w_written += len(need_w)
             skipped += len(chunk) - len(need_img)
@@ -125,15 +134,22 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
 
 
 def write_grids(seeds: Sequence[int], outdir: str | os.PathLike, grid: tuple[int, int], fmt: str = "png",
-                overwrite: bool = False) -> list[Path]:
+                overwrite: bool = False, provenance: Provenance | None = None) -> list[Path]:
     """Compose the per-seed images in `outdir` into grids of rows x cols consecutive seeds. A grid
-    is rebuilt when it is missing or older than one of its images (its seed set grew, or they changed)."""
+    is rebuilt when it is missing or older than one of its images (its seed set grew, or they changed).
+    Each grid carries `provenance` with the folder's recorded settings and its seeds."""
+    from .manifest import read_run_record
     from PIL import Image
     from .writer import save_image
     outdir = Path(outdir)
     rows, cols = grid
     per = rows * cols
     seeds = parse_int_list(seeds)   # the same seed order, repeats dropped, as write_image_set's
+    record = read_run_record(outdir) or {}
+    made = (provenance or Provenance()).with_(
+        kind="synthetic", operation="grid", network=record.get("network"), psi=record.get("psi"),
+        truncation_cutoff=record.get("truncation_cutoff"), noise_mode=record.get("noise_mode"),
+        class_idx=record.get("class_idx"))
     written = []
     for k in range(0, len(seeds), per):
         path = outdir / f"grid{k // per:04d}.{fmt}"
@@ -147,6 +163,7 @@ def write_grids(seeds: Sequence[int], outdir: str | os.PathLike, grid: tuple[int
         images = np.stack([np.asarray(Image.open(f)) for f in files])
         if images.ndim == 3:
             images = images[..., None]
-        save_image(grid_image(images, rows, cols), path, **FORMATS[fmt])
+        chunk = [int(s) for s in seeds[k:k + per]]
+        save_image(grid_image(images, rows, cols), path, made.with_(details={"seeds": chunk}), **FORMATS[fmt])
         written.append(path)
     return written

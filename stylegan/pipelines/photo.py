@@ -48,6 +48,7 @@ from ..inversion import FeatureNet, ProjectionResult, TuningResult, pivotal_tuni
 from ..inversion.losses import Distance, default_distance
 from ..networks.styles import ws_to_styles
 from ..progress import Progress, ProgressFn, emit
+from ..provenance import Provenance
 from .edit import EditSpec, moves, parse_edit, render_edits, render_together, resolve_direction, strip
 from .edit_report import EditMeasures, EditReport, face_region
 from .project import latent_for_file, prepare_target, video_every
@@ -273,11 +274,13 @@ def projection_files(folder: str | os.PathLike, name: str) -> dict[str, Path]:
 
 
 def save_projection(projection: PhotoProjection, folder: str | os.PathLike, name: str, settings: dict,
-                    photo_shape: Sequence[int], source: str | os.PathLike | None = None) -> dict[str, Path]:
+                    photo_shape: Sequence[int], source: str | os.PathLike | None = None,
+                    provenance: Provenance | None = None) -> dict[str, Path]:
     """Write a projection for later edits: the aligned crop and its record (as `stylegan align`
     writes them), the reconstruction, the tuned generator (NAME_pti.stylegan: edit it with
     --network NAME_pti.stylegan --latent NAME.w.safetensors) or the projection's noise maps, and
-    the latent holding `settings` (photo_settings). Files are replaced whole."""
+    the latent holding `settings` (photo_settings). Files are replaced whole. The crop says it is the
+    photo's own pixels; the reconstruction carries `provenance` (what the caller knows) as synthetic."""
     from .._files import atomic_output
     from ..io.latents import save_latents
     from ..loaders import save
@@ -285,8 +288,10 @@ def save_projection(projection: PhotoProjection, folder: str | os.PathLike, name
     from .writer import save_image
     files = projection_files(folder, name)
     write_record(projection.face, Path(source or name), photo_shape, files["record"])
-    save_image(projection.face.image, files["crop"])
-    save_image(projection.image, files["image"])
+    made = (provenance or Provenance()).with_(network=settings["network"])
+    save_image(projection.face.image, files["crop"], Provenance(kind="photo", operation="align", photo=made.photo))
+    save_image(projection.image, files["image"], made.with_(kind="synthetic", operation="project",
+                                                            details={"space": projection.space}))
     if projection.tuned:
         save({"G_ema": projection.G}, files["tuned"], overwrite=True)
     else:

@@ -36,6 +36,7 @@ from ..inversion.features import FeatureNet
 from ..inversion.losses import DiscriminatorFeatures, Distance, FeatureDistance, Sum, as_distance, ssim
 from ..inversion.project import shrink_for_features
 from ..progress import Progress, ProgressFn
+from ..provenance import Provenance, file_digest
 from .manifest import check_run_record
 from .video import video_writer
 from .writer import save_image
@@ -135,7 +136,8 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
                     batch_size: int = 4, seed: int = 303, pti_steps: int = 0, network_digest: str | None = None,
                     identity: Callable[[np.ndarray, np.ndarray], float | None] | None = None,
                     loss_name: str | None = None, video: bool = False, overwrite: bool = False, rank: int = 0,
-                    world_size: int = 1, progress: ProgressFn | None = None) -> ProjectSummary:
+                    world_size: int = 1, provenance: Provenance | None = None,
+                    progress: ProgressFn | None = None) -> ProjectSummary:
     """Project every target into `outdir` (see the module doc for the files). A target that cannot
     be read is recorded in the summary and the others carry on; what came out differently from what
     one would expect (resized targets, blank identity) is said once each in `summary.notes`.
@@ -146,7 +148,9 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
     projection renders anyway (every `video_every(num_steps)` steps, then the final image; with
     pivotal tuning the tuning follows the same way). `progress` gets the Progress events of
     projection ('project', `item` the batch's names, `preview` its images side by side) and of
-    tuning ('tune', `item` the target's name)."""
+    tuning ('tune', `item` the target's name).
+    Images carry `provenance` (what the caller knows) completed here: NAME_proj.png and NAME_pti.png
+    are synthetic, NAME_compare.png and the video composites (the target photo beside them)."""
     from torch_utils.misc import network_digest as digest_of
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -157,6 +161,7 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
     summary = ProjectSummary()
     todo: list[tuple[str, np.ndarray]] = []
     sizes: dict[int, int] = {}
+    photos: dict[str, str] = {}
     for path in list(find_targets(targets))[rank::world_size]:
         name = path.stem
         if (outdir / f"{name}_compare.png").exists() and not overwrite:
@@ -164,6 +169,7 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
             continue
         try:
             target, side = read_target(path, G.img_resolution)
+            photos[name] = file_digest(path)
         except ValueError as e:
             summary.failed[str(path)] = str(e).removeprefix(f"{path}: ")
             continue
@@ -176,6 +182,8 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
 
     # Ranks write their own table: no two processes rewrite one file.
     metrics = outdir / ("metrics.csv" if world_size == 1 else f"metrics.rank{rank}.csv")
+    made = (provenance or Provenance()).with_(
+        operation="project", network=network_digest, details={"space": space, "steps": int(num_steps)})
     run = _TargetRun(G, outdir, space, num_steps, seed, pti_steps, network_digest, identity, progress, metrics)
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
@@ -183,14 +191,16 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
             # One stack per target: its video is committed when its last frame is in, before its
             # compare image (its "done" mark) is written.
             stacks = [videos.enter_context(ExitStack()) for _ in chunk]
-            appends = [stack.enter_context(video_writer(outdir / f"{name}_progress.mp4", VIDEO_FPS))
+            appends = [stack.enter_context(video_writer(
+                outdir / f"{name}_progress.mp4", VIDEO_FPS, provenance=made.with_(kind="composite", photo=photos[name])))
                        for stack, (name, _) in zip(stacks, chunk)] if video else [None] * len(chunk)
             loss = loss_factory()
             results = project_batch(G, np.stack([t for _, t in chunk]), loss, space=space, num_steps=num_steps,
                                     seed=seed, progress=_project_hook(progress, appends, chunk),
                                     preview_every=video_every(num_steps))
             for stack, append, (name, target), result in zip(stacks, appends, chunk, results):
-                run.finish(name, target, result, loss_factory, perceptual_net(loss), append, stack.close)
+                run.finish(name, target, result, loss_factory, perceptual_net(loss), append, stack.close,
+                           made.with_(photo=photos[name]))
                 summary.done.append(name)
     if run.blank_identity:
         summary.notes.append(f"identity is blank for {run.blank_identity} of {len(summary.done)} targets: dlib "
@@ -213,7 +223,7 @@ class _TargetRun:
     metrics: Path
     blank_identity: int = 0
 
-    def finish(self, name, target, result, loss_factory, lpips_net, append, close_video) -> None:
+    def finish(self, name, target, result, loss_factory, lpips_net, append, close_video, made: Provenance) -> None:
         from ..io.latents import save_latents
         from ..loaders import save
         outdir, device = self.outdir, next(self.G.parameters()).device
@@ -227,7 +237,8 @@ class _TargetRun:
                      network_digest=self.network_digest, source=name, overwrite=True)
         with atomic_output(outdir / f"{name}_projected_w.npz") as tmp, open(tmp, "wb") as f:
             np.savez(f, w=result.ws[None].cpu().numpy())
-        save_image(result.image, outdir / f"{name}_proj.png")
+        mine = made.with_(latent=file_digest(outdir / f"{name}.w.safetensors"))
+        save_image(result.image, outdir / f"{name}_proj.png", mine.with_(kind="synthetic"))
         panels = [target, result.image]
         if self.pti_steps > 0:
             tuned = pivotal_tuning(self.G, target, result, loss_factory(), num_steps=self.pti_steps, seed=self.seed,
@@ -236,7 +247,8 @@ class _TargetRun:
             if append is not None:
                 append(np.concatenate([target, tuned.image], axis=1))
             save({"G_ema": tuned.G}, outdir / f"{name}_pti.stylegan", overwrite=True)
-            save_image(tuned.image, outdir / f"{name}_pti.png")
+            mine = mine.with_(operation="tune", details={"pti_steps": int(self.pti_steps)})
+            save_image(tuned.image, outdir / f"{name}_pti.png", mine.with_(kind="synthetic"))
             row.update(pti_steps=len(tuned.dists), pti_psnr=psnr(tuned.image, target),
                        pti_ssim=image_ssim(tuned.image, target))
             if lpips_net is not None:
@@ -248,7 +260,7 @@ class _TargetRun:
             self.blank_identity += row["identity"] is None
         _append_metrics(self.metrics, row)
         # Last: its presence means the target is done. Target | projection (| tuned).
-        save_image(np.concatenate(panels, axis=1), outdir / f"{name}_compare.png")
+        save_image(np.concatenate(panels, axis=1), outdir / f"{name}_compare.png", mine.with_(kind="composite"))
 
 
 def _project_hook(progress: ProgressFn | None, appends, chunk) -> ProgressFn | None:

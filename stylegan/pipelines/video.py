@@ -9,6 +9,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .._files import atomic_output, ensure_writable_dir, sweep_stale_temps
+from ..provenance import Provenance, mark_pixels, video_comment
 
 
 def ensure_parent(path: Path) -> None:
@@ -19,13 +20,15 @@ def ensure_parent(path: Path) -> None:
     ensure_writable_dir(Path(path).parent)
 
 
-def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int = 30) -> int:
+def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int = 30, *,
+                provenance: Provenance) -> int:
     """Write uint8 [H, W, C] frames to .mp4 (libx264 via imageio-ffmpeg) or .gif; returns the frame count.
+    The file carries `provenance` as its comment, each frame its watermark (see video_writer).
 
     Encodes into a temporary file beside the target and renames at the end, so an interrupted
     render never leaves a truncated video under the final name."""
     n = 0
-    with video_writer(path, fps) as append:
+    with video_writer(path, fps, provenance=provenance) as append:
         for frame in frames:
             append(frame)
             n += 1
@@ -33,16 +36,21 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int 
 
 
 @contextmanager
-def video_writer(path: str | os.PathLike, fps: int = 30) -> Iterator[Callable[[np.ndarray], None]]:
+def video_writer(path: str | os.PathLike, fps: int = 30, *,
+                 provenance: Provenance) -> Iterator[Callable[[np.ndarray], None]]:
     """write_video for frames that arrive one by one (from a callback): yields `append(frame)`;
-    the file appears under its name when the block ends without error, and not at all otherwise."""
+    the file appears under its name when the block ends without error, and not at all otherwise.
+
+    Provenance: the container's comment holds the facts (an MP4 `comment` tag, a GIF comment
+    extension) and every frame the watermark, so a frame taken out of the video still carries it."""
     import imageio.v2 as imageio
     path = Path(path)
     ext = path.suffix.lower()
     if ext == ".mp4":
-        kwargs = dict(fps=fps, codec="libx264", quality=8, macro_block_size=1, ffmpeg_log_level="error")
+        kwargs = dict(fps=fps, codec="libx264", quality=8, macro_block_size=1, ffmpeg_log_level="error",
+                      output_params=["-metadata", f"comment={video_comment(provenance)}"])
     elif ext == ".gif":
-        kwargs = dict(duration=1000 / fps, loop=0)
+        kwargs = dict(duration=1000 / fps, loop=0, comment=video_comment(provenance))
     else:
         raise ValueError(f"{path}: unsupported video format {ext!r}: expected .mp4 or .gif")
     ensure_parent(path)
@@ -50,7 +58,7 @@ def video_writer(path: str | os.PathLike, fps: int = 30) -> Iterator[Callable[[n
     with atomic_output(path) as tmp:
         writer = imageio.get_writer(tmp, **kwargs)
         try:
-            yield writer.append_data
+            yield lambda frame: writer.append_data(mark_pixels(frame, provenance)[0])
         finally:
             # imageio's own `with` closes only on success: on an error ffmpeg would live on until
             # garbage collection and could (re)create the temporary after it was removed.

@@ -1,61 +1,49 @@
 """Image files written off the generator's thread, atomically, never overwriting by accident.
 
-Every image the toolkit hands out, as a file or as bytes (the web page's downloads and live
-renders), is encoded by `write_image` below: one place where what an image carries is decided."""
+Every image the toolkit writes or hands out (a file here, bytes for the web page) is encoded by
+`encode_image`, which takes the image's `Provenance` as a required argument: the one place where
+what an image carries (metadata, watermark, a C2PA signature) is decided, so no story can forget it."""
 from __future__ import annotations
 
-import io
+import os
 import queue
 import threading
 from pathlib import Path
-from typing import BinaryIO, Mapping
 
 import numpy as np
-from PIL import Image, PngImagePlugin
 
 from .._files import atomic_output
+from ..provenance import Provenance, embed, mark_pixels
 
 FORMATS = {"png": {"compress_level": 1}, "jpg": {"quality": 95}}
-_PIL_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG"}
 
 
-def write_image(img: np.ndarray, out: str | Path | BinaryIO, fmt: str, metadata: Mapping[str, str] | None = None,
-                **params) -> None:
-    """Encode [H, W, C] uint8 as `fmt` ('png', 'jpg') into a path or a binary stream. `metadata`
-    (key -> text) goes into the PNG as text chunks; other formats have no place for it."""
-    pil_format = _PIL_FORMATS.get(fmt.lower())
-    if pil_format is None:
-        raise ValueError(f"unknown image format {fmt!r}: expected one of {sorted(FORMATS)}")
-    if metadata:
-        if pil_format != "PNG":
-            raise ValueError(f"metadata is written into PNG images only, not {fmt}")
-        info = PngImagePlugin.PngInfo()
-        for key, text in metadata.items():
-            info.add_itxt(key, str(text))      # iTXt: UTF-8, so paths and names of any script survive
-        params = {**params, "pnginfo": info}
-    Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(out, format=pil_format, **params)
+def encode_image(img: np.ndarray, fmt: str, provenance: Provenance, title: str | None = None,
+                 premarked: bool = False, **params) -> bytes:
+    """[H, W, C] uint8 -> the bytes of a `fmt` ('png', 'jpg') file carrying `provenance` (see
+    provenance.embed); `title` names the file in a C2PA manifest."""
+    return embed(img, provenance, fmt, title, premarked, **params)
 
 
-def encode_image(img: np.ndarray, fmt: str = "png", metadata: Mapping[str, str] | None = None, **params) -> bytes:
-    """The bytes of the image file `save_image` would write (for a response body, not the disk)."""
-    buf = io.BytesIO()
-    write_image(img, buf, fmt, metadata, **params)
-    return buf.getvalue()
-
-
-def save_image(img: np.ndarray, path: Path, metadata: Mapping[str, str] | None = None, **params) -> None:
+def save_image(img: np.ndarray, path: Path, provenance: Provenance, premarked: bool = False, **params) -> None:
     """Write atomically: an interrupted run leaves no truncated image behind to be skipped on resume."""
     path = Path(path)
+    data = encode_image(img, path.suffix[1:], provenance, path.name, premarked, **params)
     with atomic_output(path) as tmp:
-        write_image(img, tmp, path.suffix[1:], metadata, **params)
+        tmp.write_bytes(data)
 
 
 class ImageWriter:
     """Encodes and writes images on worker threads so the network never waits for PNG encoding.
 
-    PIL releases the GIL while compressing, so a couple of threads keep up with the generator."""
+    PIL releases the GIL while compressing, and the watermark's numpy and scipy work releases it too,
+    so threads keep up with a GPU generator. `mark_on_caller`: put the watermark in on the caller's
+    thread, in `put`: for a CPU generator, whose threads already hold every core, a worker doing it
+    alongside makes both wait on each other (benchmarks/watermark.py measures both)."""
 
-    def __init__(self, num_threads: int = 2, max_pending: int = 64):
+    def __init__(self, num_threads: int | None = None, max_pending: int = 64, mark_on_caller: bool = False):
+        self.mark_on_caller = mark_on_caller
+        num_threads = num_threads or max(2, min(8, os.cpu_count() or 2))
         self._queue: queue.Queue = queue.Queue(max_pending)
         self._error: BaseException | None = None
         self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(num_threads)]
@@ -73,9 +61,11 @@ class ImageWriter:
                 self._queue.task_done()
         self._queue.task_done()
 
-    def put(self, img: np.ndarray, path: Path, **params) -> None:
+    def put(self, img: np.ndarray, path: Path, provenance: Provenance, **params) -> None:
         self._raise()
-        self._queue.put((img, Path(path), params))
+        if self.mark_on_caller:
+            img, params["premarked"] = mark_pixels(img, provenance)
+        self._queue.put((img, Path(path), dict(params, provenance=provenance)))
 
     def close(self) -> None:
         """Wait for every queued image to be on disk."""

@@ -66,20 +66,21 @@ def warm_up(networks: Sequence[ServedNetwork], log: Callable[[str], None] = prin
             f"first image in {time.perf_counter() - start:.1f} s")
 
 
-def _server(networks: Sequence[ServedNetwork], host: str):
+def _server(networks: Sequence[ServedNetwork], host: str, provenance=None):
     import uvicorn
-    app = create_app(networks, local=is_loopback(host))
+    app = create_app(networks, local=is_loopback(host), provenance=provenance)
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2,
                             lifespan="on")
     return uvicorn.Server(config)
 
 
 def serve(networks: Sequence[ServedNetwork], host: str = "127.0.0.1", port: int = 7860, open_browser: bool = False,
-          log: Callable[[str], None] = print) -> None:
-    """Serve until interrupted (Ctrl-C)."""
+          log: Callable[[str], None] = print, provenance=None) -> None:
+    """Serve until interrupted (Ctrl-C). Every image carries `provenance` (a `stylegan.provenance.
+    Provenance`: the watermark choice, the signer; default the watermark on) with what made it."""
     sock = bind(host, port)
     url = url_for(host, sock.getsockname()[1])
-    server = _server(networks, host)
+    server = _server(networks, host, provenance)
     if open_browser:
         import webbrowser
         threading.Timer(0.5, webbrowser.open, [url]).start()
@@ -88,10 +89,11 @@ def serve(networks: Sequence[ServedNetwork], host: str = "127.0.0.1", port: int 
 
 
 @contextmanager
-def running(networks: Sequence[ServedNetwork], host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def running(networks: Sequence[ServedNetwork], host: str = "127.0.0.1", port: int = 0,
+            provenance=None) -> Iterator[str]:
     """A server on a background thread for the block; yields its URL (tests, benchmarks, notebooks)."""
     sock = bind(host, port)
-    server = _server(networks, host)
+    server = _server(networks, host, provenance)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="stylegan-serve", daemon=True)
     thread.start()
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import time
 import traceback
@@ -33,6 +34,7 @@ from ..io.latents import save_latents
 from ..networks.styles import num_style_channels
 from ..pipelines.edit import EditSpec, resolve_direction
 from ..pipelines.writer import encode_image
+from ..provenance import Provenance
 from . import photo as photo_steps
 from . import views
 from .jobs import Job
@@ -71,12 +73,18 @@ class DirectionIn(BaseModel):
 
 
 class Explorer:
-    """The server's state: the networks it offers, the pages' sessions, the render thread."""
+    """The server's state: the networks it offers, the pages' sessions, the render thread, and what
+    every image it hands out carries (`provenance`: the watermark choice and the signer)."""
 
-    def __init__(self, networks: list[ServedNetwork], temp_root: Path | None = None):
+    def __init__(self, networks: list[ServedNetwork], temp_root: Path | None = None,
+                 provenance: Provenance | None = None):
         if not networks:
             raise ValueError("the explorer needs at least one network")
         self.networks = {net.name: net for net in networks}
+        self.provenance = provenance or Provenance()
+        # Images on screen carry the facts and the watermark (so a download is the pixels shown);
+        # a signature goes on downloads only: it covers a file, and costs a signing per frame.
+        self.shown = self.provenance.with_(signer=None)
         self.sessions = Sessions(temp_root)
         self.renderer = Renderer()
 
@@ -91,11 +99,13 @@ class Explorer:
         self.sessions.close()
 
 
-def create_app(networks: list[ServedNetwork], *, local: bool = True, temp_root: Path | None = None) -> FastAPI:
+def create_app(networks: list[ServedNetwork], *, local: bool = True, temp_root: Path | None = None,
+               provenance: Provenance | None = None) -> FastAPI:
     """The app serving `networks`. `local`: answer only requests addressed to this machine's
     loopback names (a web page elsewhere cannot rebind a name of its own to 127.0.0.1 and read
-    from here)."""
-    explorer = Explorer(networks, temp_root)
+    from here). Every image served carries `provenance` (default: the watermark on, no signer)
+    with what made it filled in, as the command line's images do."""
+    explorer = Explorer(networks, temp_root, provenance)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -167,7 +177,8 @@ def create_app(networks: list[ServedNetwork], *, local: bool = True, temp_root: 
         start = time.perf_counter()
 
         def work():
-            return encode_image(views.render(view, net, s), "png", compress_level=1)
+            return encode_image(views.render(view, net, s), "png", views.provenance(view, net, s, explorer.shown),
+                                compress_level=1)
         try:
             png = await on_render_thread(s.id, work)
         except Superseded:
@@ -187,13 +198,14 @@ def create_app(networks: list[ServedNetwork], *, local: bool = True, temp_root: 
     async def download_image(view: views.View, s: Session = Depends(session)):
         net = explorer.network(view.network)
 
+        filename = views.file_stem(view, net, s) + ".png"
+
         def work():
-            cmd = views.command(view, net, s)
-            meta = {"Software": f"stylegan {__version__}", "stylegan.command": cmd,
-                    "stylegan.network": f"{net.source} (digest {net.digest})", "stylegan.view": view.model_dump_json()}
-            return encode_image(views.render(view, net, s), "png", meta)
+            made = views.provenance(view, net, s, explorer.provenance).with_(
+                details={"command": views.command(view, net, s), "view": json.loads(view.model_dump_json())})
+            return encode_image(views.render(view, net, s), "png", made, filename)
         png = await on_render_thread((s.id, "download"), work)
-        return Response(png, media_type="image/png", headers=_attachment(views.file_stem(view, net, s) + ".png"))
+        return Response(png, media_type="image/png", headers=_attachment(filename))
 
     @app.post("/api/download/latent")
     async def download_latent(view: views.View, s: Session = Depends(session)):
@@ -276,6 +288,7 @@ def create_app(networks: list[ServedNetwork], *, local: bool = True, temp_root: 
         filename, data = await _read_upload(request)
         path = s.file(filename)
         path.write_bytes(data)
+        digest = hashlib.sha256(data).hexdigest()      # as the command line's file_digest of the photo
         try:
             photo = await asyncio.to_thread(read_photo, path, max_pixels=MAX_PHOTO_PIXELS)
             faces = await asyncio.to_thread(photo_steps.faces_of, photo)
@@ -285,9 +298,10 @@ def create_app(networks: list[ServedNetwork], *, local: bool = True, temp_root: 
             raise ApiError(400, f"{filename}: {first_line(e).removeprefix(str(path) + ': ')}") from None
         finally:
             path.unlink(missing_ok=True)
-        s.photo, s.photo_name, s.faces, s.projected = photo, filename, faces, None
+        s.photo, s.photo_name, s.photo_digest, s.faces, s.projected = photo, filename, digest, faces, None
+        crop = Provenance(kind="photo", operation="align", photo=digest)   # the photo's own pixels
         return {"name": filename, "width": photo.shape[1], "height": photo.shape[0],
-                "faces": [{"index": i, "thumbnail": _data_url(f.image),
+                "faces": [{"index": i, "thumbnail": _data_url(f.image, crop),
                            "box": [float(v) for v in (*f.quad.min(axis=0), *f.quad.max(axis=0))]}
                           for i, f in enumerate(faces)]}
 
@@ -295,7 +309,8 @@ def create_app(networks: list[ServedNetwork], *, local: bool = True, temp_root: 
     async def photo_image(s: Session = Depends(session)):
         if s.photo is None:
             raise ApiError(404, "no photo uploaded")
-        png = await asyncio.to_thread(encode_image, s.photo, "png", None, compress_level=1)
+        png = await asyncio.to_thread(encode_image, s.photo, "png", Provenance(kind="photo", photo=s.photo_digest),
+                                      compress_level=1)
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @app.post("/api/photo/project")
@@ -305,7 +320,8 @@ def create_app(networks: list[ServedNetwork], *, local: bool = True, temp_root: 
             raise ApiError(400, "upload a photo with a face first")
         if body.face >= len(s.faces):
             raise ApiError(400, f"face {body.face} out of range: the photo has {len(s.faces)}")
-        photo, faces = s.photo, s.faces
+        photo, faces, digest = s.photo, s.faces, s.photo_digest
+        made = net.provenance(explorer.shown).with_(kind="synthetic", photo=digest, details={"space": body.space})
 
         def work(progress):
             return photo_steps.project(net.G, net.D, photo, faces, body.face, network=net.name, space=body.space,
@@ -313,7 +329,12 @@ def create_app(networks: list[ServedNetwork], *, local: bool = True, temp_root: 
 
         def finish(projected):
             s.projected = projected
-        return _start(s, Job("project", work, finish))
+
+        def preview(event):   # the aligned face is the photo's; each step's image the network's
+            if event.stage == "align":
+                return Provenance(kind="photo", operation="align", photo=digest)
+            return made.with_(operation=event.stage)
+        return _start(s, Job("project", work, finish, preview))
 
     # --- jobs -------------------------------------------------------------------------------------
     @app.get("/api/job")
@@ -396,5 +417,6 @@ def _attachment(filename: str) -> dict:
             "Cache-Control": "no-store"}
 
 
-def _data_url(image) -> str:
-    return "data:image/png;base64," + base64.b64encode(encode_image(image, "png", compress_level=1)).decode()
+def _data_url(image, provenance: Provenance) -> str:
+    return "data:image/png;base64," + base64.b64encode(encode_image(image, "png", provenance,
+                                                                    compress_level=1)).decode()

@@ -2,7 +2,8 @@
 
 A job runs a library story on its own thread and hands the story a progress callback. Each
 `Progress` event the story reports is kept (the latest only) for the page's event stream, its
-preview image encoded here, on the job's thread, at most a few times a second. Cancelling sets a
+preview image encoded here, on the job's thread, at most a few times a second, carrying the
+provenance the job gives it (an aligned crop is the photo's pixels, a step's image the network's). Cancelling sets a
 flag; the next event raises `Cancelled` inside the story, which stops it there."""
 from __future__ import annotations
 
@@ -15,22 +16,25 @@ from typing import Any, Callable
 from .._errors import first_line
 from ..pipelines.writer import encode_image
 from ..progress import Cancelled, Progress
+from ..provenance import Provenance
 
 # Previews are encoded at most this often (the last step's always): a page cannot show more.
 PREVIEW_INTERVAL_S = 0.25
 
 
 class Job:
-    """`work(progress)` on a thread; `finish(result)` (on that thread) when it returns."""
+    """`work(progress)` on a thread; `finish(result)` (on that thread) when it returns. A job whose
+    events carry previews says what each preview is: `provenance(event)`."""
 
     def __init__(self, kind: str, work: Callable[[Callable[[Progress], None]], Any],
-                 finish: Callable[[Any], None] | None = None):
+                 finish: Callable[[Any], None] | None = None,
+                 provenance: Callable[[Progress], Provenance] | None = None):
         self.kind = kind
         self.state = "running"            # running | done | failed | cancelled
         self.message = ""                 # one line: what failed, or what the result is
         self.seq = 0                      # bumped at every change, for the event stream
         self.started = time.monotonic()
-        self._work, self._finish = work, finish
+        self._work, self._finish, self._provenance = work, finish, provenance
         self._last: Progress | None = None
         self._preview: str | None = None  # data: URL of the latest preview
         self._preview_at = 0.0
@@ -60,7 +64,9 @@ class Job:
         now = time.monotonic()
         last = event.total is not None and event.done >= event.total
         if event.preview is not None and (last or now - self._preview_at >= PREVIEW_INTERVAL_S):
-            png = encode_image(event.preview, "png", compress_level=1)
+            if self._provenance is None:
+                raise TypeError(f"the {self.kind} job shows previews but does not say what they are")
+            png = encode_image(event.preview, "png", self._provenance(event), compress_level=1)
             preview = "data:image/png;base64," + base64.b64encode(png).decode()
             self._preview_at = now
         with self._lock:

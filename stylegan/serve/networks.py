@@ -21,6 +21,7 @@ from ..editing.sefa import PRESETS, preset_rows
 from ..networks.styles import style_layers
 from ..pipelines import map_seeds
 from ..pipelines.generate import input_transform
+from ..provenance import Provenance, source_name
 
 # Mapped w of this many (seed, psi, class) per network: a seed slider's whole neighbourhood.
 WS_CACHE_SIZE = 512
@@ -73,6 +74,10 @@ class ServedNetwork:
         with input_transform(self._posed, transform) as G:
             yield G
 
+    def provenance(self, base: Provenance) -> Provenance:
+        """`base` (watermark, signer) with this network's digest and name, as the CLI's images have them."""
+        return base.with_(network=self.digest, network_source=source_name(self.source))
+
     def band_rows(self, band: str) -> list[int]:
         return preset_rows(band, self.G.num_ws)
 
@@ -122,7 +127,8 @@ def load_networks(sources: Sequence[str], device: torch.device | str = "cpu",
         G = nets.generator
         D = nets["D"] if "D" in nets else None
         registry = hub.lookup(source).name if not Path(source).exists() and hub.is_known(source) else None
-        out.append(ServedNetwork(name, str(source), G, D, network_digest(G), registry, untrained=nets.format == "untrained"))
+        out.append(ServedNetwork(name, str(source), G, D, network_digest(G), registry,
+                                 untrained=nets.format == "untrained"))
     return out
 
 

@@ -36,6 +36,7 @@ class Session:
     direction_caches: dict[str, dict] = field(default_factory=dict) # network -> resolve_direction's cache
     photo: np.ndarray | None = None
     photo_name: str = ""
+    photo_digest: str = ""                                          # sha256 of the uploaded file
     faces: list = field(default_factory=list)                       # AlignedFace thumbnails, largest first
     projected: Projected | None = None
     job: Job | None = None

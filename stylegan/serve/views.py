@@ -8,6 +8,7 @@ Edits name directions by id: 'sefa' (computed from the edit's rows), 'ganspace' 
 page uploaded into its session)."""
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from dataclasses import dataclass
 from typing import Literal, Optional
@@ -22,6 +23,7 @@ from ..editing.apply import apply_moves
 from ..networks.stylegan3 import pose_transform
 from ..pipelines.edit import EditSpec, format_int_list, resolve_direction
 from ..pipelines.mixing import style_mix
+from ..provenance import Provenance
 from . import photo as photo_steps
 from .networks import ServedNetwork
 from .sessions import Session
@@ -164,6 +166,28 @@ def latent(view: View, net: ServedNetwork, session: Session) -> tuple[torch.Tens
     G, ws = _latent(view, net, session)
     ws, styles = apply_moves(G, ws, moves(edits, G))
     return (ws.cpu(), "w+") if styles is None else ({k: v.cpu() for k, v in styles.items()}, "s")
+
+
+def provenance(view: View, net: ServedNetwork, session: Session, base: Provenance) -> Provenance:
+    """What the view's image is, as the command line's image of it says: `base` (watermark, signer)
+    with the network, the seed and settings, the edits; a photo's edit names the photo, and pasted
+    back into it, is a composite."""
+    made = net.provenance(base).with_(kind="synthetic")
+    if view.view == "mix":
+        m = view.mix
+        return made.with_(operation="mix", psi=view.psi, noise_mode=view.noise_mode, class_idx=view.class_idx,
+                          details={} if m is None else {"rows": m.rows, "cols": m.cols, "styles": sorted(set(m.styles))})
+    edits = tuple((dataclasses.replace(e.spec, source=e.shown).label, e.spec.strengths[0])
+                  for e in resolve_edits(view, net, session))
+    if view.view == "photo":
+        projected = _projected(view, net, session)
+        made = made.with_(operation="edit", photo=session.photo_digest, edits=edits,
+                          details={"projection": projected.projection.space, "pti": projected.pti_steps > 0})
+        return made.with_(kind="composite", operation="paste-back") if view.paste_back else made
+    transform = view.transform(net)
+    return made.with_(operation="edit" if edits else "generate", seed=view.seed, psi=view.psi,
+                      noise_mode=view.noise_mode, class_idx=view.class_idx, edits=edits,
+                      details={} if transform is None else {"transform": transform.tolist()})
 
 
 def command(view: View, net: ServedNetwork, session: Session) -> str:
