@@ -22,13 +22,16 @@ import argparse
 import os
 import shutil
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-import stylegan
-from stylegan.serve import running, served, warm_up
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import stylegan  # noqa: E402
+from stylegan.serve import running, served, warm_up  # noqa: E402
 
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]

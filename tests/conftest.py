@@ -2,6 +2,7 @@
 the tolerances against it, and the CPU build of the fused kernels."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -123,6 +124,32 @@ def assert_uint8_matches(got: np.ndarray, ref: np.ndarray | torch.Tensor, atol: 
     bad = (got < lo) | (got > hi)
     assert not bad.any(), (f"{bad.sum()} of {bad.size} pixels are not what a float image within {atol} of the "
                            f"reference gives (first at {np.argwhere(bad)[0].tolist()})")
+
+
+@contextlib.contextmanager
+def serving_bytes(body: bytes):
+    """A loopback HTTP server answering every GET with `body`, for the block; yields its base URL
+    (downloads are tested without the internet)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_port}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 @pytest.hookimpl(hookwrapper=True)

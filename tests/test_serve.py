@@ -19,7 +19,7 @@ from scripts.cli import main
 from stylegan.editing import Direction, Move, edit_many, save_direction, sefa
 from stylegan.networks.stylegan3 import pose_transform
 
-from conftest import reference_path
+from conftest import reference_path, serving_bytes
 
 pytest.importorskip("fastapi", reason="the explorer's extra is not installed: pip install -e '.[serve]'")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -398,7 +398,6 @@ def test_serve_command_lines(monkeypatch):
 def test_registry_direction_is_fetched_by_a_job(tmp_path, monkeypatch, nets):
     """A network loaded by a registry name lists that GAN's registry directions; adding one fetches
     it (here from a loopback server) as a job, and the edit is the library's with that file."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from stylegan import hub
     from stylegan.editing import load_direction
     from stylegan.hub import registry
@@ -408,20 +407,8 @@ def test_registry_direction_is_fetched_by_a_job(tmp_path, monkeypatch, nets):
     torch.save(torch.randn(1, G.w_dim, generator=torch.Generator().manual_seed(3)), buf)
     body = buf.getvalue()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        entry = hub.Entry("test-smile", "direction", f"http://127.0.0.1:{srv.server_port}/smile.pt", "test",
+    with serving_bytes(body) as url:
+        entry = hub.Entry("test-smile", "direction", f"{url}/smile.pt", "test",
                           "https://example.invalid", "a test direction", format="e4e-pt", size=len(body),
                           network="test-gan")
         monkeypatch.setattr(registry, "ENTRIES", (entry,))
@@ -446,8 +433,6 @@ def test_registry_direction_is_fetched_by_a_job(tmp_path, monkeypatch, nets):
             want = edit_many(G, stylegan.pipelines.map_seeds(G, [2], 0.7), [Move(d, 2.0)])[0]
             np.testing.assert_array_equal(render(c, s, **view), want)
             assert "--edit test-smile:0:2.0" in c.post("/api/command", json=view, headers=s).json()["command"]
-    finally:
-        srv.shutdown()
 
 
 def test_photo_upload_of_any_mode_turned_upright_by_exif(client, s):
