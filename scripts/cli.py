@@ -17,6 +17,7 @@ from .mix import mix
 from .models import models
 from .ops import ops_group
 from .project import project
+from .serve import serve
 from .train import train
 from .verify import verify
 from .video import video
@@ -49,8 +50,8 @@ def main():
     http(s) URL, or a model name from `stylegan models`."""
 
 
-for command in (generate, mix, video, align, project, edit, directions_group, dataset, train, metrics, verify,
-                info, convert, models, ops_group):
+for command in (generate, mix, video, align, project, edit, directions_group, dataset, train, metrics, serve,
+                verify, info, convert, models, ops_group):
     main.add_command(command)
 
 if __name__ == "__main__":

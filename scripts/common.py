@@ -49,6 +49,35 @@ def max_pixels_option(f):
                              f"bytes of memory per pixel to align or project).")(f)
 
 
+class FloatPair(click.ParamType):
+    """'0.3,-0.2' -> (0.3, -0.2)."""
+    name = "X,Y"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            x, y = (float(v) for v in value.split(","))
+            return x, y
+        except ValueError:
+            self.fail(f"bad pair {value!r}: expected two numbers, e.g. 0.3,-0.2", param, ctx)
+
+
+def pose_options(f):
+    """--translate and --rotate: StyleGAN3's input transform, as NVIDIA's gen_images.py takes them."""
+    f = click.option("--rotate", type=float, default=None, metavar="DEG", help="StyleGAN3: rotate the image by DEG degrees.")(f)
+    return click.option("--translate", type=FloatPair(), default=None,
+                        help="StyleGAN3: shift the image by X,Y (the image spans about 1).")(f)
+
+
+def pose(translate, rotate):
+    """The input transform for --translate / --rotate, None when neither is given."""
+    if translate is None and rotate is None:
+        return None
+    from stylegan.networks.stylegan3 import pose_transform
+    return pose_transform(translate or (0.0, 0.0), rotate or 0.0)
+
+
 def resolve_device(name: str) -> torch.device:
     available = {"cpu": True, "cuda": torch.cuda.is_available(),
                  "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
@@ -75,9 +104,13 @@ def load_networks(network: str, device: torch.device | str = "cpu", trainable: b
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     if nets.format == "untrained":
-        click.echo(f"{network}: an architecture with random weights, for trying the tools out: its faces will be "
-                   f"noise (`stylegan models` lists trained networks)", err=True)
+        say_untrained(network)
     return nets
+
+
+def say_untrained(network: str) -> None:
+    click.echo(f"{network}: an architecture with random weights, for trying the tools out: its faces will be "
+               f"noise (`stylegan models` lists trained networks)", err=True)
 
 
 def load_generator(network: str, device: torch.device | str = "cpu") -> torch.nn.Module:
@@ -305,14 +338,10 @@ def base_provenance(network: str | None, no_watermark: bool = False, sign=None):
     its name only: a folder path says more about the user than about the image; None where the
     command makes the network, as training does), the watermark choice, the signer. Bad key or
     certificate files are one line, before any work."""
-    from pathlib import Path
-    from stylegan.provenance import Provenance, Signer
+    from stylegan.provenance import Provenance, Signer, source_name
     try:
         signer = Signer.from_files(*sign) if sign else Signer.from_env()
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    if network is None:
-        source = None
-    else:
-        source = network if "://" in network or not Path(network).exists() else Path(network).name
+    source = None if network is None else source_name(network)
     return Provenance(network_source=source, watermark=not no_watermark, signer=signer)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from .common import (IntList, base_provenance, cli_error, load_networks, max_pixels_option, provenance_options,
-                     resolve_device, run_mismatch_error, trust_code_option)
+from .common import (IntList, base_provenance, cli_error, load_networks, max_pixels_option, pose, pose_options,
+                     provenance_options, resolve_device, run_mismatch_error, trust_code_option)
 
 
 @click.command(epilog="""\b
@@ -21,7 +21,7 @@ Examples:
 GANSpace .npz, e4e/PTI .pt, rosinality factor.pt), a registry direction (`stylegan models --kind
 direction`, e.g. interfacegan-ffhq-smile, downloaded once) or 'sefa' / 'ganspace' computed on the spot;
 K the component; ROWS the ws rows to move (e.g. 0-3: coarse); STRENGTHS 3, -2,0,2 or -3..3 (--values
-strengths spread over the range).
+strengths spread over the range). --together applies every --edit at once, one strength each.
 
 \b
 --photo is aligned and projected exactly as `stylegan align` + `stylegan project` do (--space,
@@ -40,7 +40,13 @@ A direction or latent file made for another network is refused (--force applies 
 @click.option("--edit", "edits", multiple=True, required=True, help="SOURCE[:K][@ROWS]:STRENGTHS (repeatable).")
 @click.option("--values", type=click.IntRange(min=2), default=7, show_default=True,
               help="How many strengths an A..B range spreads over.")
+@click.option("--together", is_flag=True,
+              help="Apply every --edit at once (one strength each): one image per input, NAME_edits.png.")
 @click.option("--trunc", "psi", type=float, default=0.7, show_default=True, help="Truncation for --seeds.")
+@click.option("--class", "class_idx", type=click.IntRange(min=0), default=None,
+              help="Class label for --seeds (conditional networks).")
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True,
+              help="Noise for --seeds and --latent (a photo keeps its projection's noise maps).")
 @click.option("--outdir", type=click.Path(file_okay=False), default="edits", show_default=True)
 @click.option("--grid", is_flag=True, help="Also one grid per edit: inputs down, strengths across.")
 @click.option("--video", is_flag=True, help="Also a video per input and edit sweeping the strengths.")
@@ -64,10 +70,12 @@ A direction or latent file made for another network is refused (--force applies 
               help="Start the folder afresh: replace existing outputs (for a photo, its kept projection too).")
 @click.option("--force", is_flag=True, help="Apply direction and latent files made for another network.")
 @max_pixels_option
+@pose_options
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or mps.")
 @provenance_options
-def edit(network, seeds, latents, photo, edits, values, psi, outdir, grid, video, face, space, steps, pti, pti_steps,
-         loss, trust_code, seed, paste_back, report, overwrite, force, max_pixels, device, no_watermark, sign):
+def edit(network, seeds, latents, photo, edits, values, together, psi, class_idx, noise_mode, outdir, grid, video,
+         face, space, steps, pti, pti_steps, loss, trust_code, seed, paste_back, report, overwrite, force, max_pixels,
+         translate, rotate, device, no_watermark, sign):
     """Render edits: for each input and --edit, a strip of images over the strengths (NAME_EDIT.png).
 
     With --photo the folder also keeps what the photo cost to compute: its aligned crop
@@ -75,6 +83,7 @@ def edit(network, seeds, latents, photo, edits, values, psi, outdir, grid, video
     generator (NAME_pti.stylegan) or noise maps (NAME_noise.npz). A later edit of the same photo
     with the same settings and --outdir starts from them instead of projecting again."""
     from stylegan.pipelines.edit import edit_settings, latent_inputs, parse_edit, seed_inputs, write_edits
+    from stylegan.pipelines.generate import input_transform
     from stylegan.pipelines.manifest import RunMismatchError
     from stylegan.provenance import file_digest
     from torch_utils.misc import network_digest
@@ -86,6 +95,8 @@ def edit(network, seeds, latents, photo, edits, values, psi, outdir, grid, video
     if steps is not None and photo is None:
         raise click.UsageError("--steps is the photo's projection steps (as in `stylegan project`); "
                                "how many strengths an A..B range spreads over is --values")
+    if together and (grid or video or report):
+        raise click.UsageError("--together makes one image per input: no --grid, --video or --report")
     try:
         specs = [parse_edit(e, values) for e in edits]
     except ValueError as e:
@@ -104,11 +115,13 @@ def edit(network, seeds, latents, photo, edits, values, psi, outdir, grid, video
     printer = ProgressPrinter()
     try:
         if seeds is not None:
-            ws, names, inputs = seed_inputs(G, seeds, psi)
-            origins = [made.with_(seed=int(s), psi=psi) for s in seeds]
+            ws, names, inputs = seed_inputs(G, seeds, psi, class_idx=class_idx)
+            posed = {} if pose(translate, rotate) is None else {"transform": pose(translate, rotate).tolist()}
+            origins = [made.with_(seed=int(s), psi=psi, class_idx=class_idx, noise_mode=noise_mode, details=posed)
+                       for s in seeds]
         elif latents:
             ws, names, inputs, warnings = latent_inputs(G, latents, force, digest)
-            origins = [made.with_(latent=inputs[n]["latent"]) for n in names]
+            origins = [made.with_(latent=inputs[n]["latent"], noise_mode=noise_mode) for n in names]
             for warning in warnings:
                 click.echo(f"warning: {warning}", err=True)
         else:
@@ -118,6 +131,9 @@ def edit(network, seeds, latents, photo, edits, values, psi, outdir, grid, video
                                   max_pixels=max_pixels)
             names, inputs = [photo_run.name], {photo_run.name: {"projection": photo_run.settings}}
             origins = [made.with_(photo=file_digest(photo), details={"projection": space, "pti": bool(pti)})]
+        if together:
+            return _together(G, ws, names, specs, outdir, origins, photo_run, pose(translate, rotate), noise_mode,
+                             overwrite, force, printer)
         settings = edit_settings(digest, specs, inputs, extra={"paste_back": paste_back} if photo else None)
         if photo_run is not None:
             ws = None
@@ -125,9 +141,10 @@ def edit(network, seeds, latents, photo, edits, values, psi, outdir, grid, video
                 edit_G, ws = photo_run.projection.G, photo_run.projection.ws
             if paste_back:
                 finish = photo_run.paste
-        summary = write_edits(edit_G, ws, names, specs, outdir, settings=settings, video=video, grid=grid,
-                              overwrite=overwrite, force=force, digest=digest, finish=finish, cache=cache,
-                              provenance=made, origins=origins, progress=printer)
+        with input_transform(edit_G, pose(translate, rotate) if photo_run is None else None):
+            summary = write_edits(edit_G, ws, names, specs, outdir, settings=settings, noise_mode=noise_mode,
+                                  video=video, grid=grid, overwrite=overwrite, force=force, digest=digest,
+                                  finish=finish, cache=cache, provenance=made, origins=origins, progress=printer)
         if report:
             _report(outdir, names, specs, photo_run)
     except RunMismatchError as e:
@@ -167,16 +184,18 @@ class _PhotoRun:
         for it). A projection kept with other settings, then the folder's record, are checked first:
         a folder made otherwise stops the run, naming what differs, before minutes of projection."""
         from stylegan.pipelines.edit import GROWS, pending
-        from stylegan.pipelines.manifest import RunMismatchError, check_run_record, prepare_outdir
-        from stylegan.pipelines.photo import load_projection, project_photo, save_projection
-        from .common import PROJECTION_FLAGS, loss_factory_for
-        try:
-            kept = None if overwrite else load_projection(self.G, self.outdir, self.name, self.settings)
-        except RunMismatchError as e:
-            raise run_mismatch_error(e, self.outdir / f"{self.name}.w.safetensors", PROJECTION_FLAGS) from None
+        from stylegan.pipelines.manifest import check_run_record, prepare_outdir
+        kept = self.kept(overwrite)
         check_run_record(prepare_outdir(self.outdir), settings, overwrite, "*.png", grows=GROWS)
         if not report and not pending(self.outdir, [self.name], self.specs, video, overwrite):
             return False
+        self.make(kept, progress, provenance)
+        return True
+
+    def make(self, kept, progress, provenance):
+        """The projection: `kept` (read from the folder) or made now and kept at once."""
+        from stylegan.pipelines.photo import project_photo, save_projection
+        from .common import loss_factory_for
         if kept is None:
             loss = loss_factory_for(self.loss, self.nets, self.device, self.trust_code, self.feature_net)()
             _, kept = project_photo(self.G, self.image, loss=loss, progress=progress, **self.project_kwargs)
@@ -185,11 +204,54 @@ class _PhotoRun:
         else:
             click.echo(f"starting from the projection kept in {self.outdir} ({self.name}.w.safetensors)", err=True)
         self.projection = kept
-        return True
+
+    def kept(self, overwrite):
+        """The projection the folder keeps for these settings, or None."""
+        from stylegan.pipelines.manifest import RunMismatchError
+        from stylegan.pipelines.photo import load_projection
+        from .common import PROJECTION_FLAGS
+        try:
+            return None if overwrite else load_projection(self.G, self.outdir, self.name, self.settings)
+        except RunMismatchError as e:
+            raise run_mismatch_error(e, self.outdir / f"{self.name}.w.safetensors", PROJECTION_FLAGS) from None
 
     def paste(self, frames, i):
         from stylegan.pipelines.photo import paste_faces
         return paste_faces(self.image, self.projection.face, frames)
+
+
+def _together(G, ws, names, specs, outdir, origins, photo_run, transform, noise_mode, overwrite, force, progress):
+    """--together: every edit at once, one image per input (NAME_edits.png; a photo's pasted back
+    with --paste-back). One image each and no run record: an existing output stops the run."""
+    from stylegan.pipelines.edit import moves, render_together, resolve_direction
+    from stylegan.pipelines.generate import input_transform
+    from stylegan.pipelines.manifest import prepare_outdir
+    from stylegan.pipelines.writer import save_image
+    outdir = Path(outdir)
+    cache = {}
+    for spec in specs:                  # checked (and files read) before anything slow
+        resolve_direction(spec, G, cache, force)
+    moves(G, specs, cache)
+    paths = [outdir / f"{name}_edits.png" for name in names]
+    if not overwrite:
+        for path in paths:
+            if path.exists():
+                raise click.ClickException(f"{path} exists: pass --overwrite to replace it")
+    applied = tuple((s.label, s.strengths[0]) for s in specs)
+    if photo_run is not None:
+        photo_run.make(photo_run.kept(overwrite), progress, origins[0])
+        p = photo_run.projection
+        images = render_together(p.G, p.ws, specs, cache=cache)
+        if photo_run.paste_back:
+            images = photo_run.paste(images, 0)
+            origins = [origins[0].with_(kind="composite", operation="paste-back")]
+    else:
+        with input_transform(G, transform):
+            images = render_together(G, ws, specs, noise_mode, cache=cache)
+    prepare_outdir(outdir)
+    for image, path, origin in zip(images, paths, origins):
+        save_image(image, path, origin.with_(edits=applied))
+    click.echo(f"{len(specs)} edit(s) together of {len(names)} input(s) written to {outdir}", err=True)
 
 
 def _report(outdir, names, specs, photo_run):

@@ -22,6 +22,7 @@ RANKS = {
     "inversion": 4, "editing": 4, "data": 4,
     "pipelines": 5, "metrics": 5,
     "training": 6,            # above every part it calls, metrics (at each snapshot) included
+    "serve": 6,               # the explorer's server: a front of its own, over pipelines
     "": 7, "__main__": 7,     # the package's front (stylegan/__init__.py) and `python -m stylegan`
 }
 

@@ -458,6 +458,37 @@ class Generator(torch.nn.Module):
                                   cpu_kernels=("filtered_lrelu",))
 
 
+def pose_transform(translate: tuple[float, float] = (0.0, 0.0), rotate: float = 0.0) -> np.ndarray:
+    """The [3, 3] input transform of gen_images.py --translate TX,TY --rotate DEG: the inverse of the
+    pose [[cos a, sin a, tx], [-sin a, cos a, ty], [0, 0, 1]] (a in degrees), since the Fourier input
+    samples its plane at transformed coordinates. The image spans about one unit of that plane."""
+    a = np.deg2rad(float(rotate))
+    tx, ty = (float(v) for v in translate)
+    pose = np.array([[np.cos(a), np.sin(a), tx], [-np.sin(a), np.cos(a), ty], [0.0, 0.0, 1.0]])
+    if not np.isfinite(pose).all():
+        raise ValueError(f"translate and rotate must be finite numbers, got {translate}, {rotate}")
+    return np.linalg.inv(pose)
+
+
+def check_input_transform(G: torch.nn.Module, transform: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """`transform` as the float32 [3, 3] tensor G's Fourier input takes, on its device; a ValueError
+    when G has no such input (StyleGAN2) or the matrix is not a finite 3x3."""
+    layer = getattr(G.synthesis, "input", None)
+    if layer is None or not hasattr(layer, "transform"):
+        raise ValueError("a transform needs a StyleGAN3 generator: this one has no Fourier input to transform")
+    m = torch.as_tensor(np.asarray(transform, dtype=np.float32)).to(layer.transform.device)
+    if m.shape != (3, 3) or not bool(torch.isfinite(m).all()):
+        raise ValueError(f"transform must be a finite 3x3 matrix, got shape {tuple(m.shape)}")
+    return m
+
+
+def set_input_transform(G: torch.nn.Module, transform: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Write a [3, 3] transform into StyleGAN3's Fourier input of G (in place: pass a copy to keep G); returns it."""
+    m = check_input_transform(G, transform)
+    G.synthesis.input.transform.copy_(m)
+    return m.cpu().clone()
+
+
 # Named configs, as stylegan3's train.py builds them: T uses --cbase/--cmax (defaults 32768/512;
 # the 256 px official runs used --cbase=16384); R doubles both, uses 1x1 convs and radial filters.
 # magnitude_ema_beta = 0.5 ** (batch / 20k) with the official batch (32 at 1024/512, 64 at 256).

@@ -25,7 +25,7 @@ import torch
 
 from .._files import all_or_none, claim, is_complete, name_fits
 from .._memory import check_held
-from ..editing import Direction, edit, ganspace, load_direction, sefa
+from ..editing import Direction, Move, edit, edit_many, ganspace, load_direction, sefa
 from ..editing.directions import check_direction
 from ..seeds import parse_int_list
 from ..progress import Progress, ProgressFn, emit
@@ -80,6 +80,28 @@ class EditSpec:
         rows = f"@{self.rows[0]}-{self.rows[-1]}" if self.rows else ""
         return f"{name}{self.component}{rows}"
 
+    def text(self, source: str | None = None) -> str:
+        """The spec as `--edit` takes it (parse_edit(spec.text()) == spec), naming `source` instead
+        of the spec's own when given (a file under another name). Strengths are written exactly."""
+        rows = f"@{format_int_list(self.rows)}" if self.rows else ""
+        strengths = ",".join(repr(float(v)) for v in self.strengths)
+        return f"{source or self.source}:{self.component}{rows}:{strengths}"
+
+
+def format_int_list(values: Sequence[int]) -> str:
+    """[0, 1, 2, 3, 7] -> '0-3,7': the inverse of parse_int_list for a list without repeats."""
+    parts, run = [], []
+    for v in values:
+        if run and v == run[-1] + 1:
+            run.append(v)
+            continue
+        if run:
+            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [v]
+    if run:
+        parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(parts)
+
 
 def parse_strengths(text: str, values: int = 7) -> Sequence[float]:
     if not _STRENGTHS.match(text):
@@ -125,7 +147,8 @@ def resolve_direction(spec: EditSpec, G: torch.nn.Module, cache: dict | None = N
     """The direction an edit names: a file (checked against G: its w, and the network it was made
     for, unless `force`; see editing.directions.check_direction), or SeFa / GANSpace of G."""
     cache = {} if cache is None else cache
-    key = (spec.source, tuple(spec.rows or ()))
+    # Only SeFa depends on the rows (it factorises their affines); one GANSpace or file serves any rows.
+    key = (spec.source, tuple(spec.rows or ())) if spec.source == "sefa" else (spec.source,)
     if key not in cache:
         if spec.source == "sefa":
             cache[key] = sefa(G, spec.rows or "all", num_components=max(16, spec.component + 1))
@@ -154,6 +177,23 @@ def render_edits(G: torch.nn.Module, ws: torch.Tensor, specs: Sequence[EditSpec]
         out.append(edit(G, ws, d, spec.strengths, component=spec.component, layers=spec.rows,
                         noise_mode=noise_mode))
     return out
+
+
+def moves(G: torch.nn.Module, specs: Sequence[EditSpec], cache: dict | None = None) -> list[Move]:
+    """The edits as moves applied together: each spec names exactly one strength."""
+    out = []
+    for spec in specs:
+        if len(spec.strengths) != 1:
+            raise ValueError(f"edits applied together take one strength each, {spec.text()} has "
+                             f"{len(spec.strengths)}")
+        out.append(Move(resolve_direction(spec, G, cache), spec.strengths[0], spec.component, spec.rows))
+    return out
+
+
+def render_together(G: torch.nn.Module, ws: torch.Tensor, specs: Sequence[EditSpec], noise_mode: str = "const",
+                    cache: dict | None = None) -> np.ndarray:
+    """Images [N, H, W, C] uint8 of the latents ws [N, num_ws, w_dim] with every edit applied at once."""
+    return edit_many(G, ws, moves(G, specs, cache), noise_mode)
 
 
 def strip(images: np.ndarray) -> np.ndarray:
@@ -208,17 +248,18 @@ def _direction_digest(source: str) -> str:
     return file_digest(path) if os.path.isfile(path) else source
 
 
-def seed_inputs(G: torch.nn.Module, seeds: Sequence[int], psi: float = 0.7,
-                truncation_cutoff: int | None = None) -> tuple[torch.Tensor, list[str], dict[str, dict]]:
+def seed_inputs(G: torch.nn.Module, seeds: Sequence[int], psi: float = 0.7, truncation_cutoff: int | None = None,
+                class_idx: int | None = None) -> tuple[torch.Tensor, list[str], dict[str, dict]]:
     """Seeds as edit inputs: ws [N, num_ws, w_dim] (sized against the memory budget first), their
     names (seedNNNN) and what makes each, for the run record."""
     from .generate import map_seeds
     check_held(2 * len(seeds) * G.num_ws * G.w_dim * 4, f"the latents of {len(seeds)} seeds",
                "edit fewer seeds at a time")
     with torch.no_grad():
-        ws = map_seeds(G, seeds, psi, truncation_cutoff)
+        ws = map_seeds(G, seeds, psi, truncation_cutoff, class_idx=class_idx)
     names = [f"seed{s:04d}" for s in seeds]
-    return ws, names, {n: {"seed": int(s), "psi": float(psi)} for n, s in zip(names, seeds)}
+    made = {"psi": float(psi)} if class_idx is None else {"psi": float(psi), "class": int(class_idx)}
+    return ws, names, {n: {"seed": int(s), **made} for n, s in zip(names, seeds)}
 
 
 def latent_inputs(G: torch.nn.Module, paths: Sequence[str | os.PathLike], force: bool = False,

@@ -64,7 +64,8 @@ def grid_image(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
 def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: float = 1.0,
                     truncation_cutoff: int | None = None, noise_mode: str = "const", class_idx: int | None = None,
                     batch_size: int = 8, fmt: str = "png", overwrite: bool = False, save_w: bool = False,
-                    rank: int = 0, world_size: int = 1, provenance: Provenance | None = None,
+                    rank: int = 0, world_size: int = 1, transform: np.ndarray | None = None,
+                    provenance: Provenance | None = None,
                     progress: Callable[[Progress], None] | None = None) -> ImageSetSummary:
     """Write one image per seed (this rank's share, seeds[rank::world_size]) into `outdir`.
 
@@ -73,6 +74,7 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
     files (seedNNNN.w.safetensors) are filled in, by mapping only, also for images that exist.
     The folder records its settings (see manifest.py): other settings raise RunMismatchError
     before anything is written. `progress(Progress)` is called after every batch; nothing is printed.
+    `transform` [3, 3]: StyleGAN3's input transform (`networks.stylegan3.pose_transform`).
     Each image carries `provenance` (what the caller knows: the network's name, watermark, signer)
     with its seed and the settings filled in."""
     from ..io.latents import save_latents
@@ -92,12 +94,16 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
     seeds = parse_int_list(seeds)   # lazy ranges, repeats dropped: every count below is true
     check_seeds(seeds)
     outdir = prepare_outdir(outdir)
-    settings = run_settings(G, psi, truncation_cutoff, noise_mode, class_idx, fmt)
+    if transform is not None:
+        from ..networks.stylegan3 import check_input_transform
+        check_input_transform(G, transform)     # a StyleGAN2 says so before the folder is touched
+    settings = run_settings(G, psi, truncation_cutoff, noise_mode, class_idx, fmt, transform)
     check_run_record(outdir, settings, overwrite, outputs=f"seed*.{fmt}")
 
     made = (provenance or Provenance()).with_(
         kind="synthetic", operation="generate", network=settings["network"], psi=psi,
-        truncation_cutoff=truncation_cutoff, noise_mode=noise_mode, class_idx=class_idx)
+        truncation_cutoff=truncation_cutoff, noise_mode=noise_mode, class_idx=class_idx,
+        details={} if transform is None else {"transform": np.asarray(transform, np.float64).tolist()})
     mine = seeds[rank::world_size]
     start = time.perf_counter()
     written = skipped = w_written = done = 0
@@ -120,7 +126,7 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
                     if s not in need_img:
                         save_w_file(s, ws[row[s]][None])
                 if need_img:
-                    images = synthesize(G, ws[[row[s] for s in need_img]], noise_mode)
+                    images = synthesize(G, ws[[row[s] for s in need_img]], noise_mode, transform)
                     for s, img in zip(need_img, images):
                         # Bound now: the job runs on a writer thread while the next batch is made.
                         w = functools.partial(save_w_file, s, ws[row[s]][None].clone()) if s in need_w else None

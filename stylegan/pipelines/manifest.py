@@ -41,11 +41,15 @@ def prepare_outdir(outdir: str | os.PathLike) -> Path:
 
 
 def run_settings(G, psi: float, truncation_cutoff: int | None, noise_mode: str, class_idx: int | None,
-                 fmt: str) -> dict:
-    """What decides the pixels of a folder's images."""
+                 fmt: str, transform=None) -> dict:
+    """What decides the pixels of a folder's images. `transform` (StyleGAN3's input transform) is
+    recorded only when given, so folders made before it existed still match."""
     from torch_utils.misc import network_digest
-    return {"network": network_digest(G), "psi": float(psi), "truncation_cutoff": truncation_cutoff,
-            "noise_mode": noise_mode, "class_idx": class_idx, "format": fmt}
+    settings = {"network": network_digest(G), "psi": float(psi), "truncation_cutoff": truncation_cutoff,
+                "noise_mode": noise_mode, "class_idx": class_idx, "format": fmt}
+    if transform is not None:
+        settings["transform"] = [[round(float(v), 9) for v in row] for row in transform]
+    return settings
 
 
 def read_run_record(outdir: str | os.PathLike) -> dict | None:
