@@ -111,7 +111,7 @@ def edit(network, seeds, latents, photo, edits, values, together, psi, class_idx
     G = nets.generator
     digest = network_digest(G)
     made = made.with_(operation="edit", network=digest)
-    edit_G, finish, cache, photo_run = G, None, {}, None
+    edit_G, finish, cache, photo_run, ws = G, None, {}, None, None
     printer = ProgressPrinter()
     try:
         if seeds is not None:

@@ -219,7 +219,7 @@ def test_upload_limits(client, s, monkeypatch):
     buf = io.BytesIO()
     big.save(buf, "PNG")
     assert len(buf.getvalue()) < 200_000
-    assert "too large" in error(client.post("/api/photo", content=buf.getvalue(),
+    assert "megapixel budget" in error(client.post("/api/photo", content=buf.getvalue(),
                                             headers={**s, "X-Filename": "bomb.png"}), 400)
     monkeypatch.setattr(app_module, "MAX_UPLOAD_BYTES", 1000)
     monkeypatch.setattr(app_module._read_upload, "__defaults__", (1000,))
