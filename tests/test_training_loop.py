@@ -310,6 +310,24 @@ def test_metrics_run_at_every_snapshot_through_the_seam(data, tmp_path):
     assert not any("Metrics/" in line for line in (run / "stats.jsonl").read_text().splitlines())  # NVIDIA's keys
 
 
+def test_fid_at_each_snapshot_is_the_metrics_library_on_that_snapshot(data, tmp_path):
+    """`--metrics fid50k_full` end to end through the real stylegan.metrics (stand-in Inception, a
+    quick count): the value logged for the last snapshot is what the library gives for the G_ema
+    that snapshot holds, on the same data."""
+    import functools
+    from stylegan.metrics import compute
+    quick = dict(detectors={"inception": str(reference_path("metrics/inception_standin.pt"))}, num_gen=16,
+                 cache=False, num_workers=0)
+    options = TrainingOptions(data=str(data), outdir=str(tmp_path), kimg=0.008, **dict(TINY, metrics=("fid50k_full",)))
+    result = train(options, device="cpu", metrics_fn=functools.partial(compute, **quick))
+    lines = [json.loads(x) for x in (result.run_dir / "metric-fid50k_full.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and lines[0]["metric"] == "fid50k_full"
+    logged = lines[-1]["results"]["fid50k_full"]
+    want = compute(stylegan.load(result.snapshot).G_ema, str(data), "fid50k_full", device="cpu", **quick)[0]
+    assert np.isfinite(logged) and logged > 0
+    assert logged == pytest.approx(want.results["fid50k_full"], rel=1e-5)
+
+
 def test_metrics_missing_library_or_bad_name(data, tmp_path, monkeypatch):
     import stylegan.training.loop as loop
     monkeypatch.setattr(loop, "_library_metrics", lambda: None)
