@@ -64,7 +64,7 @@ def test_mismatch_and_bad_files(tmp_path, G):
     good = (tmp_path / "a.safetensors").read_bytes()
     (tmp_path / "cut.safetensors").write_bytes(good[:len(good) // 2])
     for name, message in {"missing": "no such file", "t.txt": "not a latent", "x.npz": "'w'",
-                          "i.npy": "floating", "cut.safetensors": "not a readable"}.items():
+                          "i.npy": "floating", "cut.safetensors": "truncated or corrupt"}.items():
         with pytest.raises(ValueError, match=message) as e:
             load_latents(tmp_path / name)
         assert "\n" not in str(e.value)

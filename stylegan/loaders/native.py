@@ -11,8 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .._errors import first_line
-from .._files import atomic_output
+from ..io.tagged import read_tagged, write_tagged
 from .kwargs import canonical_kwargs
 from .result import NETWORK_KEYS, LoadedModel
 from .spec import NetSpec
@@ -25,7 +24,6 @@ def save(nets: LoadedModel | dict, path: str | os.PathLike, overwrite: bool = Fa
     """Write networks and JSON-able metadata to `path`, atomically.
 
     `nets` is what `load` returned, or a dict of networks (G, D, G_ema) and metadata entries."""
-    from safetensors.torch import save_file
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists: pass overwrite=True to replace it")
@@ -46,13 +44,10 @@ def save(nets: LoadedModel | dict, path: str | os.PathLike, overwrite: bool = Fa
     if not networks:
         raise ValueError("nothing to save: no networks given")
     try:
-        header = {"format": FORMAT_TAG, "version": str(VERSION), "networks": json.dumps(networks),
-                  "metadata": json.dumps(meta)}
+        tags = {"networks": json.dumps(networks), "metadata": json.dumps(meta)}
     except (TypeError, ValueError) as e:
         raise ValueError(f"metadata is not JSON-able ({e})") from None
-    with atomic_output(path) as tmp:
-        save_file(tensors, tmp, metadata=header)
-    return path
+    return write_tagged(path, tensors, tags, format=FORMAT_TAG, version=VERSION, overwrite=overwrite)
 
 
 def is_native(header: dict | None) -> bool:
@@ -60,17 +55,10 @@ def is_native(header: dict | None) -> bool:
 
 
 def read(path: str | os.PathLike) -> tuple[dict[str, NetSpec], dict]:
-    from safetensors import SafetensorError, safe_open
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            if not is_native(header):
-                raise ValueError("a safetensors file, but not one written by stylegan.save")
-            version = _version(header)
-            networks, meta = _json(header, "networks"), _json(header, "metadata", "{}")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except SafetensorError as e:
-        raise ValueError(f"truncated or corrupt stylegan file ({first_line(e)})") from None
+    """The networks' specs and the metadata of a file `save` wrote (any version up to VERSION)."""
+    file = read_tagged(path, format=FORMAT_TAG, version=VERSION, what="stylegan file")
+    version, tensors = file.version, file.tensors
+    networks, meta = _json(file.tags, "networks"), _json(file.tags, "metadata", "{}")
     if not isinstance(networks, dict) or not networks or not isinstance(meta, dict):
         raise ValueError("corrupt stylegan file header (networks or metadata malformed)")
     specs = {}
@@ -83,17 +71,6 @@ def read(path: str | os.PathLike) -> tuple[dict[str, NetSpec], dict]:
         ada = None if version < 2 and info["arch"] != "stylegan2_discriminator" else False
         specs[key] = NetSpec(info["arch"], canonical_kwargs(info["arch"], info.get("kwargs", {}), ada=ada), sd)
     return specs, meta
-
-
-def _version(header: dict) -> int:
-    try:
-        version = int(header.get("version", "1"))
-    except ValueError:
-        raise ValueError(f"corrupt stylegan file header (version {header.get('version')!r})") from None
-    if version > VERSION:
-        raise ValueError(f"written by a newer version of stylegan (file format {version}, this version reads "
-                         f"up to {VERSION}): upgrade stylegan")
-    return version
 
 
 def _json(header: dict, key: str, default: str | None = None):

@@ -79,7 +79,7 @@ _NOT_FACTS = {"watermark", "signer"}
 def describe(provenance: Provenance, watermarked: bool = False) -> dict:
     """The facts of `provenance` as a JSON-able dict (what the image's metadata and C2PA manifest
     say). `watermarked`: whether the pixels carry the invisible mark."""
-    from .. import __version__
+    from .._version import __version__
     facts: dict[str, Any] = {"synthetic": provenance.synthetic,
                              "digital_source_type": SOURCE_TYPES[provenance.kind],
                              "software": f"stylegan {__version__}"}
