@@ -34,7 +34,7 @@ def align(photos, outdir, size, all_faces, refine, detector, overwrite):
     be pasted back. A photo without a face is reported and skipped; the exit code is 1 if any failed."""
     from stylegan.faces.landmarks import DlibLandmarks
     from stylegan.pipelines.align import align_photos, find_photos
-    from .common import check_outdir
+    from .common import ProgressPrinter, check_outdir
     check_outdir(outdir)
     if not find_photos(photos):
         raise click.ClickException("no photos found in the given folders")
@@ -42,9 +42,9 @@ def align(photos, outdir, size, all_faces, refine, detector, overwrite):
         det = DlibLandmarks(detector=detector)
     except (ValueError, ImportError, RuntimeError) as e:
         raise click.ClickException(f"cannot load the landmark model: {e}") from None
-    with click.progressbar(length=len(find_photos(photos)), label="aligning", file=sys.stderr) as bar:
+    with ProgressPrinter(labels={"align": "aligning"}) as printer:
         summary = align_photos(photos, outdir, size=size, all_faces=all_faces, refine=refine, detector=det,
-                               overwrite=overwrite, progress=lambda done, total, photo: bar.update(1))
+                               overwrite=overwrite, progress=printer)
     for photo, reason in summary.failed.items():
         click.echo(f"{photo}: {reason}", err=True)
     click.echo(f"{len(summary.written)} faces written, {len(summary.skipped)} already present, "

@@ -100,47 +100,56 @@ def cli_error(e: Exception) -> click.ClickException:
 
 
 class ProgressPrinter:
-    """The library's Progress events on stderr: on a terminal a bar per stage (with the event's
-    stats); elsewhere (a log file, CI, nohup, a pipe) a line at a stage's first step and at every
-    `1 / lines` of it, with its stats and the time left, so a log shows how far a run got and how fast."""
+    """The library's Progress events on stderr, for every command: on a terminal a bar per stage
+    (with its count, time left and the event's stats); elsewhere (a log file, CI, nohup, a pipe) a
+    line at a stage's first event and at every `1 / lines` of it, with its count, stats and time
+    left, so a log shows how far a run got and how fast. `labels` names stages for people
+    ({'scan': 'reading headers'}). A context manager: leaving it finishes an open bar."""
 
-    def __init__(self, file=None, lines: int = 10):
+    def __init__(self, file=None, lines: int = 20, labels: dict[str, str] | None = None):
         self.file = file or click.get_text_stream("stderr")
         self.tty = bool(getattr(self.file, "isatty", lambda: False)())
-        self.lines = lines
+        self.lines, self.labels = lines, labels or {}
         self.stage, self.done, self.bar, self.said = None, 0, None, -1
 
     def __call__(self, event) -> None:
         if event.stage != self.stage:
             self.close()
             self.stage, self.done, self.said = event.stage, 0, -1
-        stats = "  ".join(f"{k} {v:.4g}" for k, v in event.stats.items())
+        label = self.labels.get(event.stage, event.stage)
+        stats = "  ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in event.stats.items())
         if self.tty and event.total:
             if self.bar is None:
-                self.bar = click.progressbar(length=event.total, label=f"{event.stage:8s}", file=self.file,
-                                             item_show_func=lambda s: s)
+                self.bar = click.progressbar(length=event.total, label=f"{label:8s}", file=self.file,
+                                             show_pos=True, item_show_func=lambda s: s)
             self.bar.update(event.done - self.done, stats)
         else:
             # Integer arithmetic: which `1 / lines` of the stage this event reached.
             part = event.done * self.lines // event.total if event.total else event.done
             if part > self.said:
                 self.said = part
-                click.echo(self._line(event, stats), file=self.file)
+                click.echo(self._line(label, event, stats), file=self.file)
         self.done = event.done
         if event.total and event.done >= event.total:
             self.close()
 
     @staticmethod
-    def _line(event, stats: str) -> str:
+    def _line(label: str, event, stats: str) -> str:
         unfinished = event.total and 0 < event.done < event.total
         left = f"{_duration(event.seconds / event.done * (event.total - event.done))} left" if unfinished else ""
         count = f"{event.done}/{event.total}" if event.total else str(event.done)
-        return "  ".join(p for p in (f"{event.stage:8s} {count}", stats, left, event.item or "") if p)
+        return "  ".join(p for p in (f"{label:8s} {count}", stats, left, event.item or "") if p)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.render_finish()
             self.bar = None
+
+    def __enter__(self) -> "ProgressPrinter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _duration(seconds: float) -> str:
@@ -192,53 +201,6 @@ def check_outdir(outdir) -> None:
         ensure_writable_dir(outdir)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-
-
-class ProgressDisplay:
-    """Library progress events (`stylegan.progress.Progress`) on stderr: a bar per stage on a terminal;
-    in a log (stderr not a terminal) a line per stage every `every` seconds, and at the end of a
-    stage that printed one (a stage over within seconds prints nothing)."""
-
-    def __init__(self, labels: dict[str, str] | None = None, every: float = 10.0, tty: bool | None = None):
-        import sys
-        self.labels = labels or {}
-        self.every = every
-        self.tty = sys.stderr.isatty() if tty is None else tty
-        self.stage: str | None = None
-        self.bar = None
-        self.shown = self.base = self.lines = 0
-        self.last_line = 0.0
-
-    def __call__(self, p) -> None:
-        if p.stage != self.stage:
-            self.close()
-            # A resumed story starts past 0: the rate counts this run's work only.
-            self.stage, self.shown, self.base, self.lines, self.last_line = p.stage, 0, max(0, p.done - 1), 0, 0.0
-        label = self.labels.get(p.stage, p.stage)
-        if self.tty:
-            if self.bar is None:
-                self.bar = click.progressbar(length=p.total, label=label, file=click.get_text_stream("stderr"),
-                                             show_pos=True, show_eta=True)
-                self.bar.__enter__()
-            self.bar.update(p.done - self.shown)
-        elif p.seconds - self.last_line >= self.every or (p.done == p.total and self.lines):
-            self.last_line, self.lines = p.seconds, self.lines + 1
-            rate = (p.done - self.base) / p.seconds if p.seconds > 0 else 0.0
-            of = f"/{p.total} ({100 * p.done / p.total:.0f}%)" if p.total else ""
-            stats = "".join(f", {k.replace('_', ' ')} {v:g}" for k, v in p.stats.items())
-            click.echo(f"{label}: {p.done}{of}, {rate:.1f}/s{stats}", err=True)
-        self.shown = p.done
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-
-    def __enter__(self) -> "ProgressDisplay":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def provenance_options(f):

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .common import ProgressDisplay
+from .common import ProgressPrinter
 
 
 class Resolution(click.ParamType):
@@ -69,7 +69,7 @@ def dataset(source, out, resolution, transform, resize_filter, align, all_faces,
     from stylegan.data.zipwriter import JournalMismatchError
     if labels is not None and labels.lower() == "none":
         labels = False
-    display = ProgressDisplay({"scan": "reading headers", "dataset": "images"})
+    display = ProgressPrinter(labels={"scan": "reading headers", "dataset": "images"})
     try:
         with display:
             summary = make_dataset(source, out, resolution=resolution, transform=transform, resize_filter=resize_filter,

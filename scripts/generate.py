@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from .common import (Grid, IntList, base_provenance, check_outdir, cli_error, load_generator, provenance_options,
-                     resolve_device, run_mismatch_error)
+from .common import (Grid, IntList, ProgressPrinter, base_provenance, check_outdir, cli_error, load_generator,
+                     provenance_options, resolve_device, run_mismatch_error)
 
 
 @click.command(epilog="""\b
@@ -35,7 +35,6 @@ def generate(network, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, b
     remembers the settings that made it, and a rerun with other settings stops instead of mixing
     two sets (--overwrite starts it afresh). Under torchrun, each rank writes its own share.
     Every image says it is synthetic (metadata and an invisible watermark; `stylegan verify`)."""
-    import sys
     from stylegan.distributed import barrier, rank_and_world
     from stylegan.pipelines.image_set import write_grids, write_image_set
     from stylegan.pipelines.manifest import RunMismatchError
@@ -44,25 +43,13 @@ def generate(network, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, b
     G = load_generator(network, resolve_device(device))
     rank, world = rank_and_world()
     tag = f"[rank {rank}/{world}] " if world > 1 else ""
-    state = {"bar": None, "done": 0}
-
-    def progress(p):
-        # The bar appears with the first finished batch: a run refused up front prints one line only.
-        if state["bar"] is None:
-            state["bar"] = click.progressbar(length=p.total, label=f"{tag}images", file=sys.stderr, show_pos=True)
-            state["bar"].__enter__()
-        state["bar"].update(p.done - state["done"])
-        state["done"] = p.done
-
     try:
-        try:
+        # The bar appears with the first finished batch: a run refused up front prints one line only.
+        with ProgressPrinter(labels={"generate": f"{tag}images"}) as printer:
             summary = write_image_set(G, seeds, outdir, psi=psi, truncation_cutoff=trunc_cutoff,
                                       noise_mode=noise_mode, class_idx=class_idx, batch_size=batch_size, fmt=fmt,
                                       overwrite=overwrite, save_w=save_w, rank=rank, world_size=world,
-                                      provenance=made, progress=progress)
-        finally:
-            if state["bar"] is not None:
-                state["bar"].__exit__(None, None, None)
+                                      provenance=made, progress=printer)
         barrier()
         if grid is not None and rank == 0:
             write_grids(seeds, outdir, grid, fmt, overwrite, provenance=made)

@@ -43,7 +43,8 @@ def test_duplicate_seeds_count_true(tmp_path):
     r = run("generate", "--network", reference_path(NET), "--seeds", "0-3,2", "--outdir", tmp_path)
     assert r.exit_code == 0 and "4 images written, 0 already present" in r.output, r.output
     assert len(list(tmp_path.glob("seed*.png"))) == 4
-    assert r.output.splitlines()[0].strip() == "images"   # the CLI's bar (not a tty: its label only)
+    # Not a terminal: a log line (the count, what was written), not a bar's bare label.
+    assert r.output.splitlines()[0] == "images   4/4  written 4"
 
 
 def test_cli_seed_option_is_lazy():
@@ -190,13 +191,14 @@ def test_library_reports_progress_and_prints_nothing(tmp_path, capsys):
     G = stylegan.load(reference_path(NET))["G_ema"]
     events = []
     s = stylegan.pipelines.write_image_set(G, [0, 1, 2, 1, 0, 3, 4], tmp_path, batch_size=2, progress=events.append)
-    assert [(e.done, e.total, e.written) for e in events] == [(2, 5, 2), (4, 5, 4), (5, 5, 5)]
+    assert [(e.stage, e.done, e.total, e.stats["written"]) for e in events] == [
+        ("generate", 2, 5, 2), ("generate", 4, 5, 4), ("generate", 5, 5, 5)]
     assert (s.written, s.skipped) == (5, 0)
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
     events.clear()
     s = stylegan.pipelines.write_image_set(G, range(7), tmp_path, batch_size=4, progress=events.append)
-    assert (s.written, s.skipped) == (2, 5) and [(e.done, e.written) for e in events] == [(4, 0), (7, 2)]
+    assert (s.written, s.skipped) == (2, 5) and [(e.done, e.stats["written"]) for e in events] == [(4, 0), (7, 2)]
 
 
 def test_library_mismatch_is_typed_and_writes_nothing(tmp_path):

@@ -180,7 +180,19 @@ def test_progress_lines_outside_a_terminal():
         printer(Progress("project", i, 200, {"loss": 1 / i}, item="me", seconds=i * 0.5))
     printer(Progress("tune", 1, 2, {"dist": 0.5}, seconds=3.0))
     lines = log.getvalue().splitlines()
-    # A line at the first step, then one per tenth, the last one complete: step, stats, time left, item.
-    assert [line.split()[1] for line in lines[:-1]] == ["1/200"] + [f"{20 * k}/200" for k in range(1, 11)]
-    assert lines[1] == "project  20/200  loss 0.05  1m30s left  me"
+    # A line at the first step, then one per 5 %, the last one complete: step, stats, time left, item.
+    assert [line.split()[1] for line in lines[:-1]] == ["1/200"] + [f"{10 * k}/200" for k in range(1, 21)]
+    assert lines[1] == "project  10/200  loss 0.1  1m35s left  me"
     assert "left" not in lines[-2] and lines[-1].startswith("tune     1/2  dist 0.5  3s left")
+
+
+def test_align_photos_reports_progress(photo, tmp_path):
+    """One Progress('align') per photo, the failed ones included (a.jpg would overwrite a.png's crop)."""
+    from stylegan.pipelines.align import align_photos, find_photos
+    for name in ("a.png", "a.jpg", "b.png"):
+        Image.fromarray(photo).save(tmp_path / name)
+    events = []
+    summary = align_photos([tmp_path], tmp_path / "out", size=32, detector=standin_detector, progress=events.append)
+    assert len(summary.written) == 2 and len(summary.failed) == 1
+    assert [(e.stage, e.done, e.total) for e in events] == [("align", k, 3) for k in (1, 2, 3)]
+    assert [e.item for e in events] == [p.name for p in find_photos([tmp_path])]

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from .._files import atomic_output, sweep_stale_temps
+from ..progress import Progress, ProgressFn, emit
 from ..faces import AlignedFace, LandmarkDetector, NoFaceError, align_face, read_photo
 from ..provenance import Provenance, file_digest
 from .writer import save_image
@@ -67,10 +69,11 @@ def read_record(path: str | os.PathLike) -> dict:
 
 def align_photos(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, *, size: int = 1024,
                  all_faces: bool = False, refine: bool = False, detector: LandmarkDetector | None = None,
-                 overwrite: bool = False, progress: Callable[[int, int, Path], None] | None = None) -> AlignSummary:
+                 overwrite: bool = False, progress: ProgressFn | None = None) -> AlignSummary:
     """Align every photo into `outdir` (FFHQ's exact recipe; `refine`: see faces.align_face). A photo
     that fails (unreadable, no face) is recorded in the summary and the others carry on; crops
-    already present are skipped unless `overwrite`."""
+    already present are skipped unless `overwrite`. `progress` gets a Progress('align') per photo
+    (item: the photo's name)."""
     from ..faces.landmarks import DlibLandmarks
     photos = find_photos(inputs)
     outdir = Path(outdir)
@@ -79,12 +82,12 @@ def align_photos(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike,
     detector = detector or DlibLandmarks()
     summary = AlignSummary()
     stems: dict[str, Path] = {}
+    start = time.monotonic()
     for k, photo in enumerate(photos):
+        first = outdir / f"{crop_name(photo, 0 if all_faces else None)}.png"
         if stems.setdefault(photo.stem, photo) != photo:   # a.jpg and a.png would write the same crop
             summary.failed[str(photo)] = f"same name as {stems[photo.stem]}: its crop would be overwritten"
-            continue
-        first = outdir / f"{crop_name(photo, 0 if all_faces else None)}.png"
-        if first.exists() and not overwrite:
+        elif first.exists() and not overwrite:
             summary.skipped.append(first)
         else:
             try:
@@ -102,6 +105,5 @@ def align_photos(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike,
                     write_record(face, photo, image.shape, outdir / f"{name}{RECORD_SUFFIX}", refine)
                     save_image(face.image, outdir / f"{name}.png", made)   # last: its presence means "done"
                     summary.written.append(outdir / f"{name}.png")
-        if progress is not None:
-            progress(k + 1, len(photos), photo)
+        emit(progress, Progress("align", k + 1, len(photos), item=photo.name, seconds=time.monotonic() - start))
     return summary

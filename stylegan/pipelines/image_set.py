@@ -9,12 +9,13 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from .._files import ensure_writable_dir, sweep_stale_temps
+from ..progress import Progress, ProgressFn, emit
 from ..provenance import Provenance
 from .checks import check_noise_mode, check_psi
 from .generate import map_seeds, synthesize
@@ -29,15 +30,6 @@ class ImageSetSummary:
     skipped: int
     seconds: float
     w_written: int = 0
-
-
-@dataclass
-class Progress:
-    """One event per batch, for a progress bar (the CLI's, a notebook's, a web UI's)."""
-    done: int            # seeds of this rank handled so far (written or already present)
-    total: int           # seeds of this rank
-    written: int
-    seconds: float
 
 
 def seed_filename(seed: int, fmt: str) -> str:
@@ -68,14 +60,15 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
                     truncation_cutoff: int | None = None, noise_mode: str = "const", class_idx: int | None = None,
                     batch_size: int = 8, fmt: str = "png", overwrite: bool = False, save_w: bool = False,
                     rank: int = 0, world_size: int = 1, provenance: Provenance | None = None,
-                    progress: Callable[[Progress], None] | None = None) -> ImageSetSummary:
+                    progress: ProgressFn | None = None) -> ImageSetSummary:
     """Write one image per seed (this rank's share, seeds[rank::world_size]) into `outdir`.
 
     Streams batch by batch, so any number of seeds costs the memory of one batch; repeated seeds
     count once. Images already present are skipped unless `overwrite`; with `save_w`, missing w
     files (seedNNNN.w.safetensors) are filled in, by mapping only, also for images that exist.
     The folder records its settings (see manifest.py): other settings raise RunMismatchError
-    before anything is written. `progress(Progress)` is called after every batch; nothing is printed.
+    before anything is written. `progress` gets a Progress('generate') after every batch: `done` seeds
+    of this rank handled (written or already present), stats `written`; nothing is printed.
     Each image carries `provenance` (what the caller knows: the network's name, watermark, signer)
     with its seed and the settings filled in."""
     from ..io.latents import save_latents
@@ -122,8 +115,8 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
             w_written += len(need_w)
             skipped += len(chunk) - len(need_img)
             done += len(chunk)
-            if progress is not None:
-                progress(Progress(done, len(mine), written, time.perf_counter() - start))
+            emit(progress, Progress("generate", done, len(mine), {"written": written},
+                                    seconds=time.perf_counter() - start))
     return ImageSetSummary(written, skipped, time.perf_counter() - start, w_written)
 
 
