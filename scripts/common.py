@@ -86,30 +86,48 @@ def _announce_cpu_kernel(G: torch.nn.Module, device: torch.device) -> None:
                    "`stylegan ops build --cpu-only` does it ahead of time)...", err=True)
 
 
-# The library names its arguments; the command line names its flags.
-_FLAG_WORDS = (("class_idx", "--class"), ("truncation_cutoff", "--trunc-cutoff"), ("batch_size", "--batch"),
-               ("pass overwrite=True", "--overwrite"), ("another output folder", "another --outdir"))
+# The library's parameters as the commands spell them: the one place where library errors that name
+# a parameter (ParamError) and run records that differ (RunMismatchError.differences) meet the flags.
+FLAGS = {
+    "network": "--network", "psi": "--trunc", "truncation_cutoff": "--trunc-cutoff", "noise_mode": "--noise-mode",
+    "class_idx": "--class", "format": "--format", "batch_size": "--batch", "overwrite": "--overwrite",
+    "outdir": "--outdir",
+    # projection (pipelines/project.py, pipelines/photo.py): `project` and `edit --photo`
+    "space": "--space", "steps": "--steps", "seed": "--seed", "loss": "--loss", "pti_steps": "--pti-steps",
+    "photo": "--photo", "face": "--face",
+    # data sets (stylegan.data.make_dataset): `dataset`
+    "source": "SOURCE", "resolution": "--resolution", "transform": "--transform", "resize_filter": "--resize-filter",
+    "channels": "channels (--rgb)", "align": "--align", "all_faces": "--all-faces", "detector": "--detector",
+    "labels": "--labels", "max_images": "--max-images", "skip_bad": "--skip-bad",
+}
+
+
+def flag(name: str, value: str | None = None) -> str:
+    """A library argument as the command line gives it: overwrite=True -> --overwrite, resolution=N ->
+    --resolution N; an argument without a flag keeps the library's spelling."""
+    if name not in FLAGS:
+        return name if value is None else f"{name}={value}"
+    return FLAGS[name] if value in (None, "True") else f"{FLAGS[name]} {value}"
 
 
 def cli_error(e: Exception) -> click.ClickException:
-    """A library ValueError as a one-line CLI error, in flag words."""
-    text = str(e)
-    for word, flag in _FLAG_WORDS:
-        text = text.replace(word, flag)
-    return click.ClickException(text)
+    """A library error as a one-line CLI error; the parameters it names are said as flags."""
+    from stylegan._errors import ParamError
+    return click.ClickException(e.say(flag) if isinstance(e, ParamError) else str(e))
 
 
 class ProgressPrinter:
     """The library's Progress events on stderr, for every command: on a terminal a bar per stage
     (with its count, time left and the event's stats); elsewhere (a log file, CI, nohup, a pipe) a
-    line at a stage's first event and at every `1 / lines` of it, with its count, stats and time
-    left, so a log shows how far a run got and how fast. `labels` names stages for people
-    ({'scan': 'reading headers'}). A context manager: leaving it finishes an open bar."""
+    line at every `1 / lines` of a stage, with its count, stats and time left, so a log shows how far
+    a run got and how fast. A stage's first `quiet` seconds print nothing in a log: a stage over in
+    an instant adds no lines before the command's summary (or its one-line error). `labels` names
+    stages for people ({'scan': 'reading headers'}). A context manager: leaving it ends an open bar."""
 
-    def __init__(self, file=None, lines: int = 20, labels: dict[str, str] | None = None):
+    def __init__(self, file=None, lines: int = 20, labels: dict[str, str] | None = None, quiet: float = 2.0):
         self.file = file or click.get_text_stream("stderr")
         self.tty = bool(getattr(self.file, "isatty", lambda: False)())
-        self.lines, self.labels = lines, labels or {}
+        self.lines, self.labels, self.quiet = lines, labels or {}, quiet
         self.stage, self.done, self.bar, self.said = None, 0, None, -1
 
     def __call__(self, event) -> None:
@@ -126,7 +144,7 @@ class ProgressPrinter:
         else:
             # Integer arithmetic: which `1 / lines` of the stage this event reached.
             part = event.done * self.lines // event.total if event.total else event.done
-            if part > self.said:
+            if part > self.said and event.seconds >= self.quiet:
                 self.said = part
                 click.echo(self._line(label, event, stats), file=self.file)
         self.done = event.done
@@ -157,11 +175,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-# A projection's settings (pipelines/project.py, pipelines/photo.py) as `project` and `edit --photo` spell them.
-PROJECTION_FLAGS = {"network": "--network", "space": "--space", "steps": "--steps", "seed": "--seed", "loss": "--loss",
-                    "pti_steps": "--pti-steps", "photo": "--photo", "face": "--face"}
-
-
 def loss_name(loss: str) -> str:
     """--loss for the run record: a file by its absolute path, so two spellings of it agree."""
     return str(Path(loss).resolve()) if Path(loss).is_file() else loss
@@ -181,7 +194,7 @@ def loss_factory_for(loss: str, nets, device):
     return lambda: FeatureDistance(net)
 
 
-def run_mismatch_error(e, outdir, flags: dict[str, str]) -> click.ClickException:
+def run_mismatch_error(e, outdir, flags: dict[str, str] = FLAGS) -> click.ClickException:
     """A RunMismatchError (a folder made with other settings) as one line naming the flags that differ."""
     said = ", ".join(f"{flags.get(k, k)} {_setting(then)}, not {_setting(now)}"
                      for k, (then, now) in e.differences.items())

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import IntList, base_provenance, load_networks, provenance_options, resolve_device
+from .common import IntList, base_provenance, cli_error, load_networks, provenance_options, resolve_device
 
 
 @click.command(epilog="""\b
@@ -122,7 +122,7 @@ def edit(network, seeds, latents, photo, edits, values, psi, outdir, grid, video
         else:
             results = render_edits(G, ws, specs)
     except ValueError as e:
-        raise click.ClickException(str(e)) from None
+        raise cli_error(e) from None
 
     measured = edited.report if edited is not None else EditReport() if report else None
     measures = EditMeasures() if report and edited is None else None
@@ -178,7 +178,7 @@ def _edit_photo(G, nets, device, photo, specs, outdir, *, face, space, steps, pt
     from stylegan.pipelines.manifest import RunMismatchError
     from stylegan.pipelines.photo import (check_edits, edit_photo, load_projection, photo_settings, project_photo,
                                           save_projection)
-    from .common import PROJECTION_FLAGS, ProgressPrinter, loss_factory_for, loss_name, run_mismatch_error
+    from .common import ProgressPrinter, loss_factory_for, loss_name, run_mismatch_error
     image = read_photo(photo)
     name = Path(photo).stem
     directions = {}
@@ -188,7 +188,7 @@ def _edit_photo(G, nets, device, photo, specs, outdir, *, face, space, steps, pt
     try:
         kept = None if overwrite else load_projection(G, outdir, name, settings)
     except RunMismatchError as e:
-        raise run_mismatch_error(e, outdir / f"{name}.w.safetensors", PROJECTION_FLAGS) from None
+        raise run_mismatch_error(e, outdir / f"{name}.w.safetensors") from None
     printer = ProgressPrinter()
     try:
         if kept is None:     # kept as soon as it exists: an interrupted edit does not cost the projection

@@ -54,14 +54,10 @@ def generate(network, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, b
         if grid is not None and rank == 0:
             write_grids(seeds, outdir, grid, fmt, overwrite, provenance=made)
     except RunMismatchError as e:
-        raise run_mismatch_error(e, outdir, _FLAGS) from None
+        raise run_mismatch_error(e, outdir) from None
     except ValueError as e:
         raise cli_error(e) from None
     rate = summary.written / summary.seconds if summary.seconds > 0 else 0.0
     extra = f", {summary.w_written} w files" if save_w else ""
     click.echo(f"{tag}{summary.written} images written, {summary.skipped} already present{extra}, to {outdir} "
                f"({rate:.2f} img/s)", err=True)
-
-
-_FLAGS = {"network": "--network", "psi": "--trunc", "truncation_cutoff": "--trunc-cutoff",
-          "noise_mode": "--noise-mode", "class_idx": "--class", "format": "--format"}

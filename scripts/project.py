@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .common import (PROJECTION_FLAGS, ProgressPrinter, base_provenance, load_networks, loss_factory_for, loss_name,
+from .common import (ProgressPrinter, base_provenance, load_networks, loss_factory_for, loss_name,
                      provenance_options, resolve_device)
 
 
@@ -78,7 +78,7 @@ def project(network, targets, outdir, space, steps, pti, pti_steps, loss, batch_
                                   video=video, overwrite=overwrite, rank=rank, world_size=world, provenance=made,
                                   progress=printer)
     except RunMismatchError as e:
-        raise run_mismatch_error(e, outdir, PROJECTION_FLAGS) from None
+        raise run_mismatch_error(e, outdir) from None
     except ValueError as e:
         raise cli_error(e) from None
     finally:

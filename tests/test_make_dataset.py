@@ -445,7 +445,7 @@ def test_progress_events_and_log_lines(photos, tmp_path):
     assert events[-1].total == 12 and events[-1].stats == {"images": 12, "left_out": 0}
     # In a log: a line per stage at its first event and at each quarter, named as the command names it.
     log = io.StringIO()
-    with ProgressPrinter(log, lines=4, labels={"dataset": "images"}) as show:
+    with ProgressPrinter(log, lines=4, labels={"dataset": "images"}, quiet=0) as show:
         for e in events:
             show(e)
     log = log.getvalue().splitlines()

@@ -179,9 +179,11 @@ def test_progress_lines_outside_a_terminal():
     for i in range(1, 201):
         printer(Progress("project", i, 200, {"loss": 1 / i}, item="me", seconds=i * 0.5))
     printer(Progress("tune", 1, 2, {"dist": 0.5}, seconds=3.0))
+    printer(Progress("report", 1, 1, seconds=0.1))    # a stage over in an instant: no line
     lines = log.getvalue().splitlines()
-    # A line at the first step, then one per 5 %, the last one complete: step, stats, time left, item.
-    assert [line.split()[1] for line in lines[:-1]] == ["1/200"] + [f"{10 * k}/200" for k in range(1, 21)]
+    # A line once the stage has run for 2 s, then one per 5 %, the last one complete: step, stats,
+    # time left, item.
+    assert [line.split()[1] for line in lines[:-1]] == ["4/200"] + [f"{10 * k}/200" for k in range(1, 21)]
     assert lines[1] == "project  10/200  loss 0.1  1m35s left  me"
     assert "left" not in lines[-2] and lines[-1].startswith("tune     1/2  dist 0.5  3s left")
 

@@ -65,8 +65,6 @@ def save_latents(path: str | os.PathLike, ws: torch.Tensor | dict | None = None,
     latents = Latents(None if styles is not None else torch.as_tensor(ws), space, styles, network_digest, psi,
                       source, dict(extra or {}))
     _check(latents)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists: pass overwrite=True to replace it")
     try:
         extra_json = json.dumps(extra or {})
     except (TypeError, ValueError) as e:

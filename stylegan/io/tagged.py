@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .._errors import FileError, first_line
+from .._errors import FileError, exists_error, first_line
 from .._files import atomic_output
 
 
@@ -32,7 +32,7 @@ def write_tagged(path: str | os.PathLike, tensors: dict[str, torch.Tensor], tags
     from safetensors.torch import save_file
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists: pass overwrite=True to replace it")
+        raise exists_error(path)
     reserved = {"format", "version"} & set(tags)
     assert not reserved, f"tags {sorted(reserved)} belong to the container"
     bad = [k for k, v in tags.items() if not isinstance(v, str)]

@@ -24,9 +24,6 @@ def save(nets: LoadedModel | dict, path: str | os.PathLike, overwrite: bool = Fa
     """Write networks and JSON-able metadata to `path`, atomically.
 
     `nets` is what `load` returned, or a dict of networks (G, D, G_ema) and metadata entries."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists: pass overwrite=True to replace it")
     if isinstance(nets, LoadedModel):
         modules, meta = nets.networks(), dict(nets.metadata)
     else:

@@ -17,7 +17,7 @@ import torch
 from .._files import ensure_writable_dir, sweep_stale_temps
 from ..progress import Progress, ProgressFn, emit
 from ..provenance import Provenance
-from .checks import check_noise_mode, check_psi
+from .checks import check_batch_size, check_noise_mode, check_psi
 from .generate import map_seeds, synthesize
 from ..seeds import check_seeds, class_labels, parse_int_list
 from .manifest import RunMismatchError, check_run_record, run_settings  # noqa: F401 (RunMismatchError: re-export)
@@ -75,8 +75,7 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
     # Every argument is checked before the folder is touched.
     if fmt not in FORMATS:
         raise ValueError(f"unknown image format {fmt!r}: expected one of {sorted(FORMATS)}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    check_batch_size(batch_size)
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} out of range for world_size {world_size}")
     psi = check_psi(psi, truncation_cutoff, G.num_ws)
