@@ -11,10 +11,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 # The parts of `stylegan` from the bottom up: a part may import only parts of a lower rank. Networks
 # and hub share a rank, so neither imports the other: names of both registries meet in loaders.
-# Training data sets read and align photos, so they sit above faces.
+# Training data sets read and align photos, so they sit above faces. Provenance (records, watermark,
+# signing) is file plumbing every writer uses, so it sits with _files.
 RANKS = {
     "_errors": 0, "_version": 0, "images": 0, "seeds": 0, "progress": 0, "distributed": 0,
-    "_files": 1,
+    "_files": 1, "provenance": 1,
     "networks": 2, "hub": 2,
     "io": 3, "faces": 3, "provenance": 3,
     "loaders": 3.5,           # reads the model format through io's tagged files
