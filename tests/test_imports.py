@@ -17,7 +17,7 @@ RANKS = {
     "_errors": 0, "_version": 0, "images": 0, "seeds": 0, "progress": 0, "distributed": 0,
     "_files": 1, "provenance": 1,
     "networks": 2, "hub": 2,
-    "io": 3, "faces": 3, "provenance": 3,
+    "io": 3, "faces": 3,
     "loaders": 3.5,           # reads the model format through io's tagged files
     "inversion": 4, "editing": 4, "data": 4,
     "pipelines": 5,
