@@ -14,8 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 # Training data sets read and align photos, so they sit above faces. Provenance (records, watermark,
 # signing) is file plumbing every writer uses, so it sits with _files.
 RANKS = {
-    "_errors": 0, "_version": 0, "images": 0, "seeds": 0, "progress": 0, "distributed": 0,
-    "_files": 1, "provenance": 1,
+    "_errors": 0, "_version": 0, "images": 0, "progress": 0, "distributed": 0,
+    "_files": 1, "provenance": 1, "seeds": 1,      # seeds name their parameter in errors (_errors)
     "networks": 2, "hub": 2,
     "io": 3, "faces": 3,
     "loaders": 3.5,           # reads the model format through io's tagged files
