@@ -4,24 +4,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 import pytest
-from click.testing import CliRunner
 
 import stylegan
-from scripts.cli import main
 
-from conftest import reference_path
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(r, *words):
-    assert r.exit_code != 0, r.output
-    lines = [line for line in r.output.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in r.output, r.output
-    for w in words:
-        assert w in r.output, r.output
+from conftest import fixture_model, one_line_error, reference_path, run
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
@@ -55,7 +41,7 @@ def test_video_creates_folders_and_names_unwritable_ones(tmp_path):
 
 
 def test_library_speaks_python_the_cli_speaks_flags(tmp_path):
-    G = stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
+    G = fixture_model()["G_ema"]
     with pytest.raises(ValueError) as e:
         stylegan.generate(G, [0], class_idx=1)
     assert "--" not in str(e.value) and "class_idx" in str(e.value)
@@ -69,7 +55,7 @@ def test_errors_name_their_parameter_and_the_cli_says_its_flag(tmp_path):
     """A library error carries the parameter at fault (`param`); its text spells it as Python does,
     and the command line says the flag (FLAGS in scripts/common.py), value included."""
     from stylegan._errors import ParamError
-    G = stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
+    G = fixture_model()["G_ema"]
     with pytest.raises(ParamError) as e:
         stylegan.generate(G, [0], psi=0.5, truncation_cutoff=99)
     assert e.value.param == "truncation_cutoff" and str(e.value).startswith("truncation_cutoff=99 out of range")

@@ -7,34 +7,15 @@ import os
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 import stylegan
-from scripts.cli import main
 from stylegan.images import to_uint8
 from stylegan.pipelines.checks import check_psi
 from stylegan.pipelines.interpolate import key_latents
 from stylegan.pipelines.mixing import mix_ws
 from stylegan.seeds import z_from_seeds
 
-from conftest import reference_path
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(r, *words):
-    assert r.exit_code != 0, r.output
-    lines = [line for line in r.output.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in r.output, r.output
-    for w in words:
-        assert w in r.output, r.output
-
-
-@pytest.fixture(scope="module")
-def G():
-    return stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
+from conftest import one_line_error, reference_path, run
 
 
 def test_mix_outdir_checked_before_the_network_is_read(tmp_path):

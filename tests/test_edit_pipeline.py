@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-import stylegan
 from stylegan.editing import Direction, save_direction, sefa
 from stylegan.images import to_uint8
 from stylegan.pipelines.edit import parse_edit, parse_strengths, render_edits, resolve_direction, strip
 
-from conftest import reference_path
+from conftest import fixture_model
 
 
 def test_parse_edit():
@@ -27,8 +26,9 @@ def test_parse_edit():
             parse_edit(bad)
 
 
+@pytest.mark.slow
 def test_render_edits_by_name_and_file(tmp_path):
-    G = stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
+    G = fixture_model()["G_ema"]
     ws = G.mapping(torch.from_numpy(np.random.RandomState(0).randn(2, G.z_dim)), None)
     d = Direction(torch.nn.functional.normalize(torch.randn(3, G.w_dim), dim=1))
     save_direction(d, tmp_path / "d.direction")
@@ -76,7 +76,7 @@ def test_registry_direction_by_name(tmp_path, monkeypatch):
     from stylegan import hub
     from stylegan.hub import registry
 
-    G = stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
+    G = fixture_model()["G_ema"]
     vector = torch.randn(1, G.w_dim)
     buf = io.BytesIO()
     torch.save(vector, buf)                 # the e4e/PTI layout: a [1, w_dim] tensor

@@ -10,12 +10,6 @@ from stylegan.io import check_compatible, load_latents, save_latents
 from stylegan.networks.styles import ws_to_styles
 from torch_utils.misc import network_digest
 
-from conftest import reference_path
-
-
-@pytest.fixture(scope="module")
-def G():
-    return stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
 
 
 def test_round_trip(tmp_path, G):

@@ -38,11 +38,6 @@ def standin_detector(image: np.ndarray) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def G():
-    return stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
-
-
-@pytest.fixture(scope="module")
 def photo(G):
     """A 'photo': one of the network's faces, enlarged, on a grey canvas larger than the face's crop."""
     face = np.asarray(Image.fromarray(stylegan.generate(G, [8])[0]).resize((160, 160), Image.Resampling.BICUBIC))
@@ -51,6 +46,7 @@ def photo(G):
     return canvas
 
 
+@pytest.mark.slow
 def test_edit_photo_in_steps_is_edit_photo_in_one(G, photo):
     before = {k: v.clone() for k, v in G.state_dict().items()}
     events = []
@@ -108,6 +104,7 @@ def test_cancel_from_the_progress_callback(G, photo):
     assert seen == ["align", "project", "project"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pti", [False, True])
 def test_kept_projection_comes_back_as_it_was(G, photo, tmp_path, pti):
     face = find_faces(photo, detector=standin_detector)[0]
