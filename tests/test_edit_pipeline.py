@@ -109,3 +109,13 @@ def test_registry_direction_by_name(tmp_path, monkeypatch):
             resolve_direction(parse_edit("test-gan:1"), G)
     finally:
         srv.shutdown()
+
+
+@pytest.mark.parametrize("text, label", [("sefa:1@0-3:-2,2", "sefa1_rows0-3"), ("smile.npy:-3..3", "smile0"),
+                                         ("dirs/pca.direction:2@4-7:1", "pca2_rows4-7")])
+def test_edit_labels_are_safe_file_names(text, label):
+    """Output files are named NAME_LABEL.png: the label says source, component and rows in letters,
+    digits, '_' and '-' only (no '@')."""
+    import re
+    got = parse_edit(text).label
+    assert got == label and re.fullmatch(r"[A-Za-z0-9_-]+", got)

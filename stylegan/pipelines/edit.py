@@ -32,8 +32,10 @@ class EditSpec:
 
     @property
     def label(self) -> str:
+        """The edit in output names: 'sefa1_rows0-3' for sefa:1@0-3 (no '@', which shells and some
+        file systems and web servers treat specially)."""
         name = Path(self.source).stem if self.source not in METHODS else self.source
-        rows = f"@{self.rows[0]}-{self.rows[-1]}" if self.rows else ""
+        rows = f"_rows{self.rows[0]}-{self.rows[-1]}" if self.rows else ""
         return f"{name}{self.component}{rows}"
 
 
