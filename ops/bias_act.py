@@ -116,8 +116,13 @@ def _grad_from_output(grad, y, act, alpha, gain, clamp):
     gx = grad * gain
     cut = None if clamp is None else (y >= clamp).logical_or_(y <= -clamp)
     if torch.is_grad_enabled():   # backward under create_graph
-        if act != "linear":
-            gx = torch.where(y > 0, gx, gx * alpha if act == "lrelu" else 0)
+        # aten's backward ops, as the reference's autograd uses them: their derivative with respect to
+        # y is zero, but y stays in the graph, so a penalty on this gradient gives b (and whatever
+        # made x) a zero gradient, not none, exactly as NVIDIA's reference does (Adam steps on it).
+        if act == "relu":
+            gx = torch.ops.aten.threshold_backward(gx, y, 0)
+        elif act == "lrelu":
+            gx = torch.ops.aten.leaky_relu_backward(gx, y, alpha, True)
         return gx if cut is None else gx.masked_fill(cut, 0)
     if act == "relu":
         torch.ops.aten.threshold_backward.grad_input(gx, y, 0, grad_input=gx)

@@ -5,6 +5,8 @@ import sys
 
 import click
 
+from .common import max_pixels_option
+
 
 @click.command(epilog="""\b
 Examples:
@@ -27,14 +29,15 @@ data, iBUG 300-W, is licensed for non-commercial use only.""")
 @click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True,
               help="dlib's face detector: HOG (fast) or the CNN (finds small and turned faces; slow on CPU).")
 @click.option("--overwrite", is_flag=True, help="Redo photos whose crop already exists (default: skip them).")
-def align(photos, outdir, size, all_faces, refine, detector, overwrite):
+@max_pixels_option
+def align(photos, outdir, size, all_faces, refine, detector, overwrite, max_pixels):
     """Crop the faces in PHOTOS (files or folders) the way FFHQ was made, ready for projection.
 
     Each crop NAME.png comes with NAME.align.json: where the crop lies in its photo, so an edit can
     be pasted back. A photo without a face is reported and skipped; the exit code is 1 if any failed."""
     from stylegan.faces.landmarks import DlibLandmarks
     from stylegan.pipelines.align import align_photos, find_photos
-    from .common import ProgressPrinter, check_outdir
+    from .common import ProgressPrinter, check_outdir, cli_error
     check_outdir(outdir)
     if not find_photos(photos):
         raise click.ClickException("no photos found in the given folders")
@@ -42,11 +45,14 @@ def align(photos, outdir, size, all_faces, refine, detector, overwrite):
         det = DlibLandmarks(detector=detector)
     except (ValueError, ImportError, RuntimeError) as e:
         raise click.ClickException(f"cannot load the landmark model: {e}") from None
-    with ProgressPrinter(labels={"align": "aligning"}) as printer:
-        summary = align_photos(photos, outdir, size=size, all_faces=all_faces, refine=refine, detector=det,
-                               overwrite=overwrite, progress=printer)
+    try:
+        with ProgressPrinter(labels={"align": "aligning"}) as printer:
+            summary = align_photos(photos, outdir, size=size, all_faces=all_faces, refine=refine, detector=det,
+                                   overwrite=overwrite, max_pixels=max_pixels, progress=printer)
+    except ValueError as e:      # the disk filled: what was written is whole
+        raise cli_error(e) from None
     for photo, reason in summary.failed.items():
-        click.echo(f"{photo}: {reason}", err=True)
+        click.echo(f"{photo}: {cli_error(reason).message}", err=True)
     click.echo(f"{len(summary.written)} faces written, {len(summary.skipped)} already present, "
                f"{len(summary.failed)} photos failed, to {outdir}", err=True)
     if summary.failed:

@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 import torch
 
+from stylegan.progress import format_time
+
 
 class IntList(click.ParamType):
     """'0-99,200,300-310' -> 0, ..., 99, 200, 300, ..., 310, held lazily as ranges; repeats are
@@ -39,6 +41,43 @@ class Grid(click.ParamType):
             self.fail(f"bad grid {value!r}: expected ROWSxCOLS, e.g. 4x8", param, ctx)
 
 
+def max_pixels_option(f):
+    """--max-pixels: the photo size budget, checked from the header before decoding (faces/photo.py)."""
+    from stylegan.faces.photo import BYTES_PER_PIXEL, MAX_PIXELS
+    return click.option("--max-pixels", type=click.IntRange(min=1), default=MAX_PIXELS, show_default=True,
+                        help=f"Refuse photos with more pixels, before decoding them (about {BYTES_PER_PIXEL} "
+                             f"bytes of memory per pixel to align or project).")(f)
+
+
+class FloatPair(click.ParamType):
+    """'0.3,-0.2' -> (0.3, -0.2)."""
+    name = "X,Y"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            x, y = (float(v) for v in value.split(","))
+            return x, y
+        except ValueError:
+            self.fail(f"bad pair {value!r}: expected two numbers, e.g. 0.3,-0.2", param, ctx)
+
+
+def pose_options(f):
+    """--translate and --rotate: StyleGAN3's input transform, as NVIDIA's gen_images.py takes them."""
+    f = click.option("--rotate", type=float, default=None, metavar="DEG", help="StyleGAN3: rotate the image by DEG degrees.")(f)
+    return click.option("--translate", type=FloatPair(), default=None,
+                        help="StyleGAN3: shift the image by X,Y (the image spans about 1).")(f)
+
+
+def pose(translate, rotate):
+    """The input transform for --translate / --rotate, None when neither is given."""
+    if translate is None and rotate is None:
+        return None
+    from stylegan.networks.stylegan3 import pose_transform
+    return pose_transform(translate or (0.0, 0.0), rotate or 0.0)
+
+
 def resolve_device(name: str) -> torch.device:
     available = {"cpu": True, "cuda": torch.cuda.is_available(),
                  "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
@@ -65,9 +104,13 @@ def load_networks(network: str, device: torch.device | str = "cpu", trainable: b
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     if nets.format == "untrained":
-        click.echo(f"{network}: an architecture with random weights, for trying the tools out: its faces will be "
-                   f"noise (`stylegan models` lists trained networks)", err=True)
+        say_untrained(network)
     return nets
+
+
+def say_untrained(network: str) -> None:
+    click.echo(f"{network}: an architecture with random weights, for trying the tools out: its faces will be "
+               f"noise (`stylegan models` lists trained networks)", err=True)
 
 
 def load_generator(network: str, device: torch.device | str = "cpu") -> torch.nn.Module:
@@ -91,7 +134,7 @@ def _announce_cpu_kernel(G: torch.nn.Module, device: torch.device) -> None:
 FLAGS = {
     "network": "--network", "psi": "--trunc", "truncation_cutoff": "--trunc-cutoff", "noise_mode": "--noise-mode",
     "class_idx": "--class", "format": "--format", "batch_size": "--batch", "overwrite": "--overwrite",
-    "outdir": "--outdir",
+    "outdir": "--outdir", "force": "--force", "trust_code": "--trust-code", "max_pixels": "--max-pixels",
     # projection (pipelines/project.py, pipelines/photo.py): `project` and `edit --photo`
     "space": "--space", "steps": "--steps", "seed": "--seed", "loss": "--loss", "pti_steps": "--pti-steps",
     "photo": "--photo", "face": "--face",
@@ -122,12 +165,14 @@ class ProgressPrinter:
     line at every `1 / lines` of a stage, with its count, stats and time left, so a log shows how far
     a run got and how fast. A stage's first `quiet` seconds print nothing in a log: a stage over in
     an instant adds no lines before the command's summary (or its one-line error). `labels` names
-    stages for people ({'scan': 'reading headers'}). A context manager: leaving it ends an open bar."""
+    stages for people ({'scan': 'reading headers'}); stages named in `each` (training's ticks) get
+    a line for every event. A context manager: leaving it ends an open bar."""
 
-    def __init__(self, file=None, lines: int = 20, labels: dict[str, str] | None = None, quiet: float = 2.0):
+    def __init__(self, file=None, lines: int = 20, labels: dict[str, str] | None = None, quiet: float = 2.0,
+                 each: tuple[str, ...] = ()):
         self.file = file or click.get_text_stream("stderr")
         self.tty = bool(getattr(self.file, "isatty", lambda: False)())
-        self.lines, self.labels, self.quiet = lines, labels or {}, quiet
+        self.lines, self.labels, self.quiet, self.each = lines, labels or {}, quiet, each
         self.stage, self.done, self.bar, self.said = None, 0, None, -1
 
     def __call__(self, event) -> None:
@@ -143,8 +188,9 @@ class ProgressPrinter:
             self.bar.update(event.done - self.done, stats)
         else:
             # Integer arithmetic: which `1 / lines` of the stage this event reached.
-            part = event.done * self.lines // event.total if event.total else event.done
-            if part > self.said and event.seconds >= self.quiet:
+            every = event.stage in self.each or not event.total
+            part = event.done if every else event.done * self.lines // event.total
+            if part > self.said and (every or event.seconds >= self.quiet):
                 self.said = part
                 click.echo(self._line(label, event, stats), file=self.file)
         self.done = event.done
@@ -154,7 +200,7 @@ class ProgressPrinter:
     @staticmethod
     def _line(label: str, event, stats: str) -> str:
         unfinished = event.total and 0 < event.done < event.total
-        left = f"{_duration(event.seconds / event.done * (event.total - event.done))} left" if unfinished else ""
+        left = f"{format_time(event.seconds / event.done * (event.total - event.done))} left" if unfinished else ""
         count = f"{event.done}/{event.total}" if event.total else str(event.done)
         return "  ".join(p for p in (f"{label:8s} {count}", stats, left, event.item or "") if p)
 
@@ -180,30 +226,66 @@ def loss_name(loss: str) -> str:
     return str(Path(loss).resolve()) if Path(loss).is_file() else loss
 
 
-def loss_factory_for(loss: str, nets, device):
-    """--loss -> a function making a fresh Distance per use (a loss holds its targets)."""
-    from stylegan.inversion import load_feature_net
+def loss_factory_for(loss: str, nets, device, trust_code: bool = False, net=None):
+    """--loss -> a function making a fresh Distance per use (a loss holds its targets). `net`: the
+    feature network already read by `feature_net_for`."""
     from stylegan.inversion.losses import FeatureDistance, default_distance
     if loss == "auto":
         D = nets["D"] if "D" in nets else None
         return lambda: default_distance(D)
-    try:
-        net = load_feature_net(loss, device)      # registry names are fetched (once) from there
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
+    net = net or feature_net_for(loss, device, trust_code)      # registry names are fetched (once) from there
     return lambda: FeatureDistance(net)
+
+
+def feature_net_for(loss: str, device, trust_code: bool = False):
+    """--loss's feature network; a file that is code (TorchScript not known by its digest) is refused
+    in one line unless --trust-code."""
+    from stylegan.inversion import load_feature_net
+    try:
+        return load_feature_net(loss, device, trust_code=trust_code)
+    except ValueError as e:
+        raise cli_error(e) from None
+
+
+def loss_file_first(loss: str, device, trust_code: bool = False):
+    """A --loss given as a file, read (and refused) before anything is written or downloaded; None
+    for 'auto' and registry names."""
+    return feature_net_for(loss, device, trust_code) if loss != "auto" and Path(loss).exists() else None
+
+
+def trust_code_option(f):
+    return click.option("--trust-code", is_flag=True,
+                        help="Let a --loss TorchScript file that is not a known network run: this EXECUTES CODE "
+                             "FROM THE FILE, with your rights. Only for files from a source you trust.")(f)
 
 
 def run_mismatch_error(e, outdir, flags: dict[str, str] = FLAGS) -> click.ClickException:
     """A RunMismatchError (a folder made with other settings) as one line naming the flags that differ."""
-    said = ", ".join(f"{flags.get(k, k)} {_setting(then)}, not {_setting(now)}"
-                     for k, (then, now) in e.differences.items())
-    return click.ClickException(f"{outdir} was made with {said}: use another --outdir or --overwrite")
+    said = []
+    for k, (then, now) in e.differences.items():
+        where, then, now = _first_difference(then, now)
+        said.append(f"{flags.get(k, k)}{where} {_setting(then)}, not {_setting(now)}")
+    return click.ClickException(f"{outdir} was made with {', '.join(said)}: use another --outdir or --overwrite")
+
+
+def _first_difference(a, b, where: str = "") -> tuple[str, object, object]:
+    """Where two nested settings (edits, inputs) first differ: (' 2 strengths', a's, b's)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        key = next((k for k in [*a, *b] if a.get(k) != b.get(k)), None)
+        return (where, a, b) if key is None else _first_difference(a.get(key), b.get(key), f"{where} {key}")
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and any(isinstance(v, dict) for v in a):
+        i = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+        return _first_difference(a[i], b[i], f"{where} {i + 1}")
+    return where, a, b
 
 
 def _setting(v) -> str:
     if v is None:
         return "none"
+    if isinstance(v, (dict, list)):
+        import json
+        text = json.dumps(v, separators=(",", ":"))
+        return text if len(text) <= 60 else text[:57] + "..."
     return f"(digest {v[:12]}...)" if isinstance(v, str) and len(v) > 16 else str(v)   # its head suffices
 
 
@@ -226,15 +308,15 @@ def provenance_options(f):
     return f
 
 
-def base_provenance(network: str, no_watermark: bool = False, sign=None):
+def base_provenance(network: str | None, no_watermark: bool = False, sign=None):
     """What the command knows of every image it writes: the network as the user named it (a file by
-    its name only: a folder path says more about the user than about the image), the watermark
-    choice, the signer. Bad key or certificate files are one line, before any work."""
-    from pathlib import Path
-    from stylegan.provenance import Provenance, Signer
+    its name only: a folder path says more about the user than about the image; None where the
+    command makes the network, as training does), the watermark choice, the signer. Bad key or
+    certificate files are one line, before any work."""
+    from stylegan.provenance import Provenance, Signer, source_name
     try:
         signer = Signer.from_files(*sign) if sign else Signer.from_env()
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    source = network if "://" in network or not Path(network).exists() else Path(network).name
+    source = None if network is None else source_name(network)
     return Provenance(network_source=source, watermark=not no_watermark, signer=signer)

@@ -26,6 +26,7 @@ def convert(source, output, overwrite):
     """Read SOURCE (NVIDIA or TF pickle, rosinality .pt, stylegan file, URL or model name) and
     write its networks and metadata to OUTPUT in the toolkit's own format."""
     import stylegan
+    from stylegan._files import WriteError
     out = Path(output)
     if out.exists() and Path(source).exists() and os.path.samefile(source, out):
         raise click.ClickException(f"{output}: is the input file: write the conversion elsewhere")
@@ -35,6 +36,8 @@ def convert(source, output, overwrite):
     nets = load_networks(source, generator=False)   # any set of networks converts
     try:
         stylegan.save(nets, out, overwrite=overwrite)
+    except WriteError as e:
+        raise click.ClickException(str(e)) from None
     except (OSError, ValueError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise click.ClickException(f"{output}: cannot write ({reason})") from None

@@ -18,14 +18,17 @@ def _generator(network):
 
 
 def _save(direction, G, out, overwrite):
+    from stylegan._files import WriteError
     from stylegan.editing import save_direction
-    from torch_utils.misc import network_digest
-    direction.network_digest = network_digest(G)
+    from stylegan.editing.directions import made_for
+    made_for(direction, G)     # an edit then knows the network (and its ws rows) it belongs to
     try:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         save_direction(direction, out, overwrite=overwrite)
     except FileExistsError:
         raise click.ClickException(f"{out} exists: pass --overwrite to replace it") from None
+    except WriteError as e:
+        raise click.ClickException(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"{out}: cannot write ({e.strerror or e})") from None
     click.echo(f"wrote {out}: {len(direction)} {direction.method} direction(s) in {direction.space}", err=True)
@@ -145,8 +148,9 @@ def interfacegan_cmd(network, attribute, scores, samples, method, ratio, conditi
 
 
 def _read_scores(path) -> dict[int, float]:
+    from stylegan._files import check_regular_file
     out = {}
-    with open(path, newline="") as f:
+    with open(check_regular_file(path, "a CSV file"), newline="") as f:
         for i, row in enumerate(csv.reader(f)):
             if not row or (i == 0 and not row[0].strip().lstrip("-").isdigit()):
                 continue

@@ -29,7 +29,7 @@ def mix(network, rows, cols, styles, psi, noise_mode, class_idx, outdir, save_ce
         sign):
     """Render a style-mixing grid: each cell is its row seed with the --styles layers of its column
     seed; source images run along the top and left. Writes grid.png in --outdir."""
-    from stylegan._files import sweep_stale_temps
+    from stylegan._files import all_or_none, sweep_stale_temps
     from stylegan.pipelines.checks import check_psi
     from stylegan.pipelines.mixing import style_mix
     from stylegan.pipelines.writer import save_image
@@ -55,8 +55,13 @@ def mix(network, rows, cols, styles, psi, noise_mode, class_idx, outdir, save_ce
         raise cli_error(e) from None
     made = made.with_(operation="mix", network=network_digest(G), psi=psi, noise_mode=noise_mode,
                       class_idx=class_idx, details={"styles": [int(s) for s in styles]})
-    save_image(result.grid(), grid_path, made.with_(details={"rows": [int(r) for r in rows],
-                                                             "cols": [int(c) for c in cols]}))
-    for (row, col), path in cell_paths.items():
-        save_image(result.cells[(row, col)], path, made.with_(details={"row": int(row), "col": int(col)}))
+    try:
+        with all_or_none() as group:   # the grid and its cells: all on disk, or none
+            save_image(result.grid(), group.add(grid_path), made.with_(details={"rows": [int(r) for r in rows],
+                                                                               "cols": [int(c) for c in cols]}))
+            for (row, col), path in cell_paths.items():
+                save_image(result.cells[(row, col)], group.add(path),
+                           made.with_(details={"row": int(row), "col": int(col)}))
+    except ValueError as e:
+        raise cli_error(e) from None
     click.echo(f"wrote {grid_path}" + (f" and {len(cell_paths)} cells" if cell_paths else ""), err=True)

@@ -31,8 +31,8 @@ def video(network, seeds, frames_per_seed, grid, space, loop, easing, psi, class
           no_watermark, sign):
     """Render a smooth latent walk through the seeds as an mp4 (bundled ffmpeg) or a gif."""
     from stylegan.pipelines.checks import check_psi
-    from stylegan.pipelines.interpolate import grid_frames, interpolation_frames
-    from stylegan.pipelines.video import ensure_parent, write_video
+    from stylegan.pipelines.interpolate import grid_frames, interpolation_frames, num_frames
+    from stylegan.pipelines.video import check_video_memory, ensure_parent, write_video
     out = Path(out)
     if out.suffix.lower() not in (".mp4", ".gif"):
         raise click.ClickException(f"--out {out}: expected a .mp4 or .gif file name")
@@ -49,6 +49,9 @@ def video(network, seeds, frames_per_seed, grid, space, loop, easing, psi, class
     G = load_generator(network, resolve_device(device))
     kw = dict(frames_per_seed=frames_per_seed, space=space, loop=loop, psi=psi, easing=easing, class_idx=class_idx)
     try:
+        rows, cols = grid or (1, 1)
+        check_video_memory(out, num_frames(len(seeds) // (rows * cols), frames_per_seed, loop),
+                           (rows * G.img_resolution, cols * G.img_resolution, G.img_channels))
         frames = grid_frames(G, seeds, grid, **kw) if grid else interpolation_frames(G, seeds, **kw)
         from torch_utils.misc import network_digest
         made = made.with_(operation="video", network=network_digest(G), psi=psi, class_idx=class_idx,

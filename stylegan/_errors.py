@@ -41,6 +41,21 @@ class ParamExistsError(ParamError, FileExistsError):
     """An output exists and is kept: the message names the argument that replaces it (overwrite)."""
 
 
+def without_prefix(e: Exception, prefix: str) -> ValueError:
+    """`e` with `prefix` (the name of the item it is about, said beside it) taken off its message;
+    a ParamError stays one, naming the same parameters."""
+    if isinstance(e, ParamError):
+        return ParamError(e.template.removeprefix(prefix), *e.params)
+    return ValueError(str(e).removeprefix(prefix))
+
+
+def with_prefix(e: Exception, prefix: str) -> Exception:
+    """`e`, of its own type, with `prefix` (e.g. the file it is about) before its message."""
+    if isinstance(e, ParamError):
+        return type(e)(prefix + e.template, *e.params)
+    return type(e)(prefix + str(e))
+
+
 def exists_error(path: str | os.PathLike) -> ParamExistsError:
     """An output that exists, which only `overwrite` replaces."""
     return ParamExistsError(f"{os.fspath(path)} exists: pass {{overwrite=True}} to replace it", "overwrite")
@@ -50,3 +65,40 @@ def first_line(e: BaseException) -> str:
     """The first line of an exception's message, or its type's name when it has none."""
     lines = str(e).strip().splitlines()
     return lines[0] if lines else type(e).__name__
+
+
+def weights_only_refusal(e: BaseException) -> str | None:
+    """What torch's weights-only loader refused, in our words ('refusing global builtins.print'), or
+    None when `e` is no such refusal. Torch's own text advises turning the guard off; it is not repeated."""
+    text = str(e)
+    if "Weights only load failed" not in text and "weights_only" not in text:
+        return None
+    m = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if m:
+        return f"refusing global {m.group(1)}"
+    m = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
+    reason = m.group(1).strip().rstrip(".") if m else "it holds more than tensors"
+    return f"refused by weights-only loading: {reason}"
+
+
+def int_ranges(values) -> str:
+    """Integers as ranges: [8, 9, ..., 99, 120] -> '8-99, 120'."""
+    vs = sorted(set(int(v) for v in values))
+    out, i = [], 0
+    while i < len(vs):
+        j = i
+        while j + 1 < len(vs) and vs[j + 1] == vs[j] + 1:
+            j += 1
+        out.append(str(vs[i]) if i == j else f"{vs[i]}-{vs[j]}")
+        i = j + 1
+    return ", ".join(out)
+
+
+class NetworkMismatchError(ParamError):
+    """A file made for another network than the one it is used with."""
+
+
+def other_network(what: str, recorded: str, actual: str) -> NetworkMismatchError:
+    """'{what} made for another network (digest ...), not this one (...)': both digests' heads."""
+    return NetworkMismatchError(f"{what} made for another network (digest {recorded[:12]}...), not this one "
+                                f"({actual[:12]}...): pass {{force=True}} to apply it anyway", "force")

@@ -33,3 +33,31 @@ def barrier() -> None:
     if not dist.is_initialized():
         dist.init_process_group("gloo")     # a barrier between file writers needs no GPU
     dist.barrier()
+
+
+def gather_interleaved(x, world_size: int):
+    """Every rank's tensor x [N, ...], interleaved sample by sample into [world_size * N, ...] on every
+    rank: the order NVIDIA's metrics give features that ranks computed for items r, r + W, r + 2W, ..."""
+    if world_size <= 1:
+        return x
+    import torch
+    import torch.distributed as dist
+    parts = [torch.empty_like(x) for _ in range(world_size)]
+    dist.all_gather(parts, x.contiguous())
+    return torch.stack(parts, dim=1).flatten(0, 1)
+
+
+def all_sum(x, world_size: int):
+    """x summed over the ranks (in place), returned; x itself when plain."""
+    if world_size > 1:
+        import torch.distributed as dist
+        dist.all_reduce(x)
+    return x
+
+
+def broadcast(x, world_size: int, src: int = 0):
+    """Rank `src`'s x, on every rank (in place), returned; x itself when plain."""
+    if world_size > 1:
+        import torch.distributed as dist
+        dist.broadcast(x, src=src)
+    return x

@@ -32,6 +32,18 @@ class Cancelled(Exception):
     """Raised by a progress callback to stop the story that called it."""
 
 
+def format_time(seconds: float) -> str:
+    """'12s', '3m 05s', '2h 01m 09s', '1d 03h 00m': durations as NVIDIA's logs (and metric-*.jsonl) write them."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02}s"
+    if s < 86400:
+        return f"{s // 3600}h {(s // 60) % 60:02}m {s % 60:02}s"
+    return f"{s // 86400}d {(s // 3600) % 24:02}h {(s // 60) % 60:02}m"
+
+
 def emit(progress: Optional[ProgressFn], event: Progress) -> None:
     """Call `progress` with `event` when there is a callback (saves an `if` at every call site)."""
     if progress is not None:

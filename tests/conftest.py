@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import contextlib
 import json
 import os
 import shutil
@@ -53,6 +54,21 @@ def prefixed(npz: dict[str, np.ndarray], prefix: str) -> dict[str, torch.Tensor]
 
 def init_kwargs(npz: dict[str, np.ndarray], key: str = "init_kwargs") -> dict:
     return json.loads(str(npz[key]))
+
+
+def within(seconds: int, fn):
+    """fn(), failed (not hung) if it takes longer: e.g. a read of a FIFO would block forever."""
+    import signal
+
+    def expire(*_):
+        raise TimeoutError(f"still running after {seconds} s")
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        return fn()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def dead_pid() -> int:
@@ -125,6 +141,68 @@ def assert_uint8_matches(got: np.ndarray, ref: np.ndarray | torch.Tensor, atol: 
     bad = (got < lo) | (got > hi)
     assert not bad.any(), (f"{bad.sum()} of {bad.size} pixels are not what a float image within {atol} of the "
                            f"reference gives (first at {np.argwhere(bad)[0].tolist()})")
+
+
+@contextlib.contextmanager
+def serving_bytes(body: bytes):
+    """A loopback HTTP server answering every GET with `body`, for the block; yields its base URL
+    (downloads are tested without the internet)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_port}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each phase's report on the test item (item.rep_setup / rep_call / rep_teardown), so a fixture
+    can act on a failure: the browser tests take a screenshot."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def output_dir() -> Path:
+    """Where tests leave files worth looking at (screenshots): STYLEGAN_TEST_OUTPUT, else tests/output."""
+    folder = Path(os.environ.get("STYLEGAN_TEST_OUTPUT", REPO / "tests" / "output"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def net256(tmp_path_factory):
+    """A random-weight StyleGAN2 at 256 px, the smallest size the watermark takes, as a file. Its
+    output layers are scaled down: random weights clip 40-70 % of the pixels at 0 or 255, where no
+    mark can move them (benchmarks/watermark.py measures that case); a trained face generator's
+    images are like photos, and so, with this, are these. (Provenance and explorer tests.)"""
+    import stylegan
+    torch.manual_seed(1)
+    G = stylegan.create_model("stylegan2", z_dim=32, w_dim=32, c_dim=0, img_resolution=256, img_channels=3,
+                              mapping_kwargs={"num_layers": 1},
+                              synthesis_kwargs={"channel_base": 256, "channel_max": 16, "conv_clamp": 256}).eval()
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if ".torgb.weight" in name:
+                p.mul_(0.35)
+    path = tmp_path_factory.mktemp("net") / "g256.stylegan"
+    stylegan.save({"G_ema": G}, path)
+    return path
 
 
 @pytest.fixture(scope="module")

@@ -246,7 +246,7 @@ def test_edit_options_keep_one_meaning(tmp_path):
 
 @pytest.mark.slow
 def test_edit_photo_keeps_the_projection_when_editing_is_interrupted(tmp_path, astronaut, monkeypatch):
-    from stylegan.pipelines import photo as pipeline
+    from stylegan.pipelines import edit as pipeline
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -254,9 +254,49 @@ def test_edit_photo_keeps_the_projection_when_editing_is_interrupted(tmp_path, a
     args = ("edit", "--network", net, "--photo", astronaut, "--edit", "sefa:0:1", "--steps", "3", "--outdir",
             tmp_path / "e")
     with monkeypatch.context() as m:
-        m.setattr(pipeline, "edit_face", interrupted)
+        m.setattr(pipeline, "edit", interrupted)       # the strips' rendering, after the projection
         r = run(*args)
     assert r.exit_code != 0 and not (tmp_path / "e" / "astronaut_sefa0.png").exists()
     assert (tmp_path / "e" / "astronaut.w.safetensors").exists()
     r = run(*args)
     assert r.exit_code == 0 and "starting from the projection kept in" in r.output, r.output
+
+
+def test_edit_together_and_pose(tmp_path):
+    """--together applies every edit at once (the sum of the moves, one image per seed); --class
+    and --translate/--rotate reach the conditional and StyleGAN3 networks as in `generate`."""
+    from stylegan.editing import Move, edit_many, sefa
+    from stylegan.networks.stylegan3 import pose_transform
+    net = reference_path("sg2ada_skip.pkl")
+    G = stylegan.load(net)["G_ema"]
+    r = run("edit", "--network", net, "--seeds", "3", "--trunc", "0.5", "--edit", "sefa:1@0-3:2.5",
+            "--edit", "sefa:0:-1.5", "--together", "--outdir", tmp_path / "t")
+    assert r.exit_code == 0, r.output
+    got = np.asarray(Image.open(tmp_path / "t" / "seed0003_edits.png"))
+    ws = stylegan.pipelines.map_seeds(G, [3], 0.5)
+    want = edit_many(G, ws, [Move(sefa(G, [0, 1, 2, 3]), 2.5, 1, [0, 1, 2, 3]), Move(sefa(G, "all"), -1.5)])[0]
+    np.testing.assert_array_equal(got, want)
+    r = run("edit", "--network", net, "--seeds", "3", "--edit", "sefa:-1,1", "--together", "--outdir", tmp_path / "t")
+    assert r.exit_code != 0 and "one strength each" in r.output
+    r = run("edit", "--network", net, "--seeds", "3", "--edit", "sefa:1", "--together", "--grid", "--outdir", tmp_path)
+    assert r.exit_code != 0 and "--together" in r.output
+
+    cond = reference_path("sg2ada_resnet_cond.pkl")
+    r = run("edit", "--network", cond, "--seeds", "2", "--class", "4", "--edit", "sefa:0", "--together",
+            "--outdir", tmp_path / "c")
+    assert r.exit_code == 0, r.output
+    Gc = stylegan.load(cond)["G_ema"]
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "c" / "seed0002_edits.png")),
+                                  stylegan.generate(Gc, [2], psi=0.7, class_idx=4)[0])
+    sg3 = reference_path("sg3_t.pkl")
+    for cmd in ("generate", "edit"):
+        extra = ["--edit", "sefa:0", "--together"] if cmd == "edit" else []
+        r = run(cmd, "--network", sg3, "--seeds", "1", "--trunc", "0.7", "--translate", "0.3,-0.2", "--rotate", "15",
+                *extra, "--outdir", tmp_path / cmd)
+        assert r.exit_code == 0, r.output
+    G3 = stylegan.load(sg3)["G_ema"]
+    want = stylegan.generate(G3, [1], psi=0.7, transform=pose_transform((0.3, -0.2), 15))[0]
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "generate" / "seed0001.png")), want)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "edit" / "seed0001_edits.png")), want)
+    r = run("generate", "--network", net, "--seeds", "1", "--rotate", "15", "--outdir", tmp_path / "g2")
+    assert r.exit_code != 0 and "needs a StyleGAN3 generator" in r.output

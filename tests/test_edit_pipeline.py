@@ -9,11 +9,11 @@ from stylegan.editing import Direction, save_direction, sefa
 from stylegan.images import to_uint8
 from stylegan.pipelines.edit import parse_edit, parse_strengths, render_edits, resolve_direction, strip
 
-from conftest import fixture_model
+from conftest import fixture_model, reference_path, serving_bytes
 
 
 def test_parse_edit():
-    e = parse_edit("smile.npy:-3..3", steps=7)
+    e = parse_edit("smile.npy:-3..3", values=7)
     assert (e.source, e.component, e.rows) == ("smile.npy", 0, None)
     np.testing.assert_allclose(e.strengths, np.linspace(-3, 3, 7))
     e = parse_edit("sefa:2@0-3:5")
@@ -71,8 +71,6 @@ def test_registry_direction_by_name(tmp_path, monkeypatch):
     """A direction the registry lists is fetched once (here from a loopback server) and applied by
     name; another kind of registry entry is refused in one line."""
     import io
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from stylegan import hub
     from stylegan.hub import registry
 
@@ -82,20 +80,8 @@ def test_registry_direction_by_name(tmp_path, monkeypatch):
     torch.save(vector, buf)                 # the e4e/PTI layout: a [1, w_dim] tensor
     body = buf.getvalue()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        entry = hub.Entry("test-smile", "direction", f"http://127.0.0.1:{srv.server_port}/smile.pt", "test",
+    with serving_bytes(body) as url:
+        entry = hub.Entry("test-smile", "direction", f"{url}/smile.pt", "test",
                           "https://example.invalid", "a test direction", format="e4e-pt", size=len(body))
         gan = hub.Entry("test-gan", "gan", "http://127.0.0.1:9/x.pkl", "test", "https://example.invalid", "a GAN",
                         format="nvidia-pickle")
@@ -107,8 +93,6 @@ def test_registry_direction_by_name(tmp_path, monkeypatch):
         assert hub.cached("test-smile") is not None
         with pytest.raises(ValueError, match="test-gan: a gan model in the registry, not a direction"):
             resolve_direction(parse_edit("test-gan:1"), G)
-    finally:
-        srv.shutdown()
 
 
 @pytest.mark.parametrize("text, label", [("sefa:1@0-3:-2,2", "sefa1_rows0-3"), ("smile.npy:-3..3", "smile0"),
@@ -119,3 +103,13 @@ def test_edit_labels_are_safe_file_names(text, label):
     import re
     got = parse_edit(text).label
     assert got == label and re.fullmatch(r"[A-Za-z0-9_-]+", got)
+
+
+def test_edit_text_round_trips():
+    """An edit written back as --edit text parses to the same edit, strengths exactly."""
+    from stylegan.pipelines.edit import format_int_list
+    for text in ["sefa:2@0-3:-5..5", "smile.npy:1.5", "a.pt:3@0-2,5:0.1,0.30000000000000004", "b:0@7:-0.0"]:
+        spec = parse_edit(text)
+        assert parse_edit(spec.text()) == spec
+    assert parse_edit("x.npy:1@2-3:2").text("y z.npy") == "y z.npy:1@2-3:2.0"
+    assert format_int_list([0, 1, 2, 3, 7, 9, 10]) == "0-3,7,9-10" and format_int_list([]) == ""

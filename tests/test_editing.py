@@ -109,3 +109,31 @@ def test_stylespace_finds_local_channels():
     images = edit(G, ws, d, [0.0, 4.0], component=0).astype(np.float64)
     change = np.abs(images[1] - images[0]).mean(axis=(0, 3))
     assert change[:, :12].mean() > 2 * change[:, 12:].mean()
+
+
+def test_edits_together_are_the_sum_of_their_moves():
+    """edit_many with a w move on some rows, another on other rows, and an S move equals the
+    synthesis of the ws moved by hand and the styles moved by hand; no moves is the latent's image."""
+    from stylegan.editing import Move, edit_many
+    from stylegan.images import to_uint8
+    G = load_G("sg2ada_skip")
+    ws = G.mapping(torch.from_numpy(np.random.RandomState(1).randn(2, G.z_dim)), None)
+    a = Direction(torch.nn.functional.normalize(torch.randn(2, G.w_dim), dim=1))
+    b = Direction(torch.nn.functional.normalize(torch.randn(1, G.w_dim), dim=1), std=torch.tensor([0.5]))
+    n = sum(layer.channels for layer in style_layers(G))
+    s = Direction(torch.nn.functional.normalize(torch.randn(1, n), dim=1), space="s")
+    moves = [Move(a, 2.0, component=1, rows=[0, 1]), Move(b, -3.0, rows=[4, 5, 6]), Move(s, 4.0)]
+    by_hand = ws.clone()
+    by_hand[:, [0, 1]] += 2.0 * a.vectors[1]
+    by_hand[:, [4, 5, 6]] += -3.0 * 0.5 * b.vectors[0]
+    styles = ws_to_styles(G, by_hand)
+    flat = torch.cat(list(styles.values()), dim=1) + 4.0 * s.vectors[0]
+    styles = dict(zip(styles, flat.split([v.shape[1] for v in styles.values()], dim=1)))
+    with torch.no_grad():
+        want = to_uint8(synthesize_styles(G, styles, noise_mode="const"))
+        plain = to_uint8(G.synthesis(ws, noise_mode="const"))
+    np.testing.assert_array_equal(edit_many(G, ws, moves), want)
+    np.testing.assert_array_equal(edit_many(G, ws, []), plain)
+    np.testing.assert_array_equal(edit_many(G, ws, [Move(a, 0.0), Move(s, 0.0)]), plain)
+    with pytest.raises(ValueError, match="finite"):
+        edit_many(G, ws, [Move(a, float("nan"))])

@@ -12,16 +12,19 @@ REPO = Path(__file__).resolve().parents[1]
 # The parts of `stylegan` from the bottom up: a part may import only parts of a lower rank. Networks
 # and hub share a rank, so neither imports the other: names of both registries meet in loaders.
 # Training data sets read and align photos, so they sit above faces. Provenance (records, watermark,
-# signing) is file plumbing every writer uses, so it sits with _files.
+# signing) is file plumbing every writer uses, so it sits with _files. Metrics look through inversion's
+# LPIPS and read data sets, so they sit beside the pipelines (training, above both, calls them).
 RANKS = {
     "_errors": 0, "_version": 0, "images": 0, "progress": 0, "distributed": 0,
-    "_files": 1, "provenance": 1, "seeds": 1,      # seeds name their parameter in errors (_errors)
+    "_files": 1, "provenance": 1, "seeds": 1, "_memory": 1,   # these name their parameters in errors (_errors)
     "networks": 2, "hub": 2,
     "io": 3, "faces": 3,
     "loaders": 3.5,           # reads the model format through io's tagged files
     "inversion": 4, "editing": 4, "data": 4,
-    "pipelines": 5,
-    "": 6, "__main__": 6,     # the package's front (stylegan/__init__.py) and `python -m stylegan`
+    "pipelines": 5, "metrics": 5,
+    "training": 6,            # above every part it calls, metrics (at each snapshot) included
+    "serve": 6,               # the explorer's server: a front of its own, over pipelines
+    "": 7, "__main__": 7,     # the package's front (stylegan/__init__.py) and `python -m stylegan`
 }
 
 

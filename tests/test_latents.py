@@ -51,7 +51,9 @@ def test_mismatch_and_bad_files(tmp_path, G):
         check_compatible(other, G)
     warn = load_latents(save_latents(tmp_path / "c.safetensors", torch.randn(1, G.w_dim), space="w",
                                      network_digest="0" * 64))
-    assert "another network" in check_compatible(warn, G, network_digest(G))[0]
+    with pytest.raises(ValueError, match="made for another network .digest 000000000000.*force=True"):
+        check_compatible(warn, G, network_digest(G))
+    assert "another network" in check_compatible(warn, G, network_digest(G), force=True)[0]
     (tmp_path / "t.txt").write_text("hello there")
     np.savez(tmp_path / "x.npz", a=np.zeros(2))
     np.save(tmp_path / "i.npy", np.zeros(3, np.int64))
@@ -106,6 +108,9 @@ def test_save_makes_folders_and_checks_metadata(tmp_path, G):
         save_latents(tmp_path / "y.safetensors", ws, extra={"bad": object()})
     assert not (tmp_path / "y.safetensors").exists() and not list(tmp_path.glob(".*"))
     # Without a digest from the caller, check_compatible computes G's own to compare.
-    assert "another network" in check_compatible(load_latents(path), G)[0]
+    assert "another network" in check_compatible(load_latents(path), G, force=True)[0]
+    tuned = save_latents(tmp_path / "t.safetensors", ws, network_digest="f" * 64,
+                         extra={"network_digests": [network_digest(G)]})       # a pivot and its tuned copy
+    assert check_compatible(load_latents(tuned), G) == []
     same = save_latents(tmp_path / "z.safetensors", ws, network_digest=network_digest(G))
     assert check_compatible(load_latents(same), G) == []

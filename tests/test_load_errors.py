@@ -26,7 +26,7 @@ from stylegan.loaders import LoadedModel, native
 from stylegan.loaders.kwargs import ADA_DEFAULTS, GENERATOR_ARGS, canonical_kwargs
 from stylegan.loaders.safe_pickle import EasyDict, PersistentObject, safe_load
 
-from conftest import IMG_ATOL, init_kwargs, load_npz, prefixed, reference_path
+from conftest import IMG_ATOL, init_kwargs, load_npz, prefixed, reference_path, within
 
 
 def load_error(source, match: str) -> str:
@@ -509,3 +509,47 @@ def test_version_1_native_files_still_load(tmp_path, name):
     assert "channel_base" in again.init_kwargs["synthesis_kwargs"]
     assert again.synthesis.b8.conv1.conv_clamp == G.synthesis.b8.conv1.conv_clamp
     assert native.VERSION == 2
+
+
+# --- code where data should be, and files that are no files ------------------------------------------
+
+def test_torchscript_is_no_model_and_never_runs(tmp_path):
+    from test_torchscript import Writer
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(b"safe")
+    torch.jit.script(Writer(str(victim))).save(str(tmp_path / "net.pt"))
+    load_error(tmp_path / "net.pt", "a TorchScript module, not a model file")
+    assert victim.read_bytes() == b"safe"
+
+
+class _Print:
+    def __reduce__(self):
+        return print, ("ran",)
+
+
+def test_refused_checkpoint_names_the_global_and_gives_no_advice_to_disarm(tmp_path):
+    # Torch's own refusal text tells the reader to re-run with weights_only=False: never repeated.
+    torch.save({"g_ema": _Print()}, tmp_path / "ckpt.pt")
+    msg = load_error(tmp_path / "ckpt.pt", "refusing global print")
+    assert "weights_only" not in msg and "False" not in msg
+    from stylegan.editing import load_direction
+    with pytest.raises(ValueError) as e:
+        load_direction(tmp_path / "ckpt.pt")
+    assert "refusing global print" in str(e.value) and "weights_only" not in str(e.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_fifo_and_device_are_refused_without_blocking(tmp_path):
+    from stylegan.editing import load_direction
+    from stylegan.faces import read_photo
+    from stylegan.inversion import load_feature_net
+    from stylegan.io import load_latents
+    fifo = tmp_path / "net.pkl"
+    os.mkfifo(fifo)
+    msg = within(20, lambda: load_error(fifo, "FIFO"))
+    assert msg.count(str(fifo)) == 1
+    for read in (read_photo, load_latents, load_direction, load_feature_net):
+        for path, words in ((fifo, "FIFO"), ("/dev/zero", "character device")):
+            with pytest.raises(ValueError, match=words) as e:
+                within(20, lambda: read(path))
+            assert "\n" not in str(e.value)

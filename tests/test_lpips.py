@@ -14,6 +14,7 @@ from stylegan import hub
 from stylegan.inversion.features import LIN_ENTRY, TRUNK_ENTRY, TorchScriptFeatures, load_feature_net, lpips_vgg16
 from stylegan.inversion.lpips import (LPIPS, LPIPS_SCALE, LPIPS_SHIFT, VGG16, Trunk, from_state_dicts,
                                       from_torchscript, lin_keys)
+from stylegan.loaders.torchscript import UntrustedCodeError
 
 from conftest import load_npz, reference_path
 from standins import STANDIN, standin_lpips
@@ -94,7 +95,10 @@ def narrow():
 # --- the fixture's stand-in -------------------------------------------------------------------------
 
 def test_standin_arrays_match_its_torchscript():
-    ts = load_feature_net(reference_path("lpips_standin.pt"))
+    # The fixture's file is not a known one: it runs only on the caller's word, as itself.
+    with pytest.raises(UntrustedCodeError, match="trust_code=True"):
+        load_feature_net(reference_path("lpips_standin.pt"))
+    ts = load_feature_net(reference_path("lpips_standin.pt"), trust_code=True)
     assert isinstance(ts, TorchScriptFeatures)        # not the VGG16 layout: run as TorchScript
     x = torch.cat([random_images(3, 32), torch.from_numpy(load_npz("projector_sg2ada_skip")["target_uint8"])[None]
                    .float()])
@@ -216,12 +220,12 @@ def test_bad_files(vgg16_files, tmp_path):
         assert "\n" not in str(info.value)
     with pytest.raises(ValueError, match=r"missing key 'lin1\.model\.1\.weight'"):
         lpips_vgg16(trunk=vgg16_files[0], lin=bad_lin)
-    # TorchScript of another interface, or with other outputs: refused when loaded.
+    # TorchScript of another interface, or with other outputs: refused when loaded (and run, trusted).
     for module, words in ((torch.nn.Identity(), "does not run as"), (Flat(), "expected features")):
         path = tmp_path / "other.pt"
         torch.jit.script(module).save(str(path))
         with pytest.raises(ValueError, match=words) as info:
-            load_feature_net(path)
+            load_feature_net(path, trust_code=True)
         assert "\n" not in str(info.value)
 
 
@@ -276,7 +280,7 @@ def test_vgg16_torchscript_runs_as_our_module(vgg16_files, tmp_path):
         script.save(str(path))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            net = load_feature_net(path)
+            net = load_feature_net(path, trust_code=True)
         record = [w for w in caught if issubclass(w.category, RuntimeWarning)]
         if max_pool:     # the real VGG16: ours, quietly
             assert isinstance(net, LPIPS) and not record
@@ -285,6 +289,86 @@ def test_vgg16_torchscript_runs_as_our_module(vgg16_files, tmp_path):
                                            rtol=1e-5, atol=1e-7)
         else:            # fits by shape, not by arithmetic: the TorchScript itself, one warning
             assert isinstance(net, TorchScriptFeatures) and net.net is not None and len(record) == 1
+
+
+class NvidiaLayoutVGG16(torch.nn.Module):
+    """NVIDIA's vgg16.pt as its publishers describe it, written apart from ours: its state_dict names
+    (layers.conv1..13, lpips0..4 as [C, 1, 1]), its call interface, ImageNet's mean and std on 0..1
+    images, max pooling. With `victim`, its forward also overwrites that file: running it shows."""
+
+    def __init__(self, trunk: dict, lin: dict, victim: str = ""):
+        super().__init__()
+        self.victim = victim
+        self.layers = torch.nn.Module()
+        for n, i in enumerate(VGG16.torchvision_indices()):
+            w = trunk[f"features.{i}.weight"]
+            conv = torch.nn.Conv2d(w.shape[1], w.shape[0], 3, padding=1)
+            conv.weight.data.copy_(w)
+            conv.bias.data.copy_(trunk[f"features.{i}.bias"])
+            setattr(self.layers, f"conv{n + 1}", conv)
+        for t in range(5):
+            self.register_buffer(f"lpips{t}", lin[f"lin{t}.model.1.weight"].reshape(-1, 1, 1).clone())
+
+    def tap(self, x: torch.Tensor, lin: torch.Tensor) -> torch.Tensor:
+        n = x / (x.square().sum(1, keepdim=True) + 1e-10).sqrt()
+        return (n * lin[None].sqrt() / float(x.shape[2] * x.shape[3]) ** 0.5).flatten(1)
+
+    def forward(self, img: torch.Tensor, resize_images: bool = False, return_lpips: bool = True) -> torch.Tensor:
+        if self.victim != "":
+            torch.from_file(self.victim, shared=True, size=4, dtype=torch.uint8).fill_(88)
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        x = (img / 255 - mean) / std
+        c = self.layers
+        x = F.relu(c.conv2(F.relu(c.conv1(x))))
+        f0 = self.tap(x, self.lpips0)
+        x = F.relu(c.conv4(F.relu(c.conv3(F.max_pool2d(x, 2)))))
+        f1 = self.tap(x, self.lpips1)
+        x = F.relu(c.conv7(F.relu(c.conv6(F.relu(c.conv5(F.max_pool2d(x, 2)))))))
+        f2 = self.tap(x, self.lpips2)
+        x = F.relu(c.conv10(F.relu(c.conv9(F.relu(c.conv8(F.max_pool2d(x, 2)))))))
+        f3 = self.tap(x, self.lpips3)
+        x = F.relu(c.conv13(F.relu(c.conv12(F.relu(c.conv11(F.max_pool2d(x, 2)))))))
+        f4 = self.tap(x, self.lpips4)
+        return torch.cat([f0, f1, f2, f3, f4], 1)
+
+
+def known_as(monkeypatch, name: str, path) -> None:
+    """Make the registry entry `name` the file at `path` (by its sha256), as the real file is."""
+    import dataclasses
+    import hashlib
+    from stylegan.hub import registry
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setattr(registry, "ENTRIES", tuple(dataclasses.replace(e, sha256=digest) if e.name == name else e
+                                                   for e in registry.ENTRIES))
+
+
+def test_known_vgg16_file_is_read_not_run(vgg16_files, tmp_path, monkeypatch):
+    # NVIDIA's vgg16.pt is recognised by its sha256 and its tensors taken by name into our module:
+    # the features equal what the file computes, and nothing in it runs (its forward would overwrite
+    # the victim). Unknown, the same file is refused in one line until the caller trusts its code.
+    _, _, trunk, lin = vgg16_files
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(b"safe")
+    path = tmp_path / "vgg16.pt"
+    torch.jit.script(NvidiaLayoutVGG16(trunk, lin, str(victim))).save(str(path))
+    with pytest.raises(UntrustedCodeError) as info:
+        load_feature_net(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value) and victim.read_bytes() == b"safe"
+    known_as(monkeypatch, "vgg16", path)
+    net = load_feature_net(path)
+    assert isinstance(net, LPIPS) and victim.read_bytes() == b"safe"
+    x = random_images(2, 32, seed=11)
+    with torch.no_grad():
+        got = net(x)
+        want = NvidiaLayoutVGG16(trunk, lin)(x)     # the same computation, run here as Python
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+    # A known digest whose tensors are not vgg16.pt's is named, not half-loaded.
+    other = tmp_path / "other.pt"
+    torch.jit.script(Flat()).save(str(other))
+    known_as(monkeypatch, "vgg16", other)
+    with pytest.raises(ValueError, match="vgg16 by its digest, but it lacks layers.conv1.weight"):
+        load_feature_net(other)
 
 
 # --- the lpips package, where it runs ---------------------------------------------------------------

@@ -37,6 +37,10 @@ def test_wheel_ships_kernel_sources_and_every_module(tmp_path):
     shipped = {n for n in names if n.endswith(".py")}
     assert shipped == modules, (modules - shipped, shipped - modules)
     assert "stylegan/__main__.py" in shipped
+    # The explorer's page ships inside the package, every file of it.
+    static = {p.relative_to(REPO).as_posix() for p in (REPO / "stylegan" / "serve" / "static").iterdir()}
+    assert {"stylegan/serve/static/index.html", "stylegan/serve/static/app.js"} <= static
+    assert static <= names, static - names
 
 
 def test_missing_sources_are_named_before_the_toolchain(tmp_path):

@@ -77,6 +77,36 @@ def test_edit_photo_in_steps_is_edit_photo_in_one(G, photo):
     np.testing.assert_array_equal(again, proj.projection.image)
 
 
+def test_faces_picked_from_thumbnails_and_edits_together(G, photo):
+    """A page's steps: faces found once as small crops, the chosen one projected as if found at full
+    size; every edit applied at once is the sum of the moves (editing's edit_many), strength 0 of
+    all of them the reconstruction, and edit_photo(together=True) the same image pasted back."""
+    from stylegan.editing import Move, edit_many, sefa
+    from stylegan.pipelines.photo import project_photo
+    thumbs = find_faces(photo, detector=standin_detector, size=64)
+    assert thumbs[0].image.shape == (64, 64, 3)
+    events = []
+    _, picked = project_photo(G, photo, faces=thumbs, steps=3, progress=events.append)
+    _, found = project_photo(G, photo, detector=standin_detector, steps=3)
+    assert torch.equal(picked.ws, found.ws) and events[0].preview.shape == (1024, 1024, 3)
+    np.testing.assert_array_equal(picked.face.image, found.face.image)
+
+    got = edit_face(picked, ["sefa:1@0-3:2.5", "sefa:0:-1.5"], together=True)
+    want = edit_many(with_noise(G, picked.noise), picked.ws,
+                     [Move(sefa(G, [0, 1, 2, 3]), 2.5, 1, [0, 1, 2, 3]), Move(sefa(G, "all"), -1.5)])
+    assert got.shape == (1, 32, 32, 3)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(edit_face(picked, ["sefa:0:0"], together=True)[0], picked.image)
+    np.testing.assert_array_equal(edit_face(picked, [], together=True)[0], picked.image)
+
+    out = edit_photo(G, photo, ["sefa:1@0-3:2.5", "sefa:0:-1.5"], projection=picked, together=True, paste_back=True)
+    assert len(out.crops) == 1 and len(out.pasted) == 1
+    np.testing.assert_array_equal(out.crops[0], got)
+    np.testing.assert_array_equal(out.pasted[0], paste_faces(photo, picked.face, got))
+    with pytest.raises(ValueError, match="one strength each"):
+        edit_photo(G, photo, ["sefa:0:-1,1"], together=True, detector=lambda image: 1 / 0)
+
+
 def test_bad_edits_and_faces_stop_before_the_projection(G, photo):
     def no_detector(image):
         raise AssertionError("detection ran before the edits were checked")
@@ -181,7 +211,7 @@ def test_progress_lines_outside_a_terminal():
     # A line once the stage has run for 2 s, then one per 5 %, the last one complete: step, stats,
     # time left, item.
     assert [line.split()[1] for line in lines[:-1]] == ["4/200"] + [f"{10 * k}/200" for k in range(1, 21)]
-    assert lines[1] == "project  10/200  loss 0.1  1m35s left  me"
+    assert lines[1] == "project  10/200  loss 0.1  1m 35s left  me"
     assert "left" not in lines[-2] and lines[-1].startswith("tune     1/2  dist 0.5  3s left")
 
 

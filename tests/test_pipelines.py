@@ -127,3 +127,24 @@ def test_interpolation_passes_through_key_seeds(space):
     assert_uint8_matches(frames[0][None], keys[:1])
     assert_uint8_matches(frames[3][None], keys[1:2])
     assert not np.array_equal(frames[1], frames[0])
+
+
+def test_stylegan3_pose_is_gen_images_transform():
+    """generate(transform=pose_transform(translate, rotate)) is gen_images.py --translate/--rotate:
+    the matrix and the images of the fixture made with --translate=0.3,-0.2 --rotate=15; G's own
+    transform is back afterwards, and StyleGAN2 refuses a transform in one line."""
+    from stylegan.networks.stylegan3 import pose_transform
+    npz = load_npz("sg3_t")
+    m = pose_transform((0.3, -0.2), 15)
+    np.testing.assert_allclose(m, npz["transform_matrix"], rtol=0, atol=1e-12)
+    G = load_G("sg3_t")
+    before = G.synthesis.input.transform.clone()
+    seeds = [int(s) for s in npz["seeds"]]
+    got = generate(G, seeds, psi=0.7, transform=m, batch_size=1)
+    assert_uint8_matches(got, npz["img_transformed_psi0.7_const"])
+    assert torch.equal(G.synthesis.input.transform, before)
+    assert_uint8_matches(generate(G, seeds, psi=0.7), npz["img_psi0.7_const"])
+    np.testing.assert_array_equal(pose_transform(), np.eye(3))
+    with pytest.raises(ValueError, match="needs a StyleGAN3 generator"):
+        generate(load_G("sg2ada_skip"), [0], transform=m)
+

@@ -24,7 +24,7 @@ def reference():
 def test_standin_matches_its_torchscript(reference):
     # The plain module and the TorchScript file compute the same features (the test's premise).
     target = torch.from_numpy(reference["target_uint8"]).float()[None]
-    ts = load_feature_net(reference_path("lpips_standin.pt"))
+    ts = load_feature_net(reference_path("lpips_standin.pt"), trust_code=True)
     mine = StandinFeatures(load_npz("lpips_standin"))
     torch.testing.assert_close(mine(target), ts(target), rtol=0, atol=1e-6)
     np.testing.assert_allclose(ts(target).numpy(), reference["target_features"], rtol=0, atol=1e-5)
@@ -36,7 +36,8 @@ def test_standin_matches_its_torchscript(reference):
 @pytest.mark.parametrize("features", ["torchscript", "lpips"])
 def test_w_trajectory_matches_nvidia(reference, G, features):
     settings = json.loads(str(reference["settings"]))
-    net = load_feature_net(reference_path("lpips_standin.pt")) if features == "torchscript" else standin_lpips()
+    net = load_feature_net(reference_path("lpips_standin.pt"), trust_code=True) if features == "torchscript" \
+        else standin_lpips()
     before = {k: v.clone() for k, v in G.state_dict().items()}
     result = project(G, reference["target_uint8"].transpose(1, 2, 0), net, space="w",
                      num_steps=int(reference["num_steps"]), seed=int(reference["seed"]),

@@ -140,7 +140,7 @@ def test_perceptual_net_finds_the_feature_network(G):
 
 
 def test_metrics_lpips_is_the_feature_distance_of_the_saved_images(G, targets, tmp_path):
-    ts = load_feature_net(reference_path("lpips_standin.pt"))
+    ts = load_feature_net(reference_path("lpips_standin.pt"), trust_code=True)
     out = tmp_path / "p"
     project_targets(G, [targets], out, lambda: FeatureDistance(ts), num_steps=6, batch_size=2, pti_steps=3)
     # Closed form, computed apart: the fixture's arrays as a plain module, on the files written.

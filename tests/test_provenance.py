@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -141,25 +140,6 @@ def test_dataset_images_claim_nothing(tmp_path):
 
 
 # --- verify: the three answers, and bad inputs --------------------------------------------------
-
-@pytest.fixture(scope="module")
-def net256(tmp_path_factory):
-    """A random-weight StyleGAN2 at 256 px, the smallest size the watermark takes, as a file. Its
-    output layers are scaled down: random weights clip 40-70 % of the pixels at 0 or 255, where no
-    mark can move them (benchmarks/watermark.py measures that case); a trained face generator's
-    images are like photos, and so, with this, are these."""
-    torch.manual_seed(1)
-    G = stylegan.create_model("stylegan2", z_dim=32, w_dim=32, c_dim=0, img_resolution=256, img_channels=3,
-                              mapping_kwargs={"num_layers": 1},
-                              synthesis_kwargs={"channel_base": 256, "channel_max": 16, "conv_clamp": 256}).eval()
-    with torch.no_grad():
-        for name, p in G.named_parameters():
-            if ".torgb.weight" in name:
-                p.mul_(0.35)
-    path = tmp_path_factory.mktemp("net") / "g256.stylegan"
-    stylegan.save({"G_ema": G}, path)
-    return path
-
 
 def test_verify_generated_png_its_jpeg_and_a_real_photo(tmp_path, net256):
     out = tmp_path / "out"

@@ -160,3 +160,45 @@ def repickle(snapshot, monkeypatch, module_src: str = "", protocol: int = 4, ord
         # numpy 1.x wrote its helpers under numpy.core; real old files carry those names.
         data = data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
     return data
+
+
+# --- TorchScript: code too -----------------------------------------------------------------------
+
+def files_under(folder) -> dict:
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_torchscript_that_writes_a_file_runs_nowhere(tmp_path):
+    """A TorchScript forward that overwrites a file (torch.from_file(shared=True)) given to every
+    reader that could meet a .pt: each refuses it in one line, and nothing on disk changes."""
+    from click.testing import CliRunner
+    from PIL import Image
+    from scripts.cli import main
+    from stylegan.editing import load_direction
+    from stylegan.inversion import load_feature_net
+    from stylegan.io import load_latents
+    from test_torchscript import Writer
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(b"safe")
+    evil = tmp_path / "loss.pt"
+    torch.jit.script(Writer(str(victim))).save(str(evil))
+    Image.fromarray(np.zeros([32, 32, 3], np.uint8)).save(tmp_path / "t.png")
+    before = files_under(tmp_path)
+    readers = {"network": lambda: stylegan.load(evil), "feature net": lambda: load_feature_net(evil),
+               "direction": lambda: load_direction(evil), "latents": lambda: load_latents(evil)}
+    for what, read in readers.items():
+        with pytest.raises(ValueError) as e:
+            read()
+        assert "\n" not in str(e.value) and str(evil) in str(e.value), what
+    net = reference_path("sg2ada_skip.pkl")
+    for args in (["project", "--network", net, "--target", tmp_path / "t.png", "--loss", evil, "--steps", "2",
+                  "--no-identity", "--outdir", tmp_path / "proj"],
+                 ["edit", "--network", net, "--seeds", "0", "--edit", f"{evil}:1", "--outdir", tmp_path / "edits"],
+                 ["convert", evil, tmp_path / "out.stylegan"], ["info", evil]):
+        r = CliRunner().invoke(main, [str(a) for a in args])
+        lines = r.output.strip().splitlines()
+        assert r.exit_code != 0 and len(lines) == 1 and "Traceback" not in r.output, (args[0], r.output)
+    r = CliRunner().invoke(main, ["project", "--network", str(net), "--target", str(tmp_path / "t.png"),
+                                  "--loss", str(evil), "--outdir", str(tmp_path / "proj")])
+    assert "--trust-code" in r.output, r.output
+    assert files_under(tmp_path) == before and victim.read_bytes() == b"safe"

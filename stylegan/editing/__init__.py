@@ -4,8 +4,8 @@ from .ganspace import ganspace
 from .interfacegan import interfacegan
 
 __all__ = ["Direction", "cosine", "load_direction", "save_direction", "ganspace", "interfacegan"]
-from .apply import edit
+from .apply import Move, edit, edit_many
 from .sefa import sefa
 from .stylespace import region_mask, stylespace
 
-__all__ += ["edit", "sefa", "region_mask", "stylespace"]
+__all__ += ["Move", "edit", "edit_many", "sefa", "region_mask", "stylespace"]

@@ -1,11 +1,13 @@
 """Apply a direction to latents: w (one vector for every layer), w+ (per-layer rows) or S (styles)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from .._errors import int_ranges
 from ..images import to_uint8
 from ..networks.styles import style_layers, synthesize_styles, ws_to_styles
 from .directions import Direction
@@ -44,7 +46,7 @@ def shift_ws(G, ws: torch.Tensor, direction: Direction, strength: float, compone
     rows = list(range(G.num_ws)) if rows is None and direction.layers is None else list(rows or direction.layers)
     bad = [r for r in rows if not 0 <= r < G.num_ws]
     if bad:
-        raise ValueError(f"layers {bad} out of range: this network has ws rows 0..{G.num_ws - 1}")
+        raise ValueError(f"layers {int_ranges(bad)} out of range: this network has ws rows 0..{G.num_ws - 1}")
     out = ws.clone()
     out[:, rows] += strength * step(direction, component, use_std).to(ws.device)
     return out
@@ -67,6 +69,47 @@ def shift_styles(G, styles: dict[str, torch.Tensor], direction: Direction, stren
     return out
 
 
+@dataclass(frozen=True)
+class Move:
+    """One edit among several applied together: `direction`'s component moved by `strength`, on
+    the ws rows `rows` (w directions; default the direction's own rows, else all)."""
+    direction: Direction
+    strength: float
+    component: int = 0
+    rows: Sequence[int] | None = None
+    use_std: bool = True
+
+
+def apply_moves(G: torch.nn.Module, latent: torch.Tensor, moves: Sequence[Move]
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+    """The latent (w or w+) after every move: ws [N, num_ws, w_dim] with the w moves added, and,
+    when some move is in S, the styles of those ws with the S moves added (else None)."""
+    ws = as_ws(G, latent).to(next(G.parameters()).device)
+    for move in moves:
+        if not np.isfinite(move.strength):
+            raise ValueError(f"strength must be a finite number, got {move.strength}")
+        if move.direction.space == "w":
+            ws = shift_ws(G, ws, move.direction, move.strength, move.component, move.rows, move.use_std)
+    s_moves = [m for m in moves if m.direction.space != "w"]
+    if not s_moves:
+        return ws, None
+    styles = ws_to_styles(G, ws)
+    for move in s_moves:
+        styles = shift_styles(G, styles, move.direction, move.strength, move.component)
+    return ws, styles
+
+
+@torch.no_grad()
+def edit_many(G: torch.nn.Module, latent: torch.Tensor, moves: Sequence[Move], noise_mode: str = "const"
+              ) -> np.ndarray:
+    """Images of `latent` (w or w+) with every move applied at once: [N, H, W, C] uint8. No moves
+    (or all at strength 0) gives the latent's own image."""
+    ws, styles = apply_moves(G, latent, moves)
+    img = G.synthesis(ws, noise_mode=noise_mode) if styles is None else \
+        synthesize_styles(G, styles, noise_mode=noise_mode)
+    return to_uint8(img)
+
+
 @torch.no_grad()
 def edit(G: torch.nn.Module, latent: torch.Tensor, direction: Direction, strengths: Sequence[float],
          component: int = 0, layers: Sequence[int] | None = None, noise_mode: str = "const",
@@ -74,15 +117,5 @@ def edit(G: torch.nn.Module, latent: torch.Tensor, direction: Direction, strengt
     """Images of `latent` (w or w+) moved by each strength along `direction`: [S, N, H, W, C] uint8.
 
     w directions move the chosen ws rows; S directions move the styles. Strength 0 is the input."""
-    ws = as_ws(G, latent).to(next(G.parameters()).device)
-    out = []
-    for strength in strengths:
-        if not np.isfinite(strength):
-            raise ValueError(f"strength must be a finite number, got {strength}")
-        if direction.space == "w":
-            img = G.synthesis(shift_ws(G, ws, direction, strength, component, layers, use_std), noise_mode=noise_mode)
-        else:
-            styles = shift_styles(G, ws_to_styles(G, ws), direction, strength, component)
-            img = synthesize_styles(G, styles, noise_mode=noise_mode)
-        out.append(to_uint8(img))
-    return np.stack(out)
+    return np.stack([edit_many(G, latent, [Move(direction, strength, component, layers, use_std)], noise_mode)
+                     for strength in strengths])

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._errors import FileError, first_line
+from .._errors import FileError, first_line, int_ranges, NetworkMismatchError, other_network, weights_only_refusal
 from ..io.tagged import read_tagged, write_tagged
 
 FORMAT_TAG = "stylegan-direction"
@@ -33,12 +33,26 @@ class Direction:
     params: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        v = torch.as_tensor(self.vectors, dtype=torch.float32)
+        # Checked here, whatever made the direction: nan or inf renders black images, a zero vector
+        # leaves them unchanged, and both would look like an edit that worked.
+        v = torch.as_tensor(_real(self.vectors, "direction vectors"), dtype=torch.float32)
         self.vectors = v[None] if v.ndim == 1 else v
-        if self.vectors.ndim != 2 or self.vectors.shape[0] == 0:
+        if self.vectors.ndim != 2 or self.vectors.shape[0] == 0 or self.vectors.shape[1] == 0:
             raise ValueError(f"direction vectors must be [K, D], got {tuple(v.shape)}")
         if self.space not in ("w", "s"):
             raise ValueError(f"unknown direction space {self.space!r}: expected 'w' or 's'")
+        if not bool(torch.isfinite(self.vectors).all()):
+            raise ValueError("the direction holds nan or inf values")
+        zero = (self.vectors.norm(dim=1) == 0).nonzero().flatten().tolist()
+        if zero:
+            raise ValueError(f"direction component {int_ranges(zero)} is all zeros: it would move nothing")
+        for key in ("std", "mean"):
+            value = getattr(self, key)
+            if value is not None:
+                value = torch.as_tensor(_real(value, f"direction {key}"), dtype=torch.float32)
+                if not bool(torch.isfinite(value).all()):
+                    raise ValueError(f"the direction's {key} holds nan or inf values")
+                setattr(self, key, value)
 
     @property
     def dim(self) -> int:
@@ -51,6 +65,44 @@ class Direction:
         if not 0 <= k < len(self):
             raise ValueError(f"component {k} out of range: the direction file has 0..{len(self) - 1}")
         return self.vectors[k]
+
+
+def _real(x, what: str):
+    """Real numbers only: a complex array cast to float silently drops its imaginary part."""
+    if (isinstance(x, torch.Tensor) and x.is_complex()) or (isinstance(x, np.ndarray) and x.dtype.kind == "c"):
+        raise ValueError(f"{what} must be real numbers, got {x.dtype}")
+    if isinstance(x, np.ndarray) and x.dtype.kind not in "fiu":
+        raise ValueError(f"{what} must be numbers, got {x.dtype}")
+    return x
+
+
+def made_for(direction: Direction, G: torch.nn.Module) -> Direction:
+    """Stamp the network a direction was found on (its digest and ws row count) on the direction."""
+    from torch_utils.misc import network_digest
+    direction.network_digest = network_digest(G)
+    direction.params["num_ws"] = int(G.num_ws)
+    return direction
+
+
+def check_direction(direction: Direction, G: torch.nn.Module, digest: str | None = None,
+                    force: bool = False) -> None:
+    """Refuse (one line) a direction that cannot move G's latents, or that was made for another
+    network: a recorded digest that is not G's, or ws rows counted on a network with another number
+    of them. `force` applies the latter two anyway (a fine-tuned copy of the network, say)."""
+    if direction.space == "w" and direction.dim != G.w_dim:
+        raise ValueError(f"direction has {direction.dim} dimensions, the network's w has {G.w_dim}")
+    if force:
+        return
+    if direction.network_digest:
+        if digest is None:
+            from torch_utils.misc import network_digest
+            digest = network_digest(G)
+        if digest != direction.network_digest:
+            raise other_network("the direction was", direction.network_digest, digest)
+    rows = direction.params.get("num_ws")
+    if direction.space == "w" and direction.layers and isinstance(rows, int) and rows != G.num_ws:
+        raise NetworkMismatchError(f"the direction moves ws rows {int_ranges(direction.layers)} of a network with "
+                                   f"{rows} rows; this one has {G.num_ws}: pass {{force=True}} to apply it anyway", "force")
 
 
 def unit_rows(v: torch.Tensor) -> torch.Tensor:
@@ -72,20 +124,22 @@ def load_direction(path: str | os.PathLike, w_dim: int | None = None) -> Directi
     """Read a direction: our format, an InterFaceGAN boundary (.npy [1, D]), a GANSpace .npz
     (lat_comp / lat_mean / lat_stdev), an e4e/PTI .pt (a tensor, or {'comp','std','mean'} as in
     ffhq_pca.pt), or rosinality's SeFa factor.pt ({'eigvec': [D, K]}). Pickled code is never run."""
-    path = Path(path)
+    from .._files import check_regular_file
+    path = check_regular_file(path, "a direction file")
     try:
         with open(path, "rb") as f:
             head = f.read(9)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a folder, not a direction file") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read ({e.strerror or e})") from None
     try:
         if head.startswith(b"\x93NUMPY"):
             d = _from_npy(np.load(path, allow_pickle=False))
         elif head.startswith(b"PK\x03\x04") and path.suffix == ".npz":
             d = _from_npz(path)
         elif head.startswith(b"PK\x03\x04"):
+            from ..loaders.torchscript import is_torchscript
+            if is_torchscript(path):   # code, not data: torch.load would hand it to torch.jit.load
+                raise ValueError("a TorchScript module, not a direction file")
             d = _from_torch(torch.load(path, map_location="cpu", weights_only=True))
         elif head[8:9] == b"{":                            # safetensors: u64 header size, then JSON
             d = _from_native(path)
@@ -96,7 +150,8 @@ def load_direction(path: str | os.PathLike, w_dim: int | None = None) -> Directi
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
     except Exception as e:  # damage surfaces as many error types; say it in one line
-        raise ValueError(f"{path}: not a readable direction file ({type(e).__name__}: {first_line(e)})") from None
+        reason = weights_only_refusal(e) or f"{type(e).__name__}: {first_line(e)}"
+        raise ValueError(f"{path}: not a readable direction file ({reason})") from None
     if w_dim is not None and d.space == "w" and d.dim != w_dim:
         raise ValueError(f"{path}: direction has {d.dim} dimensions, the network's w has {w_dim}")
     return d
@@ -112,7 +167,7 @@ def _from_native(path: Path) -> Direction:
 
 def _from_npy(a: np.ndarray) -> Direction:
     """InterFaceGAN boundaries are [1, D] unit normals; accept [D] and [K, D] too."""
-    a = np.asarray(a, dtype=np.float32)
+    a = np.asarray(_real(a, "a .npy direction"), dtype=np.float32)
     if a.ndim not in (1, 2):
         raise ValueError(f"a .npy direction must be [D] or [K, D], got {a.shape}")
     return Direction(unit_rows(torch.from_numpy(a.reshape(-1, a.shape[-1]))), method="file",
@@ -123,9 +178,9 @@ def _from_npz(path: Path) -> Direction:
     with np.load(path, allow_pickle=False) as z:
         if "lat_comp" not in z.files:
             raise ValueError(f"an .npz without GANSpace's lat_comp (keys: {', '.join(z.files) or 'none'})")
-        comp = z["lat_comp"].reshape(z["lat_comp"].shape[0], -1)
-        std = z["lat_stdev"].reshape(-1) if "lat_stdev" in z.files else None
-        mean = z["lat_mean"].reshape(-1) if "lat_mean" in z.files else None
+        comp = _real(z["lat_comp"], "lat_comp").reshape(z["lat_comp"].shape[0], -1)
+        std = _real(z["lat_stdev"], "lat_stdev").reshape(-1) if "lat_stdev" in z.files else None
+        mean = _real(z["lat_mean"], "lat_mean").reshape(-1) if "lat_mean" in z.files else None
     return Direction(unit_rows(torch.from_numpy(comp.astype(np.float32))), method="ganspace",
                      std=None if std is None else torch.from_numpy(std.astype(np.float32)),
                      mean=None if mean is None else torch.from_numpy(mean.astype(np.float32)),
@@ -133,6 +188,8 @@ def _from_npz(path: Path) -> Direction:
 
 
 def _from_torch(obj) -> Direction:
+    for value in (obj.values() if isinstance(obj, dict) else [obj]):
+        _real(value, "a direction tensor")
     if isinstance(obj, torch.Tensor):
         return Direction(unit_rows(obj.float().reshape(-1, obj.shape[-1])), method="file", params={"source": "pt"})
     if isinstance(obj, dict) and "eigvec" in obj:                       # rosinality's SeFa factor.pt

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._errors import int_ranges
 from ..networks.styles import style_layers
 from .directions import Direction
 
@@ -38,7 +39,7 @@ def sefa(G: torch.nn.Module, layers: str | list[int] = "all", num_components: in
     rows = preset_rows(layers, G.num_ws) if isinstance(layers, str) else sorted(set(int(r) for r in layers))
     bad = [r for r in rows if not 0 <= r < G.num_ws]
     if bad:
-        raise ValueError(f"ws rows {bad} out of range: this network has rows 0..{G.num_ws - 1}")
+        raise ValueError(f"ws rows {int_ranges(bad)} out of range: this network has rows 0..{G.num_ws - 1}")
     a, names = affine_matrix(G, rows)
     values, vectors = np.linalg.eigh(a.T @ a)
     order = np.argsort(values)[::-1][:num_components]

@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Optional, Union
 
-from .._files import atomic_output, sweep_stale_temps
+from .._files import atomic_output, sweep_stale_temps, WRITE_ERRNOS
 from ..progress import Progress as Event, ProgressFn
 from .registry import Entry, NotFoundError, is_known, lookup, suggestion
 
@@ -195,8 +195,9 @@ def download(url: str, dest: PathLike, *, size: Optional[int] = None, sha256: Op
         raise DownloadError(f"{url}: cannot create cache folder {dest.parent}: {_lower_first(e.strerror or str(e))}") \
             from None
     sweep_stale_temps(dest.parent)
-    # Atomic: concurrent downloaders (torchrun ranks) each land a complete file.
-    with atomic_output(dest) as tmp:
+    # Atomic: concurrent downloaders (torchrun ranks) each land a complete file. The bytes are
+    # checked against the size and digest the registry has, not by their format.
+    with atomic_output(dest, check=False) as tmp:
         with open(tmp, "wb") as out:
             sink = _Bunzip(url, out) if decompress == "bz2" else out
             got, digest = _stream(url, sink, size, progress, timeout)
@@ -214,15 +215,19 @@ class _Bunzip:
         self.d = bz2.BZ2Decompressor()
 
     def write(self, data: bytes) -> None:
+        while True:
+            self.out.write(self._decompress(data))
+            data = b""
+            while not self.d.eof and not self.d.needs_input:
+                self.out.write(self._decompress(b""))
+            if not (self.d.eof and self.d.unused_data):
+                return
+            data, self.d = self.d.unused_data, bz2.BZ2Decompressor()
+
+    def _decompress(self, data: bytes) -> bytes:
+        # Only the decompressor's errors are the data's fault; a failing write is the disk's.
         try:
-            while True:
-                self.out.write(self.d.decompress(data, CHUNK))
-                data = b""
-                while not self.d.eof and not self.d.needs_input:
-                    self.out.write(self.d.decompress(b"", CHUNK))
-                if not (self.d.eof and self.d.unused_data):
-                    return
-                data, self.d = self.d.unused_data, bz2.BZ2Decompressor()
+            return self.d.decompress(data, CHUNK)
         except (OSError, EOFError) as e:
             raise DownloadError(f"{self.url}: not valid bz2 data ({_lower_first(str(e))})") from None
 
@@ -263,6 +268,8 @@ def _stream(url: str, out, size: Optional[int], progress: Progress, timeout: flo
     except (socket.timeout, TimeoutError):
         raise DownloadError(f"{url}: timed out after {timeout:g} s (got {got} bytes)") from None
     except (http.client.HTTPException, OSError) as e:
+        if isinstance(e, OSError) and e.errno in WRITE_ERRNOS:
+            raise               # the cache's disk, not the connection: atomic_output says so
         raise DownloadError(f"{url}: connection failed after {got} bytes: {_reason(e)}") from None
     return got, digest.hexdigest()
 

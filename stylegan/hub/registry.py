@@ -1,10 +1,13 @@
 """The one registry of everything the toolkit can download: GAN networks and the assets that
-projection and editing use (perceptual networks, dlib's landmark, face-detector and face-id models,
-latent directions).
+projection, editing and the metrics use (perceptual networks, the metrics' Inception, dlib's landmark,
+face-detector and face-id models, latent directions).
 
 `size` and `sha256` describe the file the URL serves and stay None unless confirmed from a trustworthy
 source: a wrong checksum would make every download fail, a missing one only skips a check. A sha256
-prefix (torch.hub names its files by one) checks that much of the digest.
+prefix (torch.hub names its files by one) checks that much of the digest. A TorchScript file's whole
+sha256 is also how it is recognised without running it (loaders/torchscript.py): NVIDIA's metric
+networks' digests are the ones published beside their URLs by projects that pin them (genforce's
+perceptual model for vgg16.pt; a pinned Clean-FID setup for inception-2015-12-05.pt).
 GAN file names and URLs follow the READMEs of NVlabs/stylegan2, NVlabs/stylegan2-ada-pytorch and
 NVlabs/stylegan3; the dlib models' provenance and terms follow the README of davisking/dlib-models;
 the directions are files of danielroich/PTI, pinned to one commit (size and sha256 of those blobs).
@@ -19,7 +22,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Optional
 
-KINDS = ("gan", "perceptual", "landmarks", "face-detector", "face-id", "direction")
+KINDS = ("gan", "perceptual", "detector", "landmarks", "face-detector", "face-id", "direction")
 # 'state-dict': a torch.save'd dict of tensors; 'e4e-pt': a torch.save'd [1, w_dim] direction tensor or
 # {'mean', 'comp', 'std'} PCA dict, as encoder4editing and PTI share them. Both load with weights_only.
 FORMATS = ("nvidia-pickle", "tf-pickle", "torchscript", "state-dict", "dlib", "e4e-pt")
@@ -39,6 +42,8 @@ LICENCE_TORCHVISION = "BSD-3-Clause (torchvision); ImageNet's terms may bind the
 LICENCE_URL_TORCHVISION = "https://github.com/pytorch/vision/blob/main/LICENSE"
 LICENCE_LPIPS = "BSD-2-Clause (lpips)"
 LICENCE_URL_LPIPS = "https://github.com/richzhang/PerceptualSimilarity/blob/master/LICENSE"
+LICENCE_TF_INCEPTION = "Apache-2.0 (TensorFlow's inception-2015-12-05 weights)"
+LICENCE_URL_TF_INCEPTION = "https://github.com/tensorflow/models/blob/master/LICENSE"
 LICENCE_PTI = "MIT (PTI)"
 LICENCE_URL_PTI = "https://github.com/danielroich/PTI/blob/main/LICENSE"
 
@@ -150,15 +155,32 @@ ENTRIES: tuple[Entry, ...] = (
     _tf("church", 256, "LSUN Church"),
     _tf("horse", 256, "LSUN Horse"),
     # The perceptual network of NVIDIA's projector and metrics: LPIPS on VGG16, as TorchScript.
+    # Recognised by sha256 and read as tensors, never run.
     Entry("vgg16", "perceptual", f"{ADA_BASE}metrics/vgg16.pt", LICENCE_PT, LICENCE_URL_ADA,
-          "LPIPS VGG16 feature network (TorchScript) of NVIDIA's projector", format="torchscript"),
+          "LPIPS VGG16 feature network (TorchScript) of NVIDIA's projector and metrics (PR, PPL)",
+          format="torchscript", size=553_469_545,
+          sha256="b437eb095feaeb0b83eb3fa11200ebca4548ee39a07fb944a417ddc516cc07c3"),
     # LPIPS the way the `lpips` package builds it: torchvision's ImageNet VGG16 trunk + the v0.1 linear layers.
     Entry("torchvision-vgg16", "perceptual", "https://download.pytorch.org/models/vgg16-397923af.pth",
           LICENCE_TORCHVISION, LICENCE_URL_TORCHVISION, "VGG16 ImageNet weights (torchvision), the LPIPS trunk",
-          sha256="397923af", format="state-dict", torch_hub=True),
+          sha256="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0", format="state-dict",
+          torch_hub=True),
     Entry("lpips-vgg-v0.1", "perceptual", f"{LPIPS_BASE}v0.1/vgg.pth", LICENCE_LPIPS, LICENCE_URL_LPIPS,
           "LPIPS v0.1 linear layers over VGG16 features", format="state-dict",
           packaged=("lpips", "weights/v0.1/vgg.pth")),
+    # The Inception-v3 of FID, KID and IS (TF's inception-2015-12-05 graph): NVIDIA's TorchScript translation
+    # (read as data by stylegan.metrics) and pytorch-fid's state dict of the same weights. Sizes and sha256
+    # are the ones projects that download these files pin (pytorch-fid's torch.hub name carries the prefix
+    # 6726825d).
+    Entry("inception-2015-12-05", "detector", f"{ADA_BASE}metrics/inception-2015-12-05.pt", LICENCE_TF_INCEPTION,
+          LICENCE_URL_TF_INCEPTION, "Inception-v3 of FID/KID/IS, NVIDIA's TorchScript (the metrics' default)",
+          format="torchscript", size=95_607_719,
+          sha256="f58cb9b6ec323ed63459aa4fb441fe750cfe39fafad6da5cb504a16f19e958f4"),
+    Entry("pt-inception-2015-12-05", "detector",
+          "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+          LICENCE_TF_INCEPTION, LICENCE_URL_TF_INCEPTION, "the same Inception weights as pytorch-fid ships them",
+          size=95628359, sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
+          format="state-dict", torch_hub=True),
     # dlib's models, also shipped by the `face-recognition-models` package (found there first).
     _dlib("dlib-landmarks-68", "landmarks", "shape_predictor_68_face_landmarks.dat", LICENCE_IBUG, LICENCE_URL_IBUG,
           "68-point face landmarks; NON-COMMERCIAL use only: trained on iBUG 300-W"),

@@ -1,25 +1,32 @@
 """Perceptual feature networks for projection: images in 0..255 -> features whose squared
 distance, summed, is an LPIPS-style distance.
 
-`load_feature_net` is the one way in: NVIDIA's TorchScript `vgg16.pt` (or any TorchScript module with
-its interface), the `lpips` package's linear layers with torchvision's VGG16 weights (plain state dicts),
-by registry name, URL or path. Files are never unpickled beyond tensors: state dicts load with
-`weights_only=True`, and TorchScript is a restricted language run by torch's interpreter, not Python.
+`load_feature_net` is the one way in: NVIDIA's TorchScript `vgg16.pt`, the `lpips` package's linear
+layers with torchvision's VGG16 weights (plain state dicts), by registry name, URL or path. No file
+runs: state dicts load with `weights_only=True`, and a TorchScript archive is read as tensors
+(loaders/torchscript.py) and recognised by its sha256 as a registry file whose computation our LPIPS
+module reproduces. Tensors alone never decide that: two archives with the same tensors can compute
+different things (another pooling, another input scaling), so a TorchScript file that is not a known
+one is refused, and runs as itself only with `trust_code=True` (`--trust-code`), which executes its
+code.
 """
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Union
 
 import torch
 
 from .._errors import first_line
-from .lpips import LPIPS, from_state_dicts, from_torchscript
+from ..loaders.torchscript import is_torchscript, known_file, load_script_module, read_torchscript
+from .lpips import LPIPS, from_nvidia_vgg16, from_state_dicts, from_torchscript
 
 # images [N, 3, H, W] float in 0..255 -> features [N, F]
 FeatureNet = Callable[[torch.Tensor], torch.Tensor]
+
+# Registry TorchScript files known by their sha256 -> our module holding their tensors.
+KNOWN_TORCHSCRIPT = {"vgg16": from_nvidia_vgg16}
 
 # The name that builds LPIPS from the two registry entries below, as the `lpips` package does.
 LPIPS_VGG = "lpips-vgg"
@@ -40,17 +47,22 @@ class TorchScriptFeatures(torch.nn.Module):
 
 
 def load_feature_net(source: Union[str, os.PathLike], device: Union[torch.device, str] = "cpu", *,
-                     cache_dir: Optional[Union[str, os.PathLike]] = None, progress=True) -> FeatureNet:
+                     cache_dir: Optional[Union[str, os.PathLike]] = None, progress=True,
+                     trust_code: bool = False) -> FeatureNet:
     """A feature network from a registry name, URL or file:
 
     - 'lpips-vgg': LPIPS v0.1 over torchvision's ImageNet VGG16 (both fetched through the registry;
       the `lpips` package's copy of its layers is used when installed);
-    - a TorchScript file with the vgg16.pt interface ('vgg16' is NVIDIA's): run as our LPIPS module
-      when its tensors map onto one and the outputs agree, else as the TorchScript module itself;
+    - NVIDIA's TorchScript `vgg16.pt` ('vgg16'), recognised by its sha256: its tensors in our LPIPS
+      module, nothing in the file run;
+    - any other TorchScript file with the vgg16.pt interface, only with `trust_code=True` (it runs
+      the file's code): our LPIPS module when its tensors map onto one and the outputs agree, else
+      the TorchScript module itself;
     - a state dict with torchvision's VGG16 keys (features.N.*), the lpips layers (linT.model.1.weight),
       or both: the missing half comes from the registry.
 
-    Raises a one-line ValueError for anything else."""
+    Raises a one-line ValueError for anything else (UntrustedCodeError for an unknown TorchScript
+    file without `trust_code`)."""
     from .. import hub
     text = os.fspath(source)
     if text.strip().lower() == LPIPS_VGG and not Path(text).exists():
@@ -60,24 +72,8 @@ def load_feature_net(source: Union[str, os.PathLike], device: Union[torch.device
         known = ", ".join([LPIPS_VGG, *hub.names(kind="perceptual")])
         raise ValueError(f"{text}: a {hub.lookup(text).kind} model, not a perceptual network ({known})")
     path = hub.resolve(text, cache_dir, progress)
-    if _is_torchscript(path):
-        try:
-            net = torch.jit.load(str(path), map_location=device).eval()
-        except (RuntimeError, ValueError, OSError) as e:
-            raise ValueError(f"{path}: not a TorchScript feature network ({first_line(e)})") from None
-        try:
-            mine = from_torchscript(net)
-            if mine is not None:
-                return mine.to(device)
-            feats = TorchScriptFeatures(net).requires_grad_(False)
-            with torch.no_grad():       # the interface checked now, not a thousand steps into a projection
-                out = feats(torch.zeros([1, 3, 32, 32], device=device))
-        except (RuntimeError, TypeError, ValueError) as e:
-            raise ValueError(f"{path}: does not run as net(img, resize_images=False, return_lpips=True) "
-                             f"({first_line(e)})") from None
-        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 1:
-            raise ValueError(f"{path}: returns {_describe(out)} for one image, expected features [1, F]")
-        return feats
+    if is_torchscript(path):
+        return _torchscript_features(path, device, trust_code)
     state = _load_state_dict(path)
     lin = {k: v for k, v in state.items() if isinstance(k, str) and k.startswith("lin")}
     trunk = {k: v for k, v in state.items() if k not in lin}
@@ -107,20 +103,42 @@ def lpips_vgg16(trunk: Union[str, os.PathLike] = TRUNK_ENTRY, lin: Union[str, os
         raise ValueError(f"{paths[0]} + {paths[1]}: {e}") from None
 
 
-def _is_torchscript(path: Path) -> bool:
-    """TorchScript archives are zips holding compiled code; torch.save's zips hold only data."""
+def _torchscript_features(path: Path, device: Union[torch.device, str], trust_code: bool) -> FeatureNet:
+    """A known TorchScript file as our module (read, never run); any other only on `trust_code`."""
+    archive = read_torchscript(path)
+    entry = known_file(archive)
+    if entry is not None:
+        if entry.name not in KNOWN_TORCHSCRIPT:
+            raise ValueError(f"{path}: {entry.name}, a {entry.kind} network, not a perceptual one")
+        try:
+            return KNOWN_TORCHSCRIPT[entry.name](archive.tensors).to(device)
+        except ValueError as e:
+            raise ValueError(f"{path}: {entry.name} by its digest, but {e}") from None
+    net = load_script_module(path, device, trust_code=trust_code)
     try:
-        with zipfile.ZipFile(path) as z:
-            return any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
+        mine = from_torchscript(net)
+        if mine is not None:
+            return mine.to(device)
+        feats = TorchScriptFeatures(net).requires_grad_(False)
+        with torch.no_grad():       # the interface checked now, not a thousand steps into a projection
+            out = feats(torch.zeros([1, 3, 32, 32], device=device))
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: does not run as net(img, resize_images=False, return_lpips=True) "
+                         f"({first_line(e)})") from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 1:
+        raise ValueError(f"{path}: returns {_describe(out)} for one image, expected features [1, F]")
+    return feats
 
 
 def _load_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
+    from .._errors import weights_only_refusal
+    from .._files import check_regular_file
+    check_regular_file(path, "a weights file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:      # a file format boundary: any failure to read is the file's fault
-        raise ValueError(f"{path}: not a state dict of tensors ({first_line(e)})") from None
+        raise ValueError(f"{path}: not a state dict of tensors ({weights_only_refusal(e) or first_line(e)})") \
+            from None
     if not isinstance(state, Mapping):
         raise ValueError(f"{path}: not a state dict of tensors (holds a {type(state).__name__})")
     return state

@@ -9,7 +9,8 @@ FeatureNet consumer use it unchanged.
 
 Weights come from the two places users hold them: torchvision's ImageNet VGG16 with the `lpips`
 package's linear layers (`from_state_dicts`), and NVIDIA's TorchScript `vgg16.pt`, whose tensors are
-mapped by order and shape and then checked against the TorchScript's own output (`from_torchscript`).
+read by name without running it (`from_nvidia_vgg16`). A TorchScript module the user trusts to run
+is mapped by order and shape and then checked against its own output (`from_torchscript`).
 """
 from __future__ import annotations
 
@@ -199,6 +200,30 @@ def _check_keys(what: str, state: Mapping, expected: Sequence[str], ignore: Sequ
 
 # ---------------------------------------------------------------------------------------------------
 # NVIDIA's TorchScript vgg16.pt
+
+def nvidia_vgg16_keys(trunk: Trunk = VGG16) -> list[str]:
+    """The names `vgg16.pt` gives its trunk's convolutions and its LPIPS weights (its state_dict; the
+    file also holds the classifier's layers.fc1-3, which LPIPS does not use)."""
+    convs = [f"layers.conv{i + 1}.{p}" for i in range(len(trunk.widths)) for p in ("weight", "bias")]
+    return convs + [f"lpips{t}" for t in range(len(trunk.stages))]
+
+
+def from_nvidia_vgg16(tensors: Mapping[str, torch.Tensor], trunk: Trunk = VGG16) -> LPIPS:
+    """Our module holding the tensors of NVIDIA's `vgg16.pt` (the projector's and PPL's network), read
+    from the archive by name, never run. Its computation, as the file's publishers describe it: images
+    0..255 scaled by ImageNet's mean and std (LPIPS's shift and scale, which are those numbers in -1..1),
+    VGG16 with max pooling, the five relu*_3 / relu*_2 taps unit-normalised and weighted by the lpips
+    vectors. (NVIDIA's file itself is not available here to run against: the tests check the mapping on
+    a TorchScript module of this layout built for them.)"""
+    keys = nvidia_vgg16_keys(trunk)
+    missing = [k for k in keys if k not in tensors]
+    if missing:
+        raise ValueError(f"it lacks {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    n = len(trunk.widths)
+    convs = [(tensors[keys[2 * i]].float(), tensors[keys[2 * i + 1]].float()) for i in range(n)]
+    net = LPIPS(trunk).load_arrays(convs, [tensors[k].float() for k in keys[2 * n:]], keys)
+    return net.eval().requires_grad_(False)
+
 
 def from_torchscript(net: torch.jit.ScriptModule, trunk: Trunk = VGG16, *, check_size: int = 32,
                      warn: bool = True) -> Optional[LPIPS]:

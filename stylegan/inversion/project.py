@@ -20,7 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._memory import check_held
 from ..images import check_uint8, from_uint8, to_uint8
+from ..networks.stylegan3 import set_input_transform  # noqa: F401 (also imported from here)
 from ..progress import Progress, ProgressFn
 from .features import FeatureNet
 from .losses import Distance, as_distance
@@ -156,6 +158,9 @@ def project_batch(G: torch.nn.Module, targets: np.ndarray | torch.Tensor, loss: 
     if tuple(targets.shape[1:]) != want or len(targets) == 0:
         raise ValueError(f"targets have shape {list(targets.shape)}: the generator makes {list(want)} (H, W, C)")
     batch = len(targets)
+    # The trajectory keeps every step's latent (NVIDIA's projector returns them all): sized first.
+    check_held(num_steps * batch * (G.num_ws if space == "w+" else 1) * G.w_dim * 4,
+               f"a projection of {num_steps} steps", "use fewer steps")
     targets = from_uint8(targets, device)                                          # [B, C, H, W] 0..255
     rng = torch.Generator(device=device)
     rng.manual_seed(seed) if seed is not None else rng.seed()
@@ -224,18 +229,6 @@ def _step_event(step, num_steps, dist, total, synth, targets, preview_every, sta
     preview = to_uint8(synth) if preview_every and step % preview_every == 0 else None
     return Progress("project", step + 1, num_steps, {"dist": float(dist.detach().mean()), "loss": float(total.detach()),
                                                      "psnr": psnr}, preview=preview, seconds=time.perf_counter() - start)
-
-
-def set_input_transform(G: torch.nn.Module, transform: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Write a [3, 3] transform into StyleGAN3's Fourier input of G (in place: pass a copy); returns it."""
-    layer = getattr(G.synthesis, "input", None)
-    if layer is None or not hasattr(layer, "transform"):
-        raise ValueError("a transform needs a StyleGAN3 generator: this one has no Fourier input to transform")
-    m = torch.as_tensor(np.asarray(transform, dtype=np.float32)).to(layer.transform.device)
-    if m.shape != (3, 3) or not bool(torch.isfinite(m).all()):
-        raise ValueError(f"transform must be a finite 3x3 matrix, got shape {tuple(m.shape)}")
-    layer.transform.copy_(m)
-    return m.cpu().clone()
 
 
 def _device(G: torch.nn.Module) -> torch.device:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._errors import FileError, first_line
+from .._errors import FileError, first_line, other_network
 from .tagged import read_tagged, write_tagged
 
 FORMAT_TAG = "stylegan-latent"
@@ -85,14 +85,11 @@ def load_latents(path: str | os.PathLike, num_ws: int | None = None, w_dim: int 
     an older `seedNNNN.w.npy`; otherwise it is N w's. `num_ws` / `w_dim`, when given, are what the
     caller's network expects: w+ latents with another row count, or any with another width, are
     refused here, naming the file. Every bad file gives a one-line ValueError naming it."""
-    path = Path(path)
+    from .._files import check_regular_file
+    path = check_regular_file(path, "a latent file")
     try:
         with open(path, "rb") as f:
             head = f.read(9)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a folder, not a latent file") from None
     except OSError as e:
         raise ValueError(f"{path}: cannot read ({e.strerror or e})") from None
     try:
@@ -164,13 +161,16 @@ def _from_native(path: Path) -> Latents:
     return latents
 
 
-def check_compatible(latents: Latents, G: torch.nn.Module, digest: str | None = None) -> list[str]:
-    """Raise a one-line ValueError when the latents cannot drive G (w_dim, num_ws, style layers).
+def check_compatible(latents: Latents, G: torch.nn.Module, digest: str | None = None,
+                     force: bool = False) -> list[str]:
+    """Raise a one-line ValueError when the latents cannot drive G (w_dim, num_ws, style layers),
+    and a NetworkMismatchError naming both digests when they were made with another network (the
+    one they record, or one of the `network_digests` in their metadata, such as the tuned copy that
+    projection with pivotal tuning saves beside them).
 
-    A different network digest is returned as a warning, not raised: latents carry over between
-    networks of one lineage (a fine-tuned or PTI-tuned copy, a converted file), so only the caller
-    knows whether it matters. `digest` is G's, if already known; else it is computed when the
-    latents record one."""
+    `force` applies latents of another network anyway (a fine-tuned copy, a converted file): the
+    difference comes back as a warning for the caller to show. `digest` is G's, if already known;
+    else it is computed when the latents record one."""
     if latents.space == "s":
         from ..networks.styles import style_layers
         want = {layer.name: layer.channels for layer in style_layers(G)}
@@ -185,7 +185,11 @@ def check_compatible(latents: Latents, G: torch.nn.Module, digest: str | None = 
     if latents.network_digest and digest is None:
         from torch_utils.misc import network_digest
         digest = network_digest(G)
-    if digest and latents.network_digest and digest != latents.network_digest:
+    also = latents.metadata.get("network_digests") if isinstance(latents.metadata, dict) else None
+    known = {latents.network_digest, *(also if isinstance(also, list) else [])}
+    if digest and latents.network_digest and digest not in known:
+        if not force:
+            raise other_network("the latents were", latents.network_digest, digest)
         return [f"the latents were made with another network ({latents.network_digest[:12]}, "
                 f"this one is {digest[:12]})"]
     return []

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .. import hub
-from .._errors import FileError, first_line
+from .._errors import FileError, first_line, weights_only_refusal
 from ..networks import create_model, is_architecture, list_archs
 from . import native, nvidia, rosinality, tf
 from .errors import LoadError
@@ -123,8 +123,9 @@ def _read_zip(path: Path, budget: Budget) -> tuple[str, dict[str, NetSpec], dict
     except ValueError:
         raise
     except pickle.UnpicklingError as e:
-        if "Unsupported global" in str(e) or "weights_only" in str(e).lower():
-            raise UnsafePickleError(f"checkpoint refused by weights-only loading: {first_line(e)}") from None
+        refusal = weights_only_refusal(e)
+        if refusal is not None:
+            raise UnsafePickleError(f"{refusal} in a torch checkpoint") from None
         raise ValueError(f"truncated or corrupt checkpoint ({first_line(e)})") from None
     except Exception as e:  # zip, storage and pickle damage all surface differently
         raise ValueError(f"truncated or corrupt checkpoint ({type(e).__name__}: {first_line(e)})") from None
@@ -193,8 +194,7 @@ def load(source: str | os.PathLike, device: torch.device | str = "cpu", *, train
     try:
         if not path.is_file():
             path = _resolve(text)
-        if path.is_dir():
-            raise ValueError("is a folder, not a model file")
+        _check_file(path)
         budget = Budget(path.stat().st_size)
         kind = detect_format(path)
         if kind == "pickle":
@@ -221,6 +221,15 @@ def load(source: str | os.PathLike, device: torch.device | str = "cpu", *, train
     except RecursionError:
         raise LoadError(text, "nests too deeply to read") from None
     return LoadedModel(**nets, format=fmt, metadata=meta, source=text)
+
+
+def _check_file(path: Path) -> None:
+    """A folder, FIFO, device or socket is no model file (reading the last three blocks or never ends)."""
+    from .._files import check_regular_file
+    try:
+        check_regular_file(path, "a model file")
+    except ValueError as e:
+        raise ValueError(str(e).removeprefix(f"{path}: ")) from None   # LoadError names the source
 
 
 def load_generator(source: str | os.PathLike, device: torch.device | str = "cpu", *,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from .._errors import first_line
 from ..io.tagged import read_tagged, write_tagged
 from .kwargs import canonical_kwargs
 from .result import NETWORK_KEYS, LoadedModel
@@ -20,10 +21,13 @@ FORMAT_TAG = "stylegan"
 VERSION = 2
 
 
-def save(nets: LoadedModel | dict, path: str | os.PathLike, overwrite: bool = False) -> Path:
+def save(nets: LoadedModel | dict, path: str | os.PathLike, overwrite: bool = False, *,
+         sections: dict[str, tuple[dict, dict[str, torch.Tensor]]] | None = None) -> Path:
     """Write networks and JSON-able metadata to `path`, atomically.
 
-    `nets` is what `load` returned, or a dict of networks (G, D, G_ema) and metadata entries."""
+    `nets` is what `load` returned, or a dict of networks (G, D, G_ema) and metadata entries.
+    `sections` adds named parts beside the networks, each a JSON-able header entry and tensors
+    (stored as `<section>/<name>`); readers of networks skip them (`read_section` reads one)."""
     if isinstance(nets, LoadedModel):
         modules, meta = nets.networks(), dict(nets.metadata)
     else:
@@ -44,7 +48,31 @@ def save(nets: LoadedModel | dict, path: str | os.PathLike, overwrite: bool = Fa
         tags = {"networks": json.dumps(networks), "metadata": json.dumps(meta)}
     except (TypeError, ValueError) as e:
         raise ValueError(f"metadata is not JSON-able ({e})") from None
+    for section, (info, extra) in (sections or {}).items():
+        assert section not in NETWORK_KEYS and section not in tags and "." not in section, section
+        assert section not in ("format", "version"), section
+        try:
+            tags[section] = json.dumps(info)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{section} is not JSON-able ({e})") from None
+        tensors.update({f"{section}/{k}": t.detach().cpu().contiguous().clone() for k, t in extra.items()})
     return write_tagged(path, tensors, tags, format=FORMAT_TAG, version=VERSION, overwrite=overwrite)
+
+
+def read_section(path: str | os.PathLike, section: str) -> tuple[dict, dict[str, torch.Tensor]] | None:
+    """A section written by `save(..., sections=...)`: (its header entry, its tensors), or None."""
+    from safetensors import SafetensorError, safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+            if not is_native(header) or section not in header:
+                return None
+            info = _json(header, section)
+            prefix = section + "/"
+            tensors = {k[len(prefix):]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
+    except SafetensorError as e:
+        raise ValueError(f"truncated or corrupt stylegan file ({first_line(e)})") from None
+    return info, tensors
 
 
 def is_native(header: dict | None) -> bool:
@@ -54,7 +82,9 @@ def is_native(header: dict | None) -> bool:
 def read(path: str | os.PathLike) -> tuple[dict[str, NetSpec], dict]:
     """The networks' specs and the metadata of a file `save` wrote (any version up to VERSION)."""
     file = read_tagged(path, format=FORMAT_TAG, version=VERSION, what="stylegan file")
-    version, tensors = file.version, file.tensors
+    version = file.version
+    # Tensors of other sections (a training snapshot's state) are not networks.
+    tensors = {k: t for k, t in file.tensors.items() if "/" not in k}
     networks, meta = _json(file.tags, "networks"), _json(file.tags, "metadata", "{}")
     if not isinstance(networks, dict) or not networks or not isinstance(meta, dict):
         raise ValueError("corrupt stylegan file header (networks or metadata malformed)")

@@ -6,7 +6,14 @@ raw bytes (`data/N`, `constants/N`) and `constants.pkl`. Loading it with `torch.
 and can run that code; here the pickles go through a restricted unpickler in which every
 `__torch__.*` class is an inert record and only tensor rebuilding is allowed, and the code files are
 kept as text. Parameters and buffers come out named and ordered as `ScriptModule.state_dict()` would
-name and order them, so a module of ours can take them by name or by shape."""
+name and order them, so a module of ours can take them by name or by shape.
+
+Tensors do not say what a file computes: two archives with the same tensors can pool, scale or
+normalise differently, and only their code says which. So a file is used without running it only
+when it is a known one: its sha256 is a registry entry's (`known_file`), whose computation a module
+of ours reproduces (NVIDIA's `vgg16.pt` in inversion/lpips.py; the metrics map the Inception files
+the same way). Anything else runs only through `load_script_module(..., trust_code=True)`, the
+user's explicit word that the file's code may run."""
 from __future__ import annotations
 
 import collections
@@ -17,8 +24,9 @@ import pickle
 import re
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
+
+from .._errors import ParamError
 
 import torch
 
@@ -69,6 +77,9 @@ class ScriptArchive:
 
 def is_torchscript(path: str | os.PathLike) -> bool:
     """A zip with compiled code beside its data: TorchScript (torch.save's zips hold only data)."""
+    from .._files import is_regular_file
+    if not is_regular_file(path):
+        return False
     try:
         with zipfile.ZipFile(path) as z:
             return any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist())
@@ -76,10 +87,42 @@ def is_torchscript(path: str | os.PathLike) -> bool:
         return False
 
 
+class UntrustedCodeError(ParamError):
+    """A TorchScript file that would have to run to be used, without the user's leave to run it."""
+
+
+def known_file(archive: ScriptArchive):
+    """The registry entry (a TorchScript file by its sha256) this archive is, or None."""
+    from .. import hub
+    return next((e for e in hub.entries() if e.format == "torchscript" and e.sha256 is not None
+                 and len(e.sha256) == 64 and e.sha256.lower() == archive.sha256), None)
+
+
+def load_script_module(path: str | os.PathLike, device: torch.device | str = "cpu", *,
+                       trust_code: bool = False) -> torch.jit.ScriptModule:
+    """Load a TorchScript module to run it: this executes code from the file, with the user's rights,
+    so it happens only with `trust_code=True`. Raises UntrustedCodeError without it, a one-line
+    ValueError for a file torch cannot load."""
+    from .._errors import first_line
+    from .._files import check_regular_file
+    if not trust_code:
+        raise UntrustedCodeError(f"{path}: an unknown TorchScript file, and using it means running code from the "
+                                 f"file: pass {{trust_code=True}} only if you trust where it came from", "trust_code")
+    check_regular_file(path, "a TorchScript file")
+    try:
+        return torch.jit.load(str(path), map_location=device).eval()
+    except (RuntimeError, ValueError, OSError) as e:
+        raise ValueError(f"{path}: not a TorchScript module torch can load ({first_line(e)})") from None
+
+
 def read_torchscript(path: str | os.PathLike, budget: Optional[Budget] = None) -> ScriptArchive:
     """The tensors of a TorchScript file, read as data. Raises ValueError (one line) for anything else."""
-    path = Path(path)
-    raw = path.read_bytes()
+    from .._files import check_regular_file
+    path = check_regular_file(path, "a TorchScript file")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read ({e.strerror or e})") from None
     budget = budget or Budget(len(raw))
     try:
         z = zipfile.ZipFile(io.BytesIO(raw))

@@ -95,8 +95,10 @@ class SynthesisLayer(torch.nn.Module):
         self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor | None, noise_mode: str = "random",
-                fused_modconv: bool = True, gain: float = 1, styles: torch.Tensor | None = None) -> torch.Tensor:
-        """Styles from w through the affine, or given (`w=None, styles=...`)."""
+                fused_modconv: bool = True, gain: float = 1, styles: torch.Tensor | None = None,
+                rng=None) -> torch.Tensor:
+        """Styles from w through the affine, or given (`w=None, styles=...`). noise_mode='random' draws
+        the noise from `rng` (a training RandomSource) when given, else from torch's default generator."""
         assert noise_mode in ("random", "const", "none")
         in_res = self.resolution // self.up
         assert_shape(x, [None, self.in_channels, in_res, in_res])
@@ -105,7 +107,9 @@ class SynthesisLayer(torch.nn.Module):
 
         noise = None
         if self.use_noise and noise_mode == "random":
-            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
+            shape = [x.shape[0], 1, self.resolution, self.resolution]
+            noise = (torch.randn(shape, device=x.device) if rng is None else rng.randn(shape).to(x.device))
+            noise = noise * self.noise_strength
         if self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
 

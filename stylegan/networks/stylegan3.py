@@ -247,10 +247,10 @@ class SynthesisLayer(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor | None, noise_mode: str = "random", force_fp32: bool = False,
                 update_emas: bool = False, styles: torch.Tensor | None = None,
-                dtype: torch.dtype | None = None) -> torch.Tensor:
+                dtype: torch.dtype | None = None, rng=None) -> torch.Tensor:
         """Styles from w [N, w_dim] through the affine, or given (`w=None, styles=[N, in_channels]`).
         dtype=torch.bfloat16 runs the convolution and filtered lrelu in bf16 (CPU); float32 forces float32."""
-        assert noise_mode in ("random", "const", "none")  # StyleGAN3 has no noise inputs
+        assert noise_mode in ("random", "const", "none")  # StyleGAN3 has no noise inputs (nor draws from rng)
         in_w, in_h = int(self.in_size[0]), int(self.in_size[1])
         assert_shape(x, [None, self.in_channels, in_h, in_w])
         assert (w is None) != (styles is None)
@@ -456,6 +456,37 @@ class Generator(torch.nn.Module):
         return describe_generator(self, f"StyleGAN3-{config} generator",
                                   cuda_kernels=("bias_act", "filtered_lrelu"),
                                   cpu_kernels=("filtered_lrelu",))
+
+
+def pose_transform(translate: tuple[float, float] = (0.0, 0.0), rotate: float = 0.0) -> np.ndarray:
+    """The [3, 3] input transform of gen_images.py --translate TX,TY --rotate DEG: the inverse of the
+    pose [[cos a, sin a, tx], [-sin a, cos a, ty], [0, 0, 1]] (a in degrees), since the Fourier input
+    samples its plane at transformed coordinates. The image spans about one unit of that plane."""
+    a = np.deg2rad(float(rotate))
+    tx, ty = (float(v) for v in translate)
+    pose = np.array([[np.cos(a), np.sin(a), tx], [-np.sin(a), np.cos(a), ty], [0.0, 0.0, 1.0]])
+    if not np.isfinite(pose).all():
+        raise ValueError(f"translate and rotate must be finite numbers, got {translate}, {rotate}")
+    return np.linalg.inv(pose)
+
+
+def check_input_transform(G: torch.nn.Module, transform: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """`transform` as the float32 [3, 3] tensor G's Fourier input takes, on its device; a ValueError
+    when G has no such input (StyleGAN2) or the matrix is not a finite 3x3."""
+    layer = getattr(G.synthesis, "input", None)
+    if layer is None or not hasattr(layer, "transform"):
+        raise ValueError("a transform needs a StyleGAN3 generator: this one has no Fourier input to transform")
+    m = torch.as_tensor(np.asarray(transform, dtype=np.float32)).to(layer.transform.device)
+    if m.shape != (3, 3) or not bool(torch.isfinite(m).all()):
+        raise ValueError(f"transform must be a finite 3x3 matrix, got shape {tuple(m.shape)}")
+    return m
+
+
+def set_input_transform(G: torch.nn.Module, transform: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Write a [3, 3] transform into StyleGAN3's Fourier input of G (in place: pass a copy to keep G); returns it."""
+    m = check_input_transform(G, transform)
+    G.synthesis.input.transform.copy_(m)
+    return m.cpu().clone()
 
 
 # Named configs, as stylegan3's train.py builds them: T uses --cbase/--cmax (defaults 32768/512;

@@ -14,9 +14,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .._files import atomic_output, sweep_stale_temps
+from .._errors import without_prefix
+from .._files import all_or_none, atomic_output, is_complete, is_regular_file, name_fits, sweep_stale_temps
+from ..faces import AlignedFace, LandmarkDetector, NoFaceError, align_face
+from ..faces.photo import MAX_PIXELS, read_photo
 from ..progress import Progress, ProgressFn, emit
-from ..faces import AlignedFace, LandmarkDetector, NoFaceError, align_face, read_photo
 from ..provenance import Provenance, file_digest
 from .writer import save_image
 
@@ -28,7 +30,7 @@ RECORD_SUFFIX = ".align.json"
 class AlignSummary:
     written: list[Path] = field(default_factory=list)      # crops written
     skipped: list[Path] = field(default_factory=list)      # crops already present
-    failed: dict[str, str] = field(default_factory=dict)   # photo -> one-line reason
+    failed: dict[str, ValueError] = field(default_factory=dict)   # photo -> its one-line error
 
 
 def find_photos(inputs: Iterable[str | os.PathLike]) -> list[Path]:
@@ -37,10 +39,18 @@ def find_photos(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            photos += sorted(c for c in p.iterdir() if c.suffix.lower() in PHOTO_SUFFIXES and c.is_file())
+            photos += sorted(c for c in p.iterdir() if c.suffix.lower() in PHOTO_SUFFIXES and is_regular_file(c))
         else:
             photos.append(p)
     return photos
+
+
+def _aligned(outdir: Path, name: str) -> bool:
+    """A crop is done when its image is whole and its record reads."""
+    try:
+        return is_complete(outdir / f"{name}.png") and bool(read_record(outdir / f"{name}{RECORD_SUFFIX}"))
+    except ValueError:
+        return False
 
 
 def crop_name(photo: Path, index: int | None) -> str:
@@ -69,11 +79,14 @@ def read_record(path: str | os.PathLike) -> dict:
 
 def align_photos(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, *, size: int = 1024,
                  all_faces: bool = False, refine: bool = False, detector: LandmarkDetector | None = None,
-                 overwrite: bool = False, progress: ProgressFn | None = None) -> AlignSummary:
+                 overwrite: bool = False, max_pixels: int = MAX_PIXELS,
+                 progress: ProgressFn | None = None) -> AlignSummary:
     """Align every photo into `outdir` (FFHQ's exact recipe; `refine`: see faces.align_face). A photo
-    that fails (unreadable, no face) is recorded in the summary and the others carry on; crops
-    already present are skipped unless `overwrite`. `progress` gets a Progress('align') per photo
-    (item: the photo's name)."""
+    that fails (unreadable, past `max_pixels`, no face, a name the file system cannot hold) is
+    recorded in the summary and the others carry on; crops already present (whole, with their
+    record) are skipped unless `overwrite`. A crop and its record appear together or not at all; a
+    disk that fills stops the run with a WriteError (one line). `progress` gets a Progress('align')
+    per photo (item: the photo's name)."""
     from ..faces.landmarks import DlibLandmarks
     photos = find_photos(inputs)
     outdir = Path(outdir)
@@ -84,26 +97,29 @@ def align_photos(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike,
     stems: dict[str, Path] = {}
     start = time.monotonic()
     for k, photo in enumerate(photos):
-        first = outdir / f"{crop_name(photo, 0 if all_faces else None)}.png"
+        first = crop_name(photo, 0 if all_faces else None)
         if stems.setdefault(photo.stem, photo) != photo:   # a.jpg and a.png would write the same crop
-            summary.failed[str(photo)] = f"same name as {stems[photo.stem]}: its crop would be overwritten"
-        elif first.exists() and not overwrite:
-            summary.skipped.append(first)
+            summary.failed[str(photo)] = ValueError(f"same name as {stems[photo.stem]}: its crop would be overwritten")
+        elif _aligned(outdir, first) and not overwrite:
+            summary.skipped.append(outdir / f"{first}.png")
+        elif not name_fits(outdir / f"{crop_name(photo, 99 if all_faces else None)}{RECORD_SUFFIX}"):
+            summary.failed[str(photo)] = ValueError("its crop's file name is too long for the file system")
         else:
             try:
-                image = read_photo(photo)
+                image = read_photo(photo, max_pixels=max_pixels)
                 faces = align_face(image, detector, size=size, all_faces=all_faces, refine=refine)
             except NoFaceError:
-                summary.failed[str(photo)] = "no face found"
+                summary.failed[str(photo)] = ValueError("no face found")
             except ValueError as e:
-                summary.failed[str(photo)] = str(e)
+                summary.failed[str(photo)] = without_prefix(e, f"{photo}: ")   # the photo is named once
             else:
                 # The crop is the photo's own pixels: its metadata says so and claims nothing else.
                 made = Provenance(kind="photo", operation="align", photo=file_digest(photo))
                 for i, face in enumerate(faces):
                     name = crop_name(photo, i if all_faces else None)
-                    write_record(face, photo, image.shape, outdir / f"{name}{RECORD_SUFFIX}", refine)
-                    save_image(face.image, outdir / f"{name}.png", made)   # last: its presence means "done"
+                    with all_or_none() as group:
+                        write_record(face, photo, image.shape, group.add(outdir / f"{name}{RECORD_SUFFIX}"), refine)
+                        save_image(face.image, group.add(outdir / f"{name}.png"), made)
                     summary.written.append(outdir / f"{name}.png")
         emit(progress, Progress("align", k + 1, len(photos), item=photo.name, seconds=time.monotonic() - start))
     return summary

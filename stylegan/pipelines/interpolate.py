@@ -59,16 +59,36 @@ def interpolation_frames(G, seeds: Sequence[int], frames_per_seed: int = 60, spa
     check_noise_mode(noise_mode)
     check_seeds(seeds)
     class_labels(G.c_dim, 0, class_idx)
-    order = list(range(len(seeds))) + ([0] if loop else [])
-    ts = [(i, j, EASINGS[easing](f / frames_per_seed)) for i, j in zip(order[:-1], order[1:])
-          for f in range(frames_per_seed)]
-    if not loop:
-        ts.append((order[-1], order[-1], 0.0))
-    return _walk(G, list(seeds), ts, space, psi, class_idx, noise_mode, batch_size)
+    return _walk(G, list(seeds), _Schedule(len(seeds), frames_per_seed, loop, EASINGS[easing]), space, psi,
+                 class_idx, noise_mode, batch_size)
+
+
+def num_frames(num_seeds: int, frames_per_seed: int, loop: bool = True) -> int:
+    """Frames of a walk through `num_seeds` keys."""
+    return (num_seeds - (0 if loop else 1)) * frames_per_seed + (0 if loop else 1)
+
+
+class _Schedule(Sequence):
+    """Frame k -> (key a, key b, eased fraction), computed when asked: a walk of any length costs
+    nothing until its frames are made (a list of them cost 7 GB at 10^8 frames per seed)."""
+
+    def __init__(self, num_keys: int, frames_per_seed: int, loop: bool, ease):
+        self.keys, self.per, self.loop, self.ease = num_keys, frames_per_seed, loop, ease
+
+    def __len__(self) -> int:
+        return num_frames(self.keys, self.per, self.loop)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        if not self.loop and k == len(self) - 1:
+            return self.keys - 1, self.keys - 1, 0.0
+        a, f = divmod(k, self.per)
+        return a, (a + 1) % self.keys, self.ease(f / self.per)
 
 
 @torch.no_grad()
-def _walk(G, seeds: list[int], ts: list[tuple[int, int, float]], space: str, psi: float, class_idx: int | None,
+def _walk(G, seeds: list[int], ts: Sequence[tuple[int, int, float]], space: str, psi: float, class_idx: int | None,
           noise_mode: str, batch_size: int) -> Iterator[np.ndarray]:
     keys = key_latents(G, seeds, space, psi, class_idx)
     c = class_labels(G.c_dim, 1, class_idx, network_device(G))

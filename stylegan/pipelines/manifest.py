@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Sequence
 
 from .._errors import ParamError
-from .._files import atomic_output
+from .._files import atomic_output, ensure_writable_dir, sweep_stale_temps
 from .._version import __version__
 
 RUN_RECORD = ".stylegan-run.json"
@@ -33,12 +34,24 @@ def _show(v) -> str:
     return repr(v)
 
 
+def prepare_outdir(outdir: str | os.PathLike) -> Path:
+    """Create the folder (or say in one line why it cannot be written) and remove the temporaries
+    and claims of runs that were killed outright."""
+    outdir = ensure_writable_dir(outdir)
+    sweep_stale_temps(outdir)
+    return outdir
+
+
 def run_settings(G, psi: float, truncation_cutoff: int | None, noise_mode: str, class_idx: int | None,
-                 fmt: str) -> dict:
-    """What decides the pixels of a folder's images."""
+                 fmt: str, transform=None) -> dict:
+    """What decides the pixels of a folder's images. `transform` (StyleGAN3's input transform) is
+    recorded only when given, so folders made before it existed still match."""
     from torch_utils.misc import network_digest
-    return {"network": network_digest(G), "psi": float(psi), "truncation_cutoff": truncation_cutoff,
-            "noise_mode": noise_mode, "class_idx": class_idx, "format": fmt}
+    settings = {"network": network_digest(G), "psi": float(psi), "truncation_cutoff": truncation_cutoff,
+                "noise_mode": noise_mode, "class_idx": class_idx, "format": fmt}
+    if transform is not None:
+        settings["transform"] = [[round(float(v), 9) for v in row] for row in transform]
+    return settings
 
 
 def read_run_record(outdir: str | os.PathLike) -> dict | None:
@@ -55,15 +68,28 @@ def read_run_record(outdir: str | os.PathLike) -> dict | None:
                          "overwrite") from None
 
 
-def differences(record: dict, settings: dict) -> dict[str, tuple]:
-    return {k: (record.get(k), v) for k, v in settings.items() if record.get(k) != v}
+def differences(record: dict, settings: dict, grows: Sequence[str] = ()) -> dict[str, tuple]:
+    """Settings that differ from the record's, as {key: (then, now)}. A key in `grows` holds a dict
+    (one entry per output name, say) that may gain entries: only entries in both are compared."""
+    out = {}
+    for k, now in settings.items():
+        then = record.get(k)
+        if k in grows and isinstance(then, dict) and isinstance(now, dict):
+            changed = [i for i in now if i in then and then[i] != now[i]]
+            if changed:
+                out[k] = ({i: then[i] for i in changed}, {i: now[i] for i in changed})
+        elif then != now:
+            out[k] = (then, now)
+    return out
 
 
 def check_run_record(outdir: str | os.PathLike, settings: dict, overwrite: bool = False,
-                     outputs: str | None = None) -> None:
+                     outputs: str | None = None, write: bool = True, grows: Sequence[str] = ()) -> None:
     """Raise RunMismatchError when `outdir` was made with other settings (unless `overwrite`);
-    record `settings` in a new or overwritten folder. A folder without a record that already holds
-    files matching the glob `outputs` is refused too: nothing says what made them.
+    record `settings` in a new or overwritten folder (unless not `write`: a check before long work
+    that comes before the first file). A folder without a record that already holds files matching
+    the glob `outputs` is refused too: nothing says what made them. Keys in `grows` are dicts that
+    a later run may add entries to (an edit folder's edits and inputs): the record keeps the union.
 
     Under torchrun every rank checks and writes the (identical) record before its first file, so
     whichever rank starts first, no rank ever sees files without a record."""
@@ -74,11 +100,33 @@ def check_run_record(outdir: str | os.PathLike, settings: dict, overwrite: bool 
             raise ParamError(f"{outdir} already holds {outputs} files but no run record, so their settings "
                              f"are unknown: use another {{outdir}} or pass {{overwrite=True}}", "outdir", "overwrite")
     if record is not None:
-        diff = differences(record, settings)
+        diff = differences(record, settings, grows)
         if diff:
             raise RunMismatchError(outdir, diff)
+        if write and any(set(settings[k]) - set(record.get(k) or {}) for k in grows if isinstance(settings.get(k), dict)):
+            _grow_record(outdir, settings, grows)
         return
+    if not write:
+        return
+    _write_record(outdir, settings)
+
+
+def _write_record(outdir: str | os.PathLike, settings: dict) -> None:
     # The version is recorded for people, not compared: a release that makes the same pixels may
     # resume an old folder.
     with atomic_output(Path(outdir) / RUN_RECORD) as tmp:
         tmp.write_text(json.dumps({**settings, "stylegan_version": __version__}, indent=1) + "\n")
+
+
+def _grow_record(outdir: str | os.PathLike, settings: dict, grows: Sequence[str]) -> None:
+    """Add `settings`' new entries of the `grows` keys to the record; read, checked and rewritten
+    under a lock, so two runs adding entries at once both keep theirs."""
+    from torch_utils.file_lock import exclusive
+    with exclusive(str(Path(outdir) / f"{RUN_RECORD}.lock"), timeout=60):
+        record = read_run_record(outdir) or {}
+        diff = differences(record, settings, grows)
+        if diff:
+            raise RunMismatchError(outdir, diff)
+        merged = {**record, **{k: {**(record.get(k) or {}), **settings[k]} for k in grows if k in settings}}
+        merged.pop("stylegan_version", None)
+        _write_record(outdir, merged)

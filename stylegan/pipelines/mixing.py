@@ -11,12 +11,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .._errors import int_ranges
+from .._memory import check_held
 from .generate import network_device, synthesize
 from .checks import check_noise_mode, check_psi
 from ..seeds import check_seeds, class_labels
-
-
-MAX_GRID_BYTES = 2 ** 32      # 4 GiB of uint8 pixels: a 35x35 grid of 1024 px RGB images
 
 
 @dataclass
@@ -61,15 +60,15 @@ def style_mix(G: torch.nn.Module, rows: Sequence[int], cols: Sequence[int], styl
     check_noise_mode(noise_mode)
     if not len(rows) or not len(cols):
         raise ValueError("style mixing needs at least one row seed and one column seed")
-    # Sized before anything is drawn: seed ranges may be lazy, and the grid is one array in memory.
+    # Sized before anything is drawn: seed ranges may be lazy, and the grid is one array in memory
+    # (the cells once more beside it).
     size = (len(rows) + 1) * (len(cols) + 1) * G.img_resolution ** 2 * G.img_channels
-    if size > MAX_GRID_BYTES:
-        raise ValueError(f"a {len(rows)}x{len(cols)} grid of {G.img_resolution} px images would take "
-                         f"{size / 2 ** 30:.0f} GiB: use fewer row or column seeds")
+    check_held(2 * size, f"a {len(rows)}x{len(cols)} grid of {G.img_resolution} px images",
+               "use fewer row or column seeds")
     rows, cols, styles = list(rows), list(cols), list(styles)
     bad = [s for s in styles if not 0 <= s < G.num_ws]
     if bad:
-        raise ValueError(f"style layers {bad} out of range: this network has layers 0..{G.num_ws - 1}")
+        raise ValueError(f"style layers {int_ranges(bad)} out of range: this network has layers 0..{G.num_ws - 1}")
     w = mix_ws(G, rows, cols, psi, class_idx)
     seeds = list(w)
     sources = dict(zip(seeds, synthesize(G, torch.stack([w[s] for s in seeds]), noise_mode)))

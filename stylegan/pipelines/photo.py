@@ -12,6 +12,7 @@ or step by step, the way an interactive page goes (each step reuses the ones bef
     faces = find_faces(photo)                             # every face, largest first, FFHQ-aligned
     proj = project_face(G, faces[0], pti=True, progress=show)   # the slow part, once per face
     crops = edit_face(proj, "smile.direction:0.5")        # [1, R, R, 3]: as often as a slider moves
+    both = edit_face(proj, ["smile.direction:0.5", "sefa:2@0-3:-1"], together=True)  # [1, R, R, 3]: at once
     pasted = paste_faces(photo, proj.face, crops)         # [1, H, W, 3]
 
 (`project_photo` is find_faces + project_face for face number K; `edit_photo(..., projection=proj)`
@@ -40,7 +41,7 @@ import numpy as np
 import torch
 
 from ..editing.apply import shift_styles, shift_ws
-from ..faces import AlignedFace, LandmarkDetector, align_face, read_photo
+from ..faces import AlignedFace, LandmarkDetector, align_face, align_landmarks, read_photo
 from ..faces import paste
 from ..images import check_uint8, to_uint8
 from ..inversion import FeatureNet, ProjectionResult, TuningResult, pivotal_tuning, project, with_noise
@@ -48,7 +49,7 @@ from ..inversion.losses import Distance, default_distance
 from ..networks.styles import ws_to_styles
 from ..progress import Progress, ProgressFn, emit
 from ..provenance import Provenance
-from .edit import EditSpec, parse_edit, render_edits, resolve_direction, strip
+from .edit import EditSpec, moves, parse_edit, render_edits, render_together, resolve_direction, strip
 from .edit_report import EditMeasures, EditReport, face_region
 from .project import latent_for_file, prepare_target, video_every
 
@@ -82,6 +83,7 @@ class PhotoEdit:
     edits: list[EditSpec]
     crops: list[np.ndarray]                    # per edit [S, R, R, 3] uint8: the face at each strength
     pasted: list[np.ndarray] | None = None     # per edit [S, H, W, 3] uint8: back in the photo (paste_back)
+    # (together=True: crops and pasted hold one entry, [1, ...], every edit applied at once)
     report: EditReport | None = None           # attribute and identity changes (report=True)
 
     @property
@@ -121,14 +123,16 @@ def project_face(G: torch.nn.Module, face: AlignedFace, *, space: str = "w", ste
     return PhotoProjection(face, target, result.ws[None], space, edit_G, G, image, result.noise, pti, result, tuning)
 
 
-def check_edits(G: torch.nn.Module, edits: Sequence[EditSpec | str], cache: dict | None = None) -> list[EditSpec]:
+def check_edits(G: torch.nn.Module, edits: Sequence[EditSpec | str], cache: dict | None = None,
+                force: bool = False) -> list[EditSpec]:
     """Edits as EditSpecs, each checked against G before any long work: the direction exists and fits,
-    the component and rows are in range. Directions land in `cache` for the edits that follow."""
+    was made for G (unless `force`), the component and rows are in range. Directions land in `cache`
+    for the edits that follow."""
     specs = [parse_edit(e) if isinstance(e, str) else e for e in edits]
     cache = {} if cache is None else cache
     ws = torch.zeros([1, G.num_ws, G.w_dim], device=next(G.parameters()).device)
     for spec in specs:
-        d = resolve_direction(spec, G, cache)
+        d = resolve_direction(spec, G, cache, force)
         if d.space == "w":
             shift_ws(G, ws, d, 0.0, spec.component, spec.rows)
         else:
@@ -137,11 +141,16 @@ def check_edits(G: torch.nn.Module, edits: Sequence[EditSpec | str], cache: dict
 
 
 def edit_face(projection: PhotoProjection, edits: Sequence[EditSpec | str] | EditSpec | str,
-              progress: ProgressFn | None = None) -> list[np.ndarray] | np.ndarray:
+              progress: ProgressFn | None = None, together: bool = False) -> list[np.ndarray] | np.ndarray:
     """The projected face moved along each edit: per edit [S, R, R, 3] uint8 (one edit given: its
-    array). Directions are resolved once per projection and reused by later calls."""
+    array). `together`: every edit applied at once, one strength each: [1, R, R, 3] (no edits: the
+    reconstruction). Directions are resolved once per projection and reused by later calls."""
     one = isinstance(edits, (str, EditSpec))
     specs = check_edits(projection.base, [edits] if one else edits, projection.directions)
+    if together:
+        crops = render_together(projection.G, projection.ws, specs, cache=projection.directions)
+        emit(progress, Progress("edit", 1, 1, item="together", preview=crops[0]))
+        return crops
     crops = []
     for i, spec in enumerate(specs):
         crops.append(render_edits(projection.G, projection.ws, [spec], cache=projection.directions)[0][:, 0])
@@ -160,7 +169,8 @@ def edit_photo(G: torch.nn.Module, photo: np.ndarray | str | os.PathLike, edits:
                space: str = "w", steps: int = 1000, pti: bool = False, pti_steps: int = 350,
                loss: Distance | FeatureNet | None = None, seed: int = 303, face: int = 0, paste_back: bool = False,
                report: bool = False, projection: PhotoProjection | None = None,
-               detector: LandmarkDetector | None = None, name: str | None = None,
+               detector: LandmarkDetector | None = None, name: str | None = None, force: bool = False,
+               together: bool = False,
                progress: ProgressFn | None = None) -> PhotoEdit:
     """Align, project and edit one face of a photo; see the module doc.
 
@@ -173,12 +183,18 @@ def edit_photo(G: torch.nn.Module, photo: np.ndarray | str | os.PathLike, edits:
     report       also measure each edit (attribute change, identity distance), needs dlib
     projection   a PhotoProjection of this photo made earlier: reused, nothing is projected
     name         the photo's name in the report (default: the file's stem, else 'photo')
+    force        apply direction files made for another network than G (refused otherwise)
+    together     every edit applied at once (one strength each): one crop [1, R, R, 3] (and pasted photo)
     progress     Progress events of every stage; raise Cancelled from it to stop
     """
     name = name or (Path(photo).stem if isinstance(photo, (str, os.PathLike)) else "photo")
     photo = _photo(photo)
     directions = {} if projection is None else projection.directions
-    specs = check_edits(G, edits, directions)
+    specs = check_edits(G, edits, directions, force)
+    if together:
+        moves(G, specs, directions)                        # one strength each: said now, not after the projection
+        if report:
+            raise ValueError("edits applied together make one image: there is no strength sweep to report on")
     measures = EditMeasures() if report else None          # dlib missing: said now, not after the projection
     if projection is None:
         faces, projection = project_photo(G, photo, face=face, space=space, steps=steps, loss=loss, seed=seed,
@@ -186,7 +202,8 @@ def edit_photo(G: torch.nn.Module, photo: np.ndarray | str | os.PathLike, edits:
         projection.directions.update(directions)
     else:
         faces = [projection.face]
-    crops = edit_face(projection, specs, progress)
+    crops = [edit_face(projection, specs, progress, together=True)] if together else \
+        edit_face(projection, specs, progress)
     pasted = [paste_faces(photo, projection.face, c) for c in crops] if paste_back else None
     out = PhotoEdit(photo, faces, projection, specs, crops, pasted)
     if measures is not None:
@@ -195,17 +212,26 @@ def edit_photo(G: torch.nn.Module, photo: np.ndarray | str | os.PathLike, edits:
 
 
 def project_photo(G: torch.nn.Module, photo: np.ndarray | str | os.PathLike, *, face: int = 0,
-                  detector: LandmarkDetector | None = None, progress: ProgressFn | None = None,
-                  **projection) -> tuple[list[AlignedFace], PhotoProjection]:
+                  detector: LandmarkDetector | None = None, faces: Sequence[AlignedFace] | None = None,
+                  progress: ProgressFn | None = None, **projection) -> tuple[list[AlignedFace], PhotoProjection]:
     """The first half of edit_photo: every face of the photo (largest first) and the projection of
     face number `face`; `projection` are project_face's settings (space, steps, loss, seed, pti,
-    pti_steps). A caller that keeps the projection (save_projection) does it before editing."""
-    faces = find_faces(photo, detector=detector, size=max(ALIGN_SIZE, G.img_resolution))
+    pti_steps). A caller that keeps the projection (save_projection) does it before editing.
+
+    `faces`: the photo's faces as `find_faces` gave them earlier, at any size (a page's thumbnails):
+    nothing is detected again, and the chosen face is cropped anew from its landmarks at the size
+    projection aligns at, so the result is the one without `faces`."""
+    photo = _photo(photo)
+    size = max(ALIGN_SIZE, G.img_resolution)
+    faces = find_faces(photo, detector=detector, size=size) if faces is None else list(faces)
     if not 0 <= face < len(faces):
         raise ValueError(f"face {face} asked for, but the photo has {len(faces)} face{'s' * (len(faces) > 1)} "
                          "(0 is the largest)")
-    emit(progress, Progress("align", 1, 1, {"faces": len(faces)}, preview=faces[face].image))
-    return faces, project_face(G, faces[face], progress=progress, **projection)
+    chosen = faces[face]
+    if chosen.image.shape[0] != size:
+        chosen = align_landmarks(photo, chosen.landmarks, size)
+    emit(progress, Progress("align", 1, 1, {"faces": len(faces)}, preview=chosen.image))
+    return faces, project_face(G, chosen, progress=progress, **projection)
 
 
 def measure_photo_edits(result: PhotoEdit, name: str = "photo", measures: EditMeasures | None = None,
@@ -257,26 +283,34 @@ def save_projection(projection: PhotoProjection, folder: str | os.PathLike, name
     """Write a projection for later edits: the aligned crop and its record (as `stylegan align`
     writes them), the reconstruction, the tuned generator (NAME_pti.stylegan: edit it with
     --network NAME_pti.stylegan --latent NAME.w.safetensors) or the projection's noise maps, and
-    the latent holding `settings` (photo_settings). Files are replaced whole. The crop says it is the
-    photo's own pixels; the reconstruction carries `provenance` (what the caller knows) as synthetic."""
-    from .._files import atomic_output
+    the latent holding `settings` (photo_settings). Files are replaced whole, and all land or none
+    does (a full disk leaves no half projection). The crop says it is the photo's own pixels; the
+    reconstruction carries `provenance` (what the caller knows) as synthetic."""
+    from torch_utils.misc import network_digest
+    from .._files import all_or_none, atomic_output
     from ..io.latents import save_latents
     from ..loaders import save
     from .align import write_record
     from .writer import save_image
     files = projection_files(folder, name)
-    write_record(projection.face, Path(source or name), photo_shape, files["record"])
+    extra = {"photo_projection": settings}
     made = (provenance or Provenance()).with_(network=settings["network"])
-    save_image(projection.face.image, files["crop"], Provenance(kind="photo", operation="align", photo=made.photo))
-    save_image(projection.image, files["image"], made.with_(kind="synthetic", operation="project",
-                                                            details={"space": projection.space}))
-    if projection.tuned:
-        save({"G_ema": projection.G}, files["tuned"], overwrite=True)
-    else:
-        with atomic_output(files["noise"]) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **{k: v.cpu().numpy() for k, v in projection.noise.items()})
-    save_latents(files["latent"], latent_for_file(projection.ws[0], projection.space).cpu(), space=projection.space,
-                 network_digest=settings["network"], source=name, extra={"photo_projection": settings}, overwrite=True)
+    with all_or_none() as group:
+        write_record(projection.face, Path(source or name), photo_shape, group.add(files["record"]))
+        save_image(projection.face.image, group.add(files["crop"]),
+                   Provenance(kind="photo", operation="align", photo=made.photo))
+        save_image(projection.image, group.add(files["image"]),
+                   made.with_(kind="synthetic", operation="project", details={"space": projection.space}))
+        if projection.tuned:
+            group.add(save({"G_ema": projection.G}, files["tuned"], overwrite=True))
+            # The latent drives the tuned copy too (its pivot): saying so lets an edit trust it there.
+            extra["network_digests"] = [network_digest(projection.G)]
+        else:
+            with atomic_output(group.add(files["noise"])) as tmp, open(tmp, "wb") as f:
+                np.savez(f, **{k: v.cpu().numpy() for k, v in projection.noise.items()})
+        group.add(save_latents(files["latent"], latent_for_file(projection.ws[0], projection.space).cpu(),
+                               space=projection.space, network_digest=settings["network"], source=name, extra=extra,
+                               overwrite=True))
     return files
 
 

@@ -28,8 +28,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .._files import atomic_output, sweep_stale_temps
-from ..faces import read_photo
+from .._errors import without_prefix
+from .._files import all_or_none, atomic_output, is_complete, name_fits, sweep_stale_temps
+from ..faces.photo import MAX_PIXELS, read_photo
 from ..images import check_uint8, resize
 from ..inversion import pivotal_tuning, project_batch
 from ..inversion.features import FeatureNet
@@ -52,7 +53,7 @@ VIDEO_FRAMES, VIDEO_FPS = 100, 25
 class ProjectSummary:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, ValueError] = field(default_factory=dict)   # target -> its one-line error
     notes: list[str] = field(default_factory=list)     # why an output looks unexpected, said once each
 
 
@@ -75,9 +76,10 @@ def prepare_target(image: np.ndarray, resolution: int) -> np.ndarray:
     return resize(image, resolution)
 
 
-def read_target(path: Path, resolution: int) -> tuple[np.ndarray, int]:
-    """A square image file as the projection target [R, R, 3] uint8, and the side it had in the file."""
-    img = read_photo(path)
+def read_target(path: Path, resolution: int, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, int]:
+    """A square image file as the projection target [R, R, 3] uint8, and the side it had in the file.
+    An image past `max_pixels` is refused before it is decoded (faces/photo.py)."""
+    img = read_photo(path, max_pixels=max_pixels)
     try:
         return prepare_target(img, resolution), img.shape[0]
     except ValueError as e:
@@ -136,7 +138,7 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
                     batch_size: int = 4, seed: int = 303, pti_steps: int = 0, network_digest: str | None = None,
                     identity: Callable[[np.ndarray, np.ndarray], float | None] | None = None,
                     loss_name: str | None = None, video: bool = False, overwrite: bool = False, rank: int = 0,
-                    world_size: int = 1, provenance: Provenance | None = None,
+                    world_size: int = 1, max_pixels: int = MAX_PIXELS, provenance: Provenance | None = None,
                     progress: ProgressFn | None = None) -> ProjectSummary:
     """Project every target into `outdir` (see the module doc for the files). A target that cannot
     be read is recorded in the summary and the others carry on; what came out differently from what
@@ -150,7 +152,12 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
     projection ('project', `item` the batch's names, `preview` its images side by side) and of
     tuning ('tune', `item` the target's name).
     Images carry `provenance` (what the caller knows) completed here: NAME_proj.png and NAME_pti.png
-    are synthetic, NAME_compare.png and the video composites (the target photo beside them)."""
+    are synthetic, NAME_compare.png and the video composites (the target photo beside them).
+
+    A target's files appear together or not at all; a rerun redoes targets whose NAME_compare.png
+    is missing or cut short. A target whose file names the file system cannot hold fails up front,
+    so do images past `max_pixels` (before they are decoded); a disk that fills stops the run with a
+    WriteError (one line)."""
     from torch_utils.misc import network_digest as digest_of
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -164,14 +171,18 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
     photos: dict[str, str] = {}
     for path in list(find_targets(targets))[rank::world_size]:
         name = path.stem
-        if (outdir / f"{name}_compare.png").exists() and not overwrite:
+        if is_complete(outdir / f"{name}_compare.png") and not overwrite:
             summary.skipped.append(name)
             continue
+        long = next((n for n in output_names(name, pti_steps, video) if not name_fits(outdir / n)), None)
+        if long is not None:
+            summary.failed[str(path)] = ValueError(f"output name {long} is too long for the file system")
+            continue
         try:
-            target, side = read_target(path, G.img_resolution)
+            target, side = read_target(path, G.img_resolution, max_pixels)
             photos[name] = file_digest(path)
         except ValueError as e:
-            summary.failed[str(path)] = str(e).removeprefix(f"{path}: ")
+            summary.failed[str(path)] = without_prefix(e, f"{path}: ")
             continue
         todo.append((name, target))
         if side != G.img_resolution:
@@ -224,6 +235,15 @@ class _TargetRun:
     blank_identity: int = 0
 
     def finish(self, name, target, result, loss_factory, lpips_net, append, close_video, made: Provenance) -> None:
+        """One target's files, each added to one group as it lands: on any failure (a full disk,
+        Ctrl-C) none of them stays, nor its metrics row. NAME_compare.png, the "done" mark, is last."""
+        with all_or_none() as group:
+            if append is not None:
+                group.add(self.outdir / f"{name}_progress.mp4")
+            self._write(name, target, result, loss_factory, lpips_net, append, close_video, made, group)
+
+    def _write(self, name, target, result, loss_factory, lpips_net, append, close_video, made, group) -> None:
+        from torch_utils.misc import network_digest as digest_of
         from ..io.latents import save_latents
         from ..loaders import save
         outdir, device = self.outdir, next(self.G.parameters()).device
@@ -233,34 +253,46 @@ class _TargetRun:
                "ssim": image_ssim(result.image, target)}
         if lpips_net is not None:
             row["lpips"] = feature_distance(lpips_net, target, result.image, device)
-        save_latents(outdir / f"{name}.w.safetensors", latent_for_file(result.ws, self.space).cpu(), space=self.space,
-                     network_digest=self.network_digest, source=name, overwrite=True)
-        with atomic_output(outdir / f"{name}_projected_w.npz") as tmp, open(tmp, "wb") as f:
-            np.savez(f, w=result.ws[None].cpu().numpy())
-        mine = made.with_(latent=file_digest(outdir / f"{name}.w.safetensors"))
-        save_image(result.image, outdir / f"{name}_proj.png", mine.with_(kind="synthetic"))
-        panels = [target, result.image]
+        panels, digests, tuned = [target, result.image], {}, None
         if self.pti_steps > 0:
             tuned = pivotal_tuning(self.G, target, result, loss_factory(), num_steps=self.pti_steps, seed=self.seed,
                                    progress=_tune_hook(self.progress, append, name, target),
                                    preview_every=video_every(self.pti_steps))
             if append is not None:
                 append(np.concatenate([target, tuned.image], axis=1))
-            save({"G_ema": tuned.G}, outdir / f"{name}_pti.stylegan", overwrite=True)
-            mine = mine.with_(operation="tune", details={"pti_steps": int(self.pti_steps)})
-            save_image(tuned.image, outdir / f"{name}_pti.png", mine.with_(kind="synthetic"))
             row.update(pti_steps=len(tuned.dists), pti_psnr=psnr(tuned.image, target),
                        pti_ssim=image_ssim(tuned.image, target))
             if lpips_net is not None:
                 row["pti_lpips"] = feature_distance(lpips_net, target, tuned.image, device)
             panels.append(tuned.image)
+            # The latent drives the tuned copy too (its pivot): saying so lets an edit trust it there.
+            digests = {"network_digests": [digest_of(tuned.G)]}
+        latent = group.add(save_latents(outdir / f"{name}.w.safetensors", latent_for_file(result.ws, self.space).cpu(),
+                                        space=self.space, network_digest=self.network_digest, source=name,
+                                        extra=digests, overwrite=True))
+        with atomic_output(group.add(outdir / f"{name}_projected_w.npz")) as tmp, open(tmp, "wb") as f:
+            np.savez(f, w=result.ws[None].cpu().numpy())
+        mine = made.with_(latent=file_digest(latent))
+        save_image(result.image, group.add(outdir / f"{name}_proj.png"), mine.with_(kind="synthetic"))
+        if tuned is not None:
+            group.add(save({"G_ema": tuned.G}, outdir / f"{name}_pti.stylegan", overwrite=True))
+            mine = mine.with_(operation="tune", details={"pti_steps": int(self.pti_steps)})
+            save_image(tuned.image, group.add(outdir / f"{name}_pti.png"), mine.with_(kind="synthetic"))
         close_video()
         if self.identity is not None:
             row["identity"] = self.identity(target, panels[-1])
             self.blank_identity += row["identity"] is None
-        _append_metrics(self.metrics, row)
+        group.on_failure(_append_metrics(self.metrics, row))
         # Last: its presence means the target is done. Target | projection (| tuned).
-        save_image(np.concatenate(panels, axis=1), outdir / f"{name}_compare.png", mine.with_(kind="composite"))
+        save_image(np.concatenate(panels, axis=1), group.add(outdir / f"{name}_compare.png"),
+                   mine.with_(kind="composite"))
+
+
+def output_names(name: str, pti_steps: int = 0, video: bool = False) -> list[str]:
+    """The files a target NAME makes (see the module doc)."""
+    names = [f"{name}.w.safetensors", f"{name}_projected_w.npz", f"{name}_proj.png", f"{name}_compare.png"]
+    names += [f"{name}_pti.stylegan", f"{name}_pti.png"] if pti_steps > 0 else []
+    return names + ([f"{name}_progress.mp4"] if video else [])
 
 
 def _project_hook(progress: ProgressFn | None, appends, chunk) -> ProgressFn | None:
@@ -292,13 +324,20 @@ def _tune_hook(progress: ProgressFn | None, append, name: str, target: np.ndarra
         if progress is not None:
             progress(dataclasses.replace(event, item=name))
     return hook
-def _append_metrics(path: Path, row: dict) -> None:
-    """Add or replace the target's row; the file is rewritten whole, atomically."""
+
+
+def _append_metrics(path: Path, row: dict) -> Callable[[], None]:
+    """Add or replace the target's row; the file is rewritten whole, atomically. Returns what takes
+    the row out again (when the target's files fail to land)."""
     rows = []
     if path.exists():
         with open(path, newline="") as f:
             rows = [r for r in csv.DictReader(f) if r.get("target") != row["target"]]
-    rows.append({k: _fmt(row.get(k)) for k in METRICS})
+    _write_metrics(path, rows + [{k: _fmt(row.get(k)) for k in METRICS}])
+    return lambda: _write_metrics(path, rows)
+
+
+def _write_metrics(path: Path, rows: list[dict]) -> None:
     with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=METRICS)
         writer.writeheader()

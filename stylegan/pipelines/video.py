@@ -9,6 +9,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .._files import atomic_output, ensure_writable_dir, sweep_stale_temps
+from .._memory import check_held
 from ..provenance import Provenance, mark_pixels, video_comment
 
 
@@ -18,6 +19,14 @@ def ensure_parent(path: Path) -> None:
     An encoder that cannot open its output reports it in its own words (ffmpeg's text and a
     FileNotFoundError); saying it here, first, names the real problem."""
     ensure_writable_dir(Path(path).parent)
+
+
+def check_video_memory(path: str | os.PathLike, num_frames: int, frame_shape: tuple[int, ...]) -> None:
+    """An MP4 streams its frames to the encoder; a GIF's writer keeps them all until it closes: size
+    that before the first frame is made (one line past the memory budget)."""
+    if Path(path).suffix.lower() == ".gif":
+        check_held(num_frames * int(np.prod(frame_shape)), f"a GIF of {num_frames} frames",
+                   "write an .mp4 (streamed) or fewer frames")
 
 
 def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int = 30, *,
@@ -47,7 +56,9 @@ def video_writer(path: str | os.PathLike, fps: int = 30, *,
     path = Path(path)
     ext = path.suffix.lower()
     if ext == ".mp4":
-        kwargs = dict(fps=fps, codec="libx264", quality=8, macro_block_size=1, ffmpeg_log_level="error",
+        # ffmpeg stays quiet: a failure it meets (a full disk) surfaces as ours, in one line; a short
+        # file it leaves without saying so is caught by atomic_output's check.
+        kwargs = dict(fps=fps, codec="libx264", quality=8, macro_block_size=1, ffmpeg_log_level="quiet",
                       output_params=["-metadata", f"comment={video_comment(provenance)}"])
     elif ext == ".gif":
         kwargs = dict(duration=1000 / fps, loop=0, comment=video_comment(provenance))

@@ -9,6 +9,7 @@ import os
 import queue
 import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -51,10 +52,10 @@ class ImageWriter:
             t.start()
 
     def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
+        while (job := self._queue.get()) is not None:
             try:
                 if self._error is None:
-                    save_image(*item[:2], **item[2])
+                    job()
             except BaseException as e:  # surfaced on the caller's thread by put()/close()
                 self._error = e
             finally:
@@ -62,10 +63,17 @@ class ImageWriter:
         self._queue.task_done()
 
     def put(self, img: np.ndarray, path: Path, provenance: Provenance, **params) -> None:
+        img, premarked = self.premark(img, provenance)
+        self.submit(lambda: save_image(img, Path(path), provenance, premarked, **params))
+
+    def premark(self, img: np.ndarray, provenance: Provenance) -> tuple[np.ndarray, bool]:
+        """The image to queue and whether its watermark is already in (see `mark_on_caller`)."""
+        return mark_pixels(img, provenance) if self.mark_on_caller else (img, False)
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run `job` (e.g. an image and the files that belong with it) on a worker thread."""
         self._raise()
-        if self.mark_on_caller:
-            img, params["premarked"] = mark_pixels(img, provenance)
-        self._queue.put((img, Path(path), dict(params, provenance=provenance)))
+        self._queue.put(job)
 
     def close(self) -> None:
         """Wait for every queued image to be on disk."""

@@ -10,9 +10,9 @@ Three layers, each in its own module:
 `verify` reads all three back. For your own files: `embed(image, Provenance(...), "png")` gives
 the bytes to write."""
 from .encode import embed, mark_pixels, video_comment
-from .record import Provenance, describe, file_digest
+from .record import Provenance, describe, file_digest, source_name
 from .signing import Signer
 from .verdict import Verification, verify, verify_paths
 
 __all__ = ["Provenance", "describe", "embed", "mark_pixels", "video_comment", "verify", "verify_paths",
-           "Verification", "Signer", "file_digest"]
+           "Verification", "Signer", "file_digest", "source_name"]

@@ -186,6 +186,13 @@ def read_facts(info: Mapping[str, Any]) -> Optional[dict]:
     return None
 
 
+def source_name(network: str | os.PathLike) -> str:
+    """The network as an image names it: a model-zoo name or URL as given, a file by its name only
+    (a folder path says more about the user than about the image)."""
+    network = str(network)
+    return network if "://" in network or not os.path.exists(network) else os.path.basename(network)
+
+
 def file_digest(path: str | os.PathLike) -> str:
     """sha256 of a file's bytes (a latent, a photo), for the facts."""
     h = hashlib.sha256()
