@@ -37,7 +37,7 @@ def align(photos, outdir, size, all_faces, refine, detector, overwrite, max_pixe
     be pasted back. A photo without a face is reported and skipped; the exit code is 1 if any failed."""
     from stylegan.faces.landmarks import DlibLandmarks
     from stylegan.pipelines.align import align_photos, find_photos
-    from .common import check_outdir, cli_error, flag_words
+    from .common import ProgressPrinter, check_outdir, cli_error
     check_outdir(outdir)
     if not find_photos(photos):
         raise click.ClickException("no photos found in the given folders")
@@ -46,14 +46,13 @@ def align(photos, outdir, size, all_faces, refine, detector, overwrite, max_pixe
     except (ValueError, ImportError, RuntimeError) as e:
         raise click.ClickException(f"cannot load the landmark model: {e}") from None
     try:
-        with click.progressbar(length=len(find_photos(photos)), label="aligning", file=sys.stderr) as bar:
+        with ProgressPrinter(labels={"align": "aligning"}) as printer:
             summary = align_photos(photos, outdir, size=size, all_faces=all_faces, refine=refine, detector=det,
-                                   overwrite=overwrite, max_pixels=max_pixels,
-                                   progress=lambda done, total, photo: bar.update(1))
+                                   overwrite=overwrite, max_pixels=max_pixels, progress=printer)
     except ValueError as e:      # the disk filled: what was written is whole
         raise cli_error(e) from None
     for photo, reason in summary.failed.items():
-        click.echo(f"{photo}: {flag_words(reason)}", err=True)
+        click.echo(f"{photo}: {cli_error(reason).message}", err=True)
     click.echo(f"{len(summary.written)} faces written, {len(summary.skipped)} already present, "
                f"{len(summary.failed)} photos failed, to {outdir}", err=True)
     if summary.failed:

@@ -129,74 +129,96 @@ def _announce_cpu_kernel(G: torch.nn.Module, device: torch.device) -> None:
                    "`stylegan ops build --cpu-only` does it ahead of time)...", err=True)
 
 
-# The library names its arguments; the command line names its flags.
-_FLAG_WORDS = (("class_idx", "--class"), ("truncation_cutoff", "--trunc-cutoff"), ("batch_size", "--batch"),
-               ("pass overwrite=True", "--overwrite"), ("another output folder", "another --outdir"),
-               ("pass trust_code=True", "pass --trust-code"), ("max_pixels", "--max-pixels"),
-               ("pass force=True", "pass --force"))
+# The library's parameters as the commands spell them: the one place where library errors that name
+# a parameter (ParamError) and run records that differ (RunMismatchError.differences) meet the flags.
+FLAGS = {
+    "network": "--network", "psi": "--trunc", "truncation_cutoff": "--trunc-cutoff", "noise_mode": "--noise-mode",
+    "class_idx": "--class", "format": "--format", "batch_size": "--batch", "overwrite": "--overwrite",
+    "outdir": "--outdir", "force": "--force", "trust_code": "--trust-code", "max_pixels": "--max-pixels",
+    # projection (pipelines/project.py, pipelines/photo.py): `project` and `edit --photo`
+    "space": "--space", "steps": "--steps", "seed": "--seed", "loss": "--loss", "pti_steps": "--pti-steps",
+    "photo": "--photo", "face": "--face",
+    # data sets (stylegan.data.make_dataset): `dataset`
+    "source": "SOURCE", "resolution": "--resolution", "transform": "--transform", "resize_filter": "--resize-filter",
+    "channels": "channels (--rgb)", "align": "--align", "all_faces": "--all-faces", "detector": "--detector",
+    "labels": "--labels", "max_images": "--max-images", "skip_bad": "--skip-bad",
+}
 
 
-def flag_words(text: str) -> str:
-    """The library's argument names in a message, as the command line's flags."""
-    for word, flag in _FLAG_WORDS:
-        text = text.replace(word, flag)
-    return text
+def flag(name: str, value: str | None = None) -> str:
+    """A library argument as the command line gives it: overwrite=True -> --overwrite, resolution=N ->
+    --resolution N; an argument without a flag keeps the library's spelling."""
+    if name not in FLAGS:
+        return name if value is None else f"{name}={value}"
+    return FLAGS[name] if value in (None, "True") else f"{FLAGS[name]} {value}"
 
 
 def cli_error(e: Exception) -> click.ClickException:
-    """A library ValueError as a one-line CLI error, in flag words."""
-    return click.ClickException(flag_words(str(e)))
+    """A library error as a one-line CLI error; the parameters it names are said as flags."""
+    from stylegan._errors import ParamError
+    return click.ClickException(e.say(flag) if isinstance(e, ParamError) else str(e))
 
 
 class ProgressPrinter:
-    """The library's Progress events on stderr: on a terminal a bar per stage (with the event's
-    stats); elsewhere (a log file, CI, nohup, a pipe) a line at a stage's first step and at every
-    `1 / lines` of it, with its stats and the time left, so a log shows how far a run got and how fast.
-    Stages named in `each` (training's ticks) get a line for every event."""
+    """The library's Progress events on stderr, for every command: on a terminal a bar per stage
+    (with its count, time left and the event's stats); elsewhere (a log file, CI, nohup, a pipe) a
+    line at every `1 / lines` of a stage, with its count, stats and time left, so a log shows how far
+    a run got and how fast. A stage's first `quiet` seconds print nothing in a log: a stage over in
+    an instant adds no lines before the command's summary (or its one-line error). `labels` names
+    stages for people ({'scan': 'reading headers'}); stages named in `each` (training's ticks) get
+    a line for every event. A context manager: leaving it ends an open bar."""
 
-    def __init__(self, file=None, lines: int = 10, each: tuple[str, ...] = ()):
+    def __init__(self, file=None, lines: int = 20, labels: dict[str, str] | None = None, quiet: float = 2.0,
+                 each: tuple[str, ...] = ()):
         self.file = file or click.get_text_stream("stderr")
         self.tty = bool(getattr(self.file, "isatty", lambda: False)())
-        self.lines, self.each = lines, each
+        self.lines, self.labels, self.quiet, self.each = lines, labels or {}, quiet, each
         self.stage, self.done, self.bar, self.said = None, 0, None, -1
 
     def __call__(self, event) -> None:
         if event.stage != self.stage:
             self.close()
             self.stage, self.done, self.said = event.stage, 0, -1
-        stats = "  ".join(f"{k} {v:.4g}" for k, v in event.stats.items())
+        label = self.labels.get(event.stage, event.stage)
+        stats = "  ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in event.stats.items())
         if self.tty and event.total:
             if self.bar is None:
-                self.bar = click.progressbar(length=event.total, label=f"{event.stage:8s}", file=self.file,
-                                             item_show_func=lambda s: s)
+                self.bar = click.progressbar(length=event.total, label=f"{label:8s}", file=self.file,
+                                             show_pos=True, item_show_func=lambda s: s)
             self.bar.update(event.done - self.done, stats)
         else:
             # Integer arithmetic: which `1 / lines` of the stage this event reached.
             every = event.stage in self.each or not event.total
             part = event.done if every else event.done * self.lines // event.total
-            if part > self.said:
+            if part > self.said and (every or event.seconds >= self.quiet):
                 self.said = part
-                click.echo(self._line(event, stats), file=self.file)
+                click.echo(self._line(label, event, stats), file=self.file)
         self.done = event.done
         if event.total and event.done >= event.total:
             self.close()
 
     @staticmethod
-    def _line(event, stats: str) -> str:
+    def _line(label: str, event, stats: str) -> str:
         unfinished = event.total and 0 < event.done < event.total
         left = f"{format_time(event.seconds / event.done * (event.total - event.done))} left" if unfinished else ""
         count = f"{event.done}/{event.total}" if event.total else str(event.done)
-        return "  ".join(p for p in (f"{event.stage:8s} {count}", stats, left, event.item or "") if p)
+        return "  ".join(p for p in (f"{label:8s} {count}", stats, left, event.item or "") if p)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.render_finish()
             self.bar = None
 
+    def __enter__(self) -> "ProgressPrinter":
+        return self
 
-# A projection's settings (pipelines/project.py, pipelines/photo.py) as `project` and `edit --photo` spell them.
-PROJECTION_FLAGS = {"network": "--network", "space": "--space", "steps": "--steps", "seed": "--seed", "loss": "--loss",
-                    "pti_steps": "--pti-steps", "photo": "--photo", "face": "--face"}
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def loss_name(loss: str) -> str:
@@ -237,7 +259,7 @@ def trust_code_option(f):
                              "FROM THE FILE, with your rights. Only for files from a source you trust.")(f)
 
 
-def run_mismatch_error(e, outdir, flags: dict[str, str]) -> click.ClickException:
+def run_mismatch_error(e, outdir, flags: dict[str, str] = FLAGS) -> click.ClickException:
     """A RunMismatchError (a folder made with other settings) as one line naming the flags that differ."""
     said = []
     for k, (then, now) in e.differences.items():
@@ -274,53 +296,6 @@ def check_outdir(outdir) -> None:
         ensure_writable_dir(outdir)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-
-
-class ProgressDisplay:
-    """Library progress events (`stylegan.progress.Progress`) on stderr: a bar per stage on a terminal;
-    in a log (stderr not a terminal) a line per stage every `every` seconds, and at the end of a
-    stage that printed one (a stage over within seconds prints nothing)."""
-
-    def __init__(self, labels: dict[str, str] | None = None, every: float = 10.0, tty: bool | None = None):
-        import sys
-        self.labels = labels or {}
-        self.every = every
-        self.tty = sys.stderr.isatty() if tty is None else tty
-        self.stage: str | None = None
-        self.bar = None
-        self.shown = self.base = self.lines = 0
-        self.last_line = 0.0
-
-    def __call__(self, p) -> None:
-        if p.stage != self.stage:
-            self.close()
-            # A resumed story starts past 0: the rate counts this run's work only.
-            self.stage, self.shown, self.base, self.lines, self.last_line = p.stage, 0, max(0, p.done - 1), 0, 0.0
-        label = self.labels.get(p.stage, p.stage)
-        if self.tty:
-            if self.bar is None:
-                self.bar = click.progressbar(length=p.total, label=label, file=click.get_text_stream("stderr"),
-                                             show_pos=True, show_eta=True)
-                self.bar.__enter__()
-            self.bar.update(p.done - self.shown)
-        elif p.seconds - self.last_line >= self.every or (p.done == p.total and self.lines):
-            self.last_line, self.lines = p.seconds, self.lines + 1
-            rate = (p.done - self.base) / p.seconds if p.seconds > 0 else 0.0
-            of = f"/{p.total} ({100 * p.done / p.total:.0f}%)" if p.total else ""
-            stats = "".join(f", {k.replace('_', ' ')} {v:g}" for k, v in p.stats.items())
-            click.echo(f"{label}: {p.done}{of}, {rate:.1f}/s{stats}", err=True)
-        self.shown = p.done
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-
-    def __enter__(self) -> "ProgressDisplay":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def provenance_options(f):

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .common import ProgressDisplay
+from .common import FLAGS, ProgressPrinter, cli_error
 
 
 class Resolution(click.ParamType):
@@ -69,7 +69,7 @@ def dataset(source, out, resolution, transform, resize_filter, align, all_faces,
     from stylegan.data.zipwriter import JournalMismatchError
     if labels is not None and labels.lower() == "none":
         labels = False
-    display = ProgressDisplay({"scan": "reading headers", "dataset": "images"})
+    display = ProgressPrinter(labels={"scan": "reading headers", "dataset": "images"})
     try:
         with display:
             summary = make_dataset(source, out, resolution=resolution, transform=transform, resize_filter=resize_filter,
@@ -77,11 +77,11 @@ def dataset(source, out, resolution, transform, resize_filter, align, all_faces,
                                    skip_bad=skip_bad, max_images=max_images, workers=workers, overwrite=overwrite,
                                    progress=display)
     except JournalMismatchError as e:
-        said = ", ".join(f"{_FLAGS.get(k, k)} {_show(then)}, not {_show(now)}" for k, (then, now) in e.differences.items())
+        said = ", ".join(f"{FLAGS.get(k, k)} {_show(then)}, not {_show(now)}" for k, (then, now) in e.differences.items())
         raise click.ClickException(f"{e.partial} is an unfinished run made with {said}: rerun with those "
                                    f"options to finish it, or pass --overwrite to start afresh") from None
     except (ValueError, FileExistsError) as e:
-        raise click.ClickException(_in_flag_words(str(e))) from None
+        raise cli_error(e) from None
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: rerun the same command to continue {out}", err=True)
         sys.exit(130)
@@ -109,22 +109,6 @@ def _print_summary(s, source) -> None:
     if s.class_names:
         click.echo("  classes: " + ", ".join(f"{k} {n}" for k, n in enumerate(s.class_names)), err=True)
     click.echo(f"  report: {s.report}", err=True)
-
-
-_FLAGS = {"resolution": "--resolution", "transform": "--transform", "resize_filter": "--resize-filter",
-          "channels": "channels (--rgb)", "align": "--align", "all_faces": "--all-faces", "detector": "--detector",
-          "labels": "labels (--labels)", "max_images": "--max-images", "source": "SOURCE"}
-# The library names its arguments; the command line names its flags.
-_WORDS = (("skip_bad=True", "--skip-bad"), ("overwrite=True", "--overwrite"), ("align=True", "--align"),
-          ("all_faces=True", "--all-faces"), ("labels=none", "--labels none"), ("resolution=N", "--resolution N"),
-          ("resolution=", "--resolution "), ("transform=", "--transform "), ("max_images=", "--max-images "),
-          ("resize_filter", "--resize-filter"), ("give a labels file", "give --labels FILE"))
-
-
-def _in_flag_words(text: str) -> str:
-    for word, flag in _WORDS:
-        text = text.replace(word, flag)
-    return text
 
 
 def _show(v) -> str:

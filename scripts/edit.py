@@ -209,11 +209,10 @@ class _PhotoRun:
         """The projection the folder keeps for these settings, or None."""
         from stylegan.pipelines.manifest import RunMismatchError
         from stylegan.pipelines.photo import load_projection
-        from .common import PROJECTION_FLAGS
         try:
             return None if overwrite else load_projection(self.G, self.outdir, self.name, self.settings)
         except RunMismatchError as e:
-            raise run_mismatch_error(e, self.outdir / f"{self.name}.w.safetensors", PROJECTION_FLAGS) from None
+            raise run_mismatch_error(e, self.outdir / f"{self.name}.w.safetensors") from None
 
     def paste(self, frames, i):
         from stylegan.pipelines.photo import paste_faces

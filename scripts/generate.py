@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from .common import (Grid, IntList, base_provenance, check_outdir, cli_error, load_generator, pose, pose_options,
-                     provenance_options, resolve_device, run_mismatch_error)
+from .common import (FLAGS, Grid, IntList, ProgressPrinter, base_provenance, check_outdir, cli_error, load_generator,
+                     pose, pose_options, provenance_options, resolve_device, run_mismatch_error)
 
 
 @click.command(epilog="""\b
@@ -37,7 +37,6 @@ def generate(network, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, b
     remembers the settings that made it, and a rerun with other settings stops instead of mixing
     two sets (--overwrite starts it afresh). Under torchrun, each rank writes its own share.
     Every image says it is synthetic (metadata and an invisible watermark; `stylegan verify`)."""
-    import sys
     from stylegan.distributed import barrier, rank_and_world
     from stylegan.pipelines.image_set import check_grid, write_grids, write_image_set
     from stylegan.pipelines.manifest import RunMismatchError
@@ -51,38 +50,21 @@ def generate(network, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, b
             raise cli_error(e) from None
     rank, world = rank_and_world()
     tag = f"[rank {rank}/{world}] " if world > 1 else ""
-    state = {"bar": None, "done": 0}
-
-    def progress(p):
-        # The bar appears with the first finished batch: a run refused up front prints one line only.
-        if state["bar"] is None:
-            state["bar"] = click.progressbar(length=p.total, label=f"{tag}images", file=sys.stderr, show_pos=True)
-            state["bar"].__enter__()
-        state["bar"].update(p.done - state["done"])
-        state["done"] = p.done
-
     try:
-        try:
+        # The bar appears with the first finished batch: a run refused up front prints one line only.
+        with ProgressPrinter(labels={"generate": f"{tag}images"}) as printer:
             summary = write_image_set(G, seeds, outdir, psi=psi, truncation_cutoff=trunc_cutoff,
                                       noise_mode=noise_mode, class_idx=class_idx, batch_size=batch_size, fmt=fmt,
                                       overwrite=overwrite, save_w=save_w, rank=rank, world_size=world,
-                                      transform=pose(translate, rotate), provenance=made, progress=progress)
-        finally:
-            if state["bar"] is not None:
-                state["bar"].__exit__(None, None, None)
+                                      transform=pose(translate, rotate), provenance=made, progress=printer)
         barrier()
         if grid is not None and rank == 0:
             write_grids(seeds, outdir, grid, fmt, overwrite, provenance=made)
     except RunMismatchError as e:
-        raise run_mismatch_error(e, outdir, _FLAGS) from None
+        raise run_mismatch_error(e, outdir, {**FLAGS, "transform": "--translate/--rotate"}) from None
     except ValueError as e:
         raise cli_error(e) from None
     rate = summary.written / summary.seconds if summary.seconds > 0 else 0.0
     extra = f", {summary.w_written} w files" if save_w else ""
     click.echo(f"{tag}{summary.written} images written, {summary.skipped} already present{extra}, to {outdir} "
                f"({rate:.2f} img/s)", err=True)
-
-
-_FLAGS = {"network": "--network", "psi": "--trunc", "truncation_cutoff": "--trunc-cutoff",
-          "noise_mode": "--noise-mode", "class_idx": "--class", "format": "--format",
-          "transform": "--translate/--rotate"}

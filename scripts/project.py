@@ -5,9 +5,8 @@ import sys
 
 import click
 
-from .common import (PROJECTION_FLAGS, ProgressPrinter, base_provenance, load_networks, loss_factory_for,
-                     loss_file_first, loss_name, max_pixels_option, provenance_options, resolve_device,
-                     trust_code_option)
+from .common import (ProgressPrinter, base_provenance, load_networks, loss_factory_for, loss_file_first, loss_name,
+                     max_pixels_option, provenance_options, resolve_device, trust_code_option)
 
 
 @click.command(epilog="""\b
@@ -58,7 +57,7 @@ def project(network, targets, outdir, space, steps, pti, pti_steps, loss, trust_
     from stylegan.pipelines.manifest import RunMismatchError
     from stylegan.pipelines.project import find_targets, project_targets
     from torch_utils.misc import network_digest
-    from .common import check_outdir, cli_error, flag_words, run_mismatch_error
+    from .common import check_outdir, cli_error, run_mismatch_error
     found = find_targets(targets)
     if not found:
         raise click.ClickException("no target images found in the given folders")
@@ -84,13 +83,13 @@ def project(network, targets, outdir, space, steps, pti, pti_steps, loss, trust_
                                   video=video, overwrite=overwrite, rank=rank, world_size=world,
                                   max_pixels=max_pixels, provenance=made, progress=printer)
     except RunMismatchError as e:
-        raise run_mismatch_error(e, outdir, PROJECTION_FLAGS) from None
+        raise run_mismatch_error(e, outdir) from None
     except ValueError as e:
         raise cli_error(e) from None
     finally:
         printer.close()
     for target, reason in summary.failed.items():
-        click.echo(f"{target}: {flag_words(reason)}", err=True)
+        click.echo(f"{target}: {cli_error(reason).message}", err=True)
     for note in summary.notes:
         click.echo(note, err=True)
     click.echo(f"{len(summary.done)} targets projected, {len(summary.skipped)} already done, "

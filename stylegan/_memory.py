@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import re
 
+from ._errors import ParamError
+
 DEFAULT_BUDGET = 4 << 30
 
 
@@ -28,9 +30,11 @@ def gib(nbytes: float) -> str:
     return f"{nbytes / (1 << 30):.1f} GiB"
 
 
-def check_held(nbytes: int, what: str, fix: str) -> None:
-    """Refuse (ValueError, one line) holding `nbytes` at once for `what`; `fix` says what to change."""
+def check_held(nbytes: int, what: str, fix: str, *params: str) -> None:
+    """Refuse (ValueError, one line) holding `nbytes` at once for `what`; `fix` says what to change,
+    naming the arguments `params` as `{name}` (a ParamError, see _errors)."""
     budget = memory_budget()
     if nbytes > budget:
-        raise ValueError(f"{what} would hold {gib(nbytes)} in memory at once, past the {gib(budget)} budget: "
-                         f"{fix} (or raise STYLEGAN_MEMORY_BUDGET)")
+        message = (f"{what} would hold {gib(nbytes)} in memory at once, past the {gib(budget)} budget: "
+                   f"{fix} (or raise STYLEGAN_MEMORY_BUDGET)")
+        raise ParamError(message, *params) if params else ValueError(message)

@@ -9,6 +9,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from ._errors import ParamError
+
 _RANGE = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?$")
 
 
@@ -155,11 +157,11 @@ def class_labels(c_dim: int, n: int, class_idx: int | None, device: torch.device
     c = torch.zeros([n, c_dim], device=device)
     if c_dim == 0:
         if class_idx is not None:
-            raise ValueError("class_idx given, but the network is unconditional")
+            raise ParamError("{class_idx} given, but the network is unconditional", "class_idx")
         return c
     if class_idx is None:
-        raise ValueError(f"the network is conditional ({c_dim} classes): choose one with class_idx")
+        raise ParamError(f"the network is conditional ({c_dim} classes): choose one with {{class_idx}}", "class_idx")
     if not 0 <= class_idx < c_dim:
-        raise ValueError(f"class {class_idx} out of range: the network has classes 0..{c_dim - 1}")
+        raise ParamError(f"{{class_idx={class_idx}}} out of range: the network has classes 0..{c_dim - 1}", "class_idx")
     c[:, class_idx] = 1
     return c

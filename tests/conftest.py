@@ -2,6 +2,8 @@
 the tolerances against it, and the CPU build of the fused kernels."""
 from __future__ import annotations
 
+import copy
+import functools
 import contextlib
 import json
 import os
@@ -52,22 +54,6 @@ def prefixed(npz: dict[str, np.ndarray], prefix: str) -> dict[str, torch.Tensor]
 
 def init_kwargs(npz: dict[str, np.ndarray], key: str = "init_kwargs") -> dict:
     return json.loads(str(npz[key]))
-
-
-def run_cli(*args):
-    """`stylegan ARGS...` in this process (click's runner): its result, output and exit code."""
-    from click.testing import CliRunner
-    from scripts.cli import main
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(r, *words):
-    """A command that failed with one line (no traceback) holding `words`."""
-    assert r.exit_code != 0, r.output
-    lines = [line for line in r.output.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in r.output, r.output
-    for w in words:
-        assert w in r.output, r.output
 
 
 def within(seconds: int, fn):
@@ -234,3 +220,43 @@ def detector():
 def pytest_configure(config):
     # tests/gpu: the few small launches that racecheck and synccheck run (tests/gpu/sanitize.sh)
     config.addinivalue_line("markers", "small: a few small launches, the cases racecheck and synccheck run")
+    # `pytest -m "not slow" tests`: a smoke test that leaves out the tests of 5 s and more (gradchecks,
+    # projections, pivotal tuning, resumed runs)
+    config.addinivalue_line("markers", "slow: takes 5 s or more on a 2-core machine")
+
+
+# --- the command line and the fixture networks, shared by every test module -----------------------
+
+def run(*args):
+    """A `stylegan` command run in this process: run("generate", "--network", path, ...)."""
+    from click.testing import CliRunner
+    from scripts.cli import main
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_line_error(result, *words) -> str:
+    """A command that failed with one line (no traceback) holding each of `words`; that line."""
+    assert result.exit_code != 0, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    for w in words:
+        assert w in result.output, result.output
+    return lines[0]
+
+
+@functools.lru_cache(maxsize=None)
+def _fixture_model(name: str):
+    import stylegan
+    return stylegan.load(reference_path(f"{name}.pkl"))
+
+
+def fixture_model(name: str = "sg2ada_skip"):
+    """A fixture pickle's networks, read once per session; each call gives its own copy, so a test
+    may tune or change it without reaching the next."""
+    return copy.deepcopy(_fixture_model(name))
+
+
+@pytest.fixture(scope="module")
+def G():
+    """sg2ada_skip's G_ema, the network most tests use (a module's own copy)."""
+    return fixture_model()["G_ema"]

@@ -1,7 +1,12 @@
-"""Random upfirdn2d argument sets shared by the ops tests (reference path and kernels)."""
+"""What the ops tests share: random upfirdn2d argument sets, filtered_lrelu cases, and the numpy
+truths of upfirdn2d and filtered_lrelu (scipy), for the reference path and the kernels alike."""
 from __future__ import annotations
 
 import random
+
+import numpy as np
+import scipy.signal
+import torch
 
 
 def upfirdn2d_cases(n: int, seed: int):
@@ -35,3 +40,82 @@ def nvidia_filtered_lrelu_kept_bytes(x_shape, fu_shape, fd_shape, up: int, down:
     sign_w = ((yw - 1) * down + fdw + 15) // 16 * 16
     ones = 4 * ((fu_shape is None) + (fd_shape is None))
     return n * c * ((yh - 1) * down + fdh) * (sign_w // 4) + ones
+
+
+def _np_upfirdn_axis(a, f, up, down, p0, p1, axis):
+    """One axis by zero-stuff, pad/crop, full convolution, decimate (numpy only)."""
+    a = np.moveaxis(a, axis, -1)
+    z = np.zeros(a.shape[:-1] + (a.shape[-1] * up,))
+    z[..., ::up] = a
+    z = np.pad(z, [(0, 0)] * (z.ndim - 1) + [(max(p0, 0), max(p1, 0))])
+    z = z[..., max(-p0, 0): z.shape[-1] - max(-p1, 0)]
+    y = np.apply_along_axis(lambda v: np.convolve(v, f, mode="valid"), -1, z)
+    return np.moveaxis(y[..., ::down], -1, axis)
+
+
+def np_upfirdn2d(x, f, up, down, pad, flip, gain):
+    """Independent truth: scipy.signal.upfirdn per axis (separable) or zero-stuff + convolve2d (2-D)."""
+    (upx, upy), (downx, downy), (px0, px1, py0, py1) = up, down, pad
+    f = f * gain ** (f.ndim / 2)
+    if flip:
+        f = f[::-1] if f.ndim == 1 else f[::-1, ::-1]
+    if f.ndim == 1:
+        if min(pad) >= 0:
+            # scipy's upfirdn computes the full convolution; the padding picks a window of it.
+            def axis(a, up_, down_, p0, p1, ax):
+                a = np.moveaxis(a, ax, -1)
+                a = np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, (p1 + up_ - 1) // up_ + 1)])
+                full = scipy.signal.upfirdn(f, a, up=up_, down=1, axis=-1)
+                full = np.pad(full, [(0, 0)] * (a.ndim - 1) + [(p0, 0)])
+                n = (a.shape[-1] - ((p1 + up_ - 1) // up_ + 1)) * up_ + p0 + p1 - len(f) + 1
+                return np.moveaxis(full[..., len(f) - 1: len(f) - 1 + n][..., ::down_], -1, ax)
+            return axis(axis(x, upx, downx, px0, px1, -1), upy, downy, py0, py1, -2)
+        y = _np_upfirdn_axis(x, f, upx, downx, px0, px1, -1)
+        return _np_upfirdn_axis(y, f, upy, downy, py0, py1, -2)
+    n, c, h, w = x.shape
+    z = np.zeros((n, c, h * upy, w * upx))
+    z[:, :, ::upy, ::upx] = x
+    z = np.pad(z, [(0, 0), (0, 0), (max(py0, 0), max(py1, 0)), (max(px0, 0), max(px1, 0))])
+    z = z[:, :, max(-py0, 0): z.shape[2] - max(-py1, 0), max(-px0, 0): z.shape[3] - max(-px1, 0)]
+    y = np.stack([np.stack([scipy.signal.convolve2d(z[i, j], f, mode="valid") for j in range(c)]) for i in range(n)])
+    return y[:, :, ::downy, ::downx]
+
+
+def flrelu_np(x, fu, fd, b, up, down, pad, gain, slope, clamp):
+    y = x + b[None, :, None, None]
+    y = np_upfirdn2d(y, fu, (up, up), (1, 1), pad, False, up ** 2)
+    y = np.where(y >= 0, y, y * slope) * gain
+    if clamp is not None:
+        y = np.clip(y, -clamp, clamp)
+    return np_upfirdn2d(y, fd, (1, 1), (down, down), (0, 0, 0, 0), False, 1)
+
+
+def random_filter(shape, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(shape, generator=g) + 0.1
+
+
+def _flr_cases():
+    """The layer shapes StyleGAN3 uses, plus random ones."""
+    f12 = lambda s: random_filter((12,), s) / random_filter((12,), s).sum()
+    radial = torch.from_numpy(np.outer(np.hanning(9), np.hanning(9))).float() + 0.01
+    cases = [
+        dict(fu=f12(1), fd=f12(2), up=2, down=2, pad=10, clamp=None, hw=(20, 20)),          # T, upsampling layer
+        dict(fu=f12(3), fd=radial / radial.sum(), up=2, down=2, pad=(8, 9, 8, 9), clamp=256, hw=(17, 19)),  # R
+        dict(fu=f12(4), fd=f12(5), up=2, down=1, pad=(11, 10, 11, 10), clamp=0.5, hw=(12, 16)),  # critically sampled
+        dict(fu=random_filter((6,), 8), fd=random_filter((4,), 9), up=4, down=2, pad=(3, 1, 2, 0), clamp=None, hw=(9, 7)),
+        dict(fu=None, fd=None, up=1, down=1, pad=0, clamp=None, hw=(5, 6)),
+        dict(fu=random_filter((3, 5), 10), fd=random_filter((2, 3), 11), up=3, down=3, pad=(-1, 4, 2, -2), clamp=1.0, hw=(11, 13)),
+    ]
+    rng = random.Random(12)
+    for i in range(10):
+        up, down = rng.randint(1, 4), rng.randint(1, 4)
+        fu = random_filter((rng.randint(1, 8),) if rng.random() < 0.5 else (rng.randint(1, 6), rng.randint(1, 6)), 20 + i)
+        fd = random_filter((rng.randint(1, 8),) if rng.random() < 0.5 else (rng.randint(1, 6), rng.randint(1, 6)), 40 + i)
+        pad = [rng.randint(0, 6) for _ in range(4)]
+        cases.append(dict(fu=fu, fd=fd, up=up, down=down, pad=pad, clamp=rng.choice([None, 0.5]),
+                          hw=(rng.randint(4, 40), rng.randint(4, 40))))
+    return cases
+
+
+FLR_CASES = _flr_cases()

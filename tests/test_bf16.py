@@ -92,6 +92,7 @@ def test_bf16_on_the_reference_ops_too():
         assert 0 < _rel(G(z, c, noise_mode="const", dtype=torch.bfloat16), want) < IMG_REL
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_float32_is_unchanged_unless_bf16_is_asked(net):
     z, c = _inputs(net)

@@ -25,6 +25,7 @@ def photos(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_align_folder(tmp_path, photos):
     out = tmp_path / "aligned"
     r = CliRunner().invoke(main, ["align", str(photos), "--outdir", str(out), "--size", "64"])

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 
 import stylegan
 
-from conftest import one_line_error, reference_path
-from conftest import run_cli as run
+from conftest import fixture_model, one_line_error, reference_path, run
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
@@ -41,7 +41,7 @@ def test_video_creates_folders_and_names_unwritable_ones(tmp_path):
 
 
 def test_library_speaks_python_the_cli_speaks_flags(tmp_path):
-    G = stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
+    G = fixture_model()["G_ema"]
     with pytest.raises(ValueError) as e:
         stylegan.generate(G, [0], class_idx=1)
     assert "--" not in str(e.value) and "class_idx" in str(e.value)
@@ -49,3 +49,30 @@ def test_library_speaks_python_the_cli_speaks_flags(tmp_path):
                        "--outdir", tmp_path), "--class")
     cond = reference_path("sg2ada_resnet_cond.pkl")
     one_line_error(run("generate", "--network", cond, "--seeds", "0", "--outdir", tmp_path / "c"), "--class")
+
+
+def test_errors_name_their_parameter_and_the_cli_says_its_flag(tmp_path):
+    """A library error carries the parameter at fault (`param`); its text spells it as Python does,
+    and the command line says the flag (FLAGS in scripts/common.py), value included."""
+    from stylegan._errors import ParamError
+    G = fixture_model()["G_ema"]
+    with pytest.raises(ParamError) as e:
+        stylegan.generate(G, [0], psi=0.5, truncation_cutoff=99)
+    assert e.value.param == "truncation_cutoff" and str(e.value).startswith("truncation_cutoff=99 out of range")
+    with pytest.raises(ParamError, match="^batch_size must be at least 1") as e:
+        stylegan.pipelines.write_image_set(G, [0], tmp_path / "b", batch_size=0)
+    assert e.value.param == "batch_size"
+    net = reference_path("sg2ada_skip.pkl")
+    r = run("generate", "--network", net, "--seeds", "0", "--trunc-cutoff", "99", "--outdir", tmp_path / "g")
+    one_line_error(r, "--trunc-cutoff 99 out of range")
+    assert "truncation_cutoff" not in r.output
+    # An existing output: the library says overwrite=True, the command line --overwrite.
+    from stylegan.io import save_latents
+    save_latents(tmp_path / "w.safetensors", torch.zeros(1, G.w_dim), space="w")
+    with pytest.raises(FileExistsError, match=r"exists: pass overwrite=True to replace it$") as e:
+        save_latents(tmp_path / "w.safetensors", torch.zeros(1, G.w_dim), space="w")
+    from scripts.common import cli_error
+    assert cli_error(e.value).message.endswith("exists: pass --overwrite to replace it")
+    # Only the parameters the error names are spelled: text that happens to look alike stays.
+    e = ParamError("{a{b}} {x} {batch_size=3}", "batch_size")
+    assert str(e) == "{a{b}} {x} batch_size=3" and cli_error(e).message == "{a{b}} {x} --batch 3"

@@ -15,13 +15,7 @@ from stylegan.pipelines.interpolate import key_latents
 from stylegan.pipelines.mixing import mix_ws
 from stylegan.seeds import z_from_seeds
 
-from conftest import one_line_error, reference_path
-from conftest import run_cli as run
-
-
-@pytest.fixture(scope="module")
-def G():
-    return stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
+from conftest import one_line_error, reference_path, run
 
 
 def test_mix_outdir_checked_before_the_network_is_read(tmp_path):

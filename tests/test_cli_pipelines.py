@@ -9,19 +9,12 @@ import time
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from scripts.cli import main
 from stylegan import _files
 from stylegan.io import load_latents
 
-from conftest import IMG_ATOL, REPO, assert_uint8_matches, dead_pid, load_npz, reference_path
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    return result
+from conftest import IMG_ATOL, REPO, assert_uint8_matches, dead_pid, load_npz, reference_path, run
 
 
 def read(path):
@@ -74,6 +67,7 @@ def test_generate_unreadable_network_and_file_outdir(tmp_path):
     assert r.exit_code != 0 and "Traceback" not in r.output
 
 
+@pytest.mark.slow
 def test_generate_interrupted_run_resumes(tmp_path):
     """Kill a run part way; a second run completes the set, and nothing half-written remains."""
     out = tmp_path / "o"
@@ -98,6 +92,7 @@ def test_generate_interrupted_run_resumes(tmp_path):
     assert_uint8_matches(got, npz["img_psi1.0_const"])
 
 
+@pytest.mark.slow
 def test_generate_under_torchrun_two_ranks(tmp_path):
     torchrun = shutil.which("torchrun")
     if torchrun is None:

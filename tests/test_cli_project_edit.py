@@ -6,18 +6,12 @@ import csv
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
 import stylegan
-from scripts.cli import main
 from stylegan.io import load_latents
 
-from conftest import reference_path
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+from conftest import reference_path, run
 
 
 def fixture_targets(folder, name="sg2ada_skip", seeds=(5, 6)):
@@ -30,6 +24,7 @@ def fixture_targets(folder, name="sg2ada_skip", seeds=(5, 6)):
     return folder
 
 
+@pytest.mark.slow
 def test_project_folder_resumes(tmp_path):
     targets = fixture_targets(tmp_path / "targets")
     Image.fromarray(np.zeros([16, 24, 3], np.uint8)).save(targets / "wide.png")      # not square
@@ -52,6 +47,7 @@ def test_project_folder_resumes(tmp_path):
     assert r.exit_code == 0 and "1 already done" in r.output, r.output
 
 
+@pytest.mark.slow
 def test_project_pti_saves_a_tuned_generator(tmp_path):
     targets = fixture_targets(tmp_path / "targets", seeds=(7,))
     out = tmp_path / "proj"
@@ -147,6 +143,7 @@ def _png(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
+@pytest.mark.slow
 def test_edit_photo_paste_back(tmp_path, astronaut):
     from stylegan.faces import AlignedFace
     from stylegan.faces.paste import paste_back
@@ -202,6 +199,7 @@ def test_edit_photo_paste_back(tmp_path, astronaut):
     assert r.output.count("identity_to_photo blank in 4 of 4 rows") == 1, r.output
 
 
+@pytest.mark.slow
 def test_edit_photo_is_align_then_project_and_is_kept(tmp_path, astronaut):
     net = reference_path("sg2ada_skip.pkl")
     out = tmp_path / "e"
@@ -246,6 +244,7 @@ def test_edit_options_keep_one_meaning(tmp_path):
     assert r.exit_code != 0 and "bad strengths" in r.output
 
 
+@pytest.mark.slow
 def test_edit_photo_keeps_the_projection_when_editing_is_interrupted(tmp_path, astronaut, monkeypatch):
     from stylegan.pipelines import edit as pipeline
 

@@ -11,7 +11,7 @@ from stylegan.editing.ganspace import pca
 from stylegan.editing.interfacegan import boundary, linear_svm, ridge_direction
 from stylegan.seeds import z_from_seeds
 
-from conftest import reference_path
+from conftest import fixture_model, reference_path
 
 
 def planted(n=4000, dim=32, seed=0):
@@ -33,7 +33,7 @@ def test_pca_recovers_a_planted_axis_in_any_batching():
 
 
 def test_ganspace_on_a_network():
-    G = stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
+    G = fixture_model()["G_ema"]
     d = ganspace(G, num_samples=3000, num_components=5, batch_size=1000)
     assert d.vectors.shape == (5, G.w_dim) and d.space == "w" and d.method == "ganspace"
     assert torch.all(d.std[:-1] >= d.std[1:])
@@ -99,7 +99,7 @@ def test_interfacegan_finds_a_planted_direction_in_a_real_mapping_networks_w():
     """4 000 seeds scored w.d plus 5 % noise, in the W of a mapping network (the fixture's, as
     anisotropic as a trained one's): the default estimator recovers d; the paper's SVM on the top and
     bottom 2 % of the same scores does not, which is what makes this W a test."""
-    G = stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
+    G = fixture_model()["G_ema"]
     seeds = list(range(4000))
     with torch.no_grad():
         w = G.mapping(torch.from_numpy(z_from_seeds(seeds, G.z_dim)), None)[:, 0].double().numpy()

@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-import stylegan
 from stylegan.editing import Direction, save_direction, sefa
 from stylegan.images import to_uint8
 from stylegan.pipelines.edit import parse_edit, parse_strengths, render_edits, resolve_direction, strip
 
-from conftest import reference_path, serving_bytes
+from conftest import fixture_model, reference_path, serving_bytes
 
 
 def test_parse_edit():
@@ -27,8 +26,9 @@ def test_parse_edit():
             parse_edit(bad)
 
 
+@pytest.mark.slow
 def test_render_edits_by_name_and_file(tmp_path):
-    G = stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
+    G = fixture_model()["G_ema"]
     ws = G.mapping(torch.from_numpy(np.random.RandomState(0).randn(2, G.z_dim)), None)
     d = Direction(torch.nn.functional.normalize(torch.randn(3, G.w_dim), dim=1))
     save_direction(d, tmp_path / "d.direction")
@@ -74,7 +74,7 @@ def test_registry_direction_by_name(tmp_path, monkeypatch):
     from stylegan import hub
     from stylegan.hub import registry
 
-    G = stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
+    G = fixture_model()["G_ema"]
     vector = torch.randn(1, G.w_dim)
     buf = io.BytesIO()
     torch.save(vector, buf)                 # the e4e/PTI layout: a [1, w_dim] tensor
@@ -93,6 +93,16 @@ def test_registry_direction_by_name(tmp_path, monkeypatch):
         assert hub.cached("test-smile") is not None
         with pytest.raises(ValueError, match="test-gan: a gan model in the registry, not a direction"):
             resolve_direction(parse_edit("test-gan:1"), G)
+
+
+@pytest.mark.parametrize("text, label", [("sefa:1@0-3:-2,2", "sefa1_rows0-3"), ("smile.npy:-3..3", "smile0"),
+                                         ("dirs/pca.direction:2@4-7:1", "pca2_rows4-7")])
+def test_edit_labels_are_safe_file_names(text, label):
+    """Output files are named NAME_LABEL.png: the label says source, component and rows in letters,
+    digits, '_' and '-' only (no '@')."""
+    import re
+    got = parse_edit(text).label
+    assert got == label and re.fullmatch(r"[A-Za-z0-9_-]+", got)
 
 
 def test_edit_text_round_trips():

@@ -191,7 +191,7 @@ def test_checksum_and_size_mismatch(server, cache):
 
 
 def test_interrupt_removes_temp_file(server, cache):
-    def interrupt(done, total):
+    def interrupt(event):
         raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
         hub.resolve(server.url + "/models/net.pkl", progress=interrupt)
@@ -200,10 +200,10 @@ def test_interrupt_removes_temp_file(server, cache):
 
 def test_progress_callback_gets_bytes_and_total(server, cache, capsys):
     calls = []
-    hub.resolve(server.url + "/models/net.pkl", progress=lambda done, total: calls.append((done, total)))
-    dones = [d for d, _ in calls]
+    hub.resolve(server.url + "/models/net.pkl", progress=calls.append)
+    dones = [e.done for e in calls]
     assert dones == sorted(dones) and dones[-1] == len(BODY) and len(calls) >= 1
-    assert {t for _, t in calls} == {len(BODY)}
+    assert {(e.stage, e.total, e.item) for e in calls} == {("download", len(BODY), "net.pkl")}
     assert capsys.readouterr().err == ""      # a callback replaces the stderr bar
 
 

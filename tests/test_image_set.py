@@ -4,28 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
 import stylegan
-from scripts.cli import main
 from stylegan.pipelines import parse_int_list
 from stylegan.pipelines.image_set import grid_image
 
-from conftest import reference_path
+from conftest import fixture_model, one_line_error, reference_path, run
 
 NET = "sg2ada_skip.pkl"
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line(r, *words):
-    assert r.exit_code != 0, r.output
-    assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output, r.output
-    for w in words:
-        assert w in r.output, r.output
 
 
 def test_seed_lists_are_lazy_and_deduplicated():
@@ -43,7 +30,8 @@ def test_duplicate_seeds_count_true(tmp_path):
     r = run("generate", "--network", reference_path(NET), "--seeds", "0-3,2", "--outdir", tmp_path)
     assert r.exit_code == 0 and "4 images written, 0 already present" in r.output, r.output
     assert len(list(tmp_path.glob("seed*.png"))) == 4
-    assert r.output.splitlines()[0].strip() == "images"   # the CLI's bar (not a tty: its label only)
+    # Not a terminal: log lines with the count (none when it took under 2 s), not a bar's bare label.
+    assert all(line.startswith("images   ") and "/4  written" in line for line in r.output.splitlines()[:-1])
 
 
 def test_cli_seed_option_is_lazy():
@@ -61,7 +49,7 @@ def test_huge_seed_range_starts_streaming(tmp_path):
         calls.append(p)
         raise KeyboardInterrupt
 
-    G = stylegan.load(reference_path(NET))["G_ema"]
+    G = fixture_model()["G_ema"]
     with pytest.raises(KeyboardInterrupt):
         image_set.write_image_set(G, parse_int_list("0-4294967295"), tmp_path, batch_size=2, progress=stop)
     assert calls[0].done == 2 and calls[0].total == 2 ** 32
@@ -74,7 +62,7 @@ def test_unwritable_outdir_fails_before_work(tmp_path, where):
     out = tmp_path / "afile" / "sub" if where == "file" else "/proc/stylegan-out"
     for cmd in (["generate", "--seeds", "0-1"], ["mix", "--rows", "0", "--cols", "1"]):
         r = run(cmd[0], "--network", tmp_path / "not-even-loaded.pkl", *cmd[1:], "--outdir", out)
-        one_line(r, str(out))          # the folder is named, the (missing) network never read
+        one_line_error(r, str(out))          # the folder is named, the (missing) network never read
 
 
 def test_unwritable_outdir_permission(tmp_path, monkeypatch):
@@ -89,7 +77,7 @@ def test_unwritable_outdir_permission(tmp_path, monkeypatch):
     monkeypatch.setattr(_files, "temp_path", lambda path: Refused(real(path)) if path.name == "write-probe"
                         else real(path))
     r = run("generate", "--network", reference_path(NET), "--seeds", "0-1", "--outdir", tmp_path / "o")
-    one_line(r, "Permission denied")
+    one_line_error(r, "Permission denied")
     assert not list((tmp_path / "o").glob("*.png"))
 
 
@@ -107,7 +95,7 @@ def test_rerun_with_other_settings_stops(tmp_path, change, flag):
     else:
         args += change
     before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
-    one_line(run(*args, "--seeds", "0-3"), flag, "--overwrite")
+    one_line_error(run(*args, "--seeds", "0-3"), flag, "--overwrite")
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before     # nothing written
     r = run(*args, "--seeds", "0-3", "--overwrite")                                     # starts afresh
     assert r.exit_code == 0 and "4 images written" in r.output, r.output
@@ -117,7 +105,7 @@ def test_rerun_with_other_settings_stops(tmp_path, change, flag):
 def test_rerun_class_change_stops(tmp_path):
     base = ["generate", "--network", reference_path("sg2ada_resnet_cond.pkl"), "--seeds", "0", "--outdir", tmp_path]
     assert run(*base, "--class", "1").exit_code == 0
-    one_line(run(*base, "--class", "2"), "--class 1, not 2")
+    one_line_error(run(*base, "--class", "2"), "--class 1, not 2")
 
 
 def test_rerun_same_settings_skips_and_fills_w(tmp_path):
@@ -127,7 +115,7 @@ def test_rerun_same_settings_skips_and_fills_w(tmp_path):
     r = run(*base, "--save-w")
     assert r.exit_code == 0 and "0 images written, 3 already present, 3 w files" in r.output, r.output
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("seed*.png")} == before   # images untouched
-    G = stylegan.load(reference_path(NET))["G_ema"]
+    G = fixture_model()["G_ema"]
     want = stylegan.pipelines.map_seeds(G, [0, 1, 2], 0.7)
     for s in range(3):
         got = stylegan.load_latents(tmp_path / f"seed{s:04d}.w.safetensors").ws
@@ -170,7 +158,7 @@ def test_building_blocks_carry_gradients():
     from stylegan.pipelines import map_seeds, synthesize
     from stylegan.pipelines.generate import synthesize_float
     from stylegan.images import to_uint8
-    G = stylegan.load(reference_path(NET))["G_ema"]
+    G = fixture_model()["G_ema"]
     ws = map_seeds(G, [0, 1], 0.7).detach().requires_grad_(True)
     img = synthesize_float(G, ws)
     assert img.requires_grad and img.shape == (2, G.img_channels, G.img_resolution, G.img_resolution)
@@ -187,21 +175,22 @@ def test_building_blocks_carry_gradients():
 
 
 def test_library_reports_progress_and_prints_nothing(tmp_path, capsys):
-    G = stylegan.load(reference_path(NET))["G_ema"]
+    G = fixture_model()["G_ema"]
     events = []
     s = stylegan.pipelines.write_image_set(G, [0, 1, 2, 1, 0, 3, 4], tmp_path, batch_size=2, progress=events.append)
-    assert [(e.done, e.total, e.written) for e in events] == [(2, 5, 2), (4, 5, 4), (5, 5, 5)]
+    assert [(e.stage, e.done, e.total, e.stats["written"]) for e in events] == [
+        ("generate", 2, 5, 2), ("generate", 4, 5, 4), ("generate", 5, 5, 5)]
     assert (s.written, s.skipped) == (5, 0)
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
     events.clear()
     s = stylegan.pipelines.write_image_set(G, range(7), tmp_path, batch_size=4, progress=events.append)
-    assert (s.written, s.skipped) == (2, 5) and [(e.done, e.written) for e in events] == [(4, 0), (7, 2)]
+    assert (s.written, s.skipped) == (2, 5) and [(e.done, e.stats["written"]) for e in events] == [(4, 0), (7, 2)]
 
 
 def test_library_mismatch_is_typed_and_writes_nothing(tmp_path):
     from stylegan.pipelines.manifest import RUN_RECORD, RunMismatchError
-    G = stylegan.load(reference_path(NET))["G_ema"]
+    G = fixture_model()["G_ema"]
     stylegan.pipelines.write_image_set(G, [0], tmp_path, psi=0.7)
     record = (tmp_path / RUN_RECORD).read_text()
     import json
@@ -228,7 +217,7 @@ def test_library_mismatch_is_typed_and_writes_nothing(tmp_path):
     ({"seeds": [2 ** 32 - 1, 2 ** 32]}, "out of range"),
 ])
 def test_bad_arguments_fail_before_the_folder_is_touched(tmp_path, kwargs, message):
-    G = stylegan.load(reference_path(NET))["G_ema"]
+    G = fixture_model()["G_ema"]
     args = {"seeds": [0, 1], **kwargs}
     with pytest.raises(ValueError, match=message):
         stylegan.pipelines.write_image_set(G, args.pop("seeds"), tmp_path / "out", **args)
@@ -237,14 +226,14 @@ def test_bad_arguments_fail_before_the_folder_is_touched(tmp_path, kwargs, messa
 
 def test_seed_beyond_range_is_one_line_before_work(tmp_path):
     r = run("generate", "--network", reference_path(NET), "--seeds", "4294967294-4294967296", "--outdir", tmp_path)
-    one_line(r, "4294967296", "out of range")
+    one_line_error(r, "4294967296", "out of range")
     assert not list(tmp_path.glob("seed*"))
 
 
 def test_unreadable_run_record_is_one_line(tmp_path):
     (tmp_path / ".stylegan-run.json").write_text("{not json")
     r = run("generate", "--network", reference_path(NET), "--seeds", "0", "--outdir", tmp_path)
-    one_line(r, "run record", "--overwrite")
+    one_line_error(r, "run record", "--overwrite")
     assert not list(tmp_path.glob("seed*"))
 
 
@@ -262,10 +251,10 @@ def test_ensure_writable_dir_library(tmp_path):
 
 def test_folder_with_images_but_no_record_is_refused(tmp_path):
     # Images of unknown origin (an older toolkit, another tool): resuming could mix two sets.
-    G = stylegan.load(reference_path(NET))["G_ema"]
+    G = fixture_model()["G_ema"]
     Image.fromarray(np.zeros([8, 8, 3], np.uint8)).save(tmp_path / "seed0000.png")
     r = run("generate", "--network", reference_path(NET), "--seeds", "0-1", "--outdir", tmp_path)
-    one_line(r, "no run record", "--overwrite")
+    one_line_error(r, "no run record", "--overwrite")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seed0000.png"]
     s = stylegan.pipelines.write_image_set(G, [0, 1], tmp_path, overwrite=True)
     assert s.written == 2 and (tmp_path / ".stylegan-run.json").exists()

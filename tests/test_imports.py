@@ -15,10 +15,11 @@ REPO = Path(__file__).resolve().parents[1]
 # signing) is file plumbing every writer uses, so it sits with _files. Metrics look through inversion's
 # LPIPS and read data sets, so they sit beside the pipelines (training, above both, calls them).
 RANKS = {
-    "_errors": 0, "_version": 0, "_memory": 0, "images": 0, "seeds": 0, "progress": 0, "distributed": 0,
-    "_files": 1, "provenance": 1,
+    "_errors": 0, "_version": 0, "images": 0, "progress": 0, "distributed": 0,
+    "_files": 1, "provenance": 1, "seeds": 1, "_memory": 1,   # these name their parameters in errors (_errors)
     "networks": 2, "hub": 2,
-    "loaders": 3, "io": 3, "faces": 3,
+    "io": 3, "faces": 3,
+    "loaders": 3.5,           # reads the model format through io's tagged files
     "inversion": 4, "editing": 4, "data": 4,
     "pipelines": 5, "metrics": 5,
     "training": 6,            # above every part it calls, metrics (at each snapshot) included

@@ -351,8 +351,8 @@ def _rewrite_header(data: bytes, change) -> bytes:
     (lambda m: m.update(networks="{not json"), "corrupt stylegan file header .networks"),
     (lambda m: m.pop("networks"), "no 'networks' entry"),
     (lambda m: m.update(version="seven"), "corrupt stylegan file header .version"),
-    (lambda m: m.update(version="99"), "written by a newer version of stylegan .file format 99"),
-    (lambda m: m.update(format="other"), "not one written by stylegan.save"),
+    (lambda m: m.update(version="99"), "written by a newer version of stylegan .stylegan file format 99"),
+    (lambda m: m.update(format="other"), "not a stylegan file .its format is .other"),
     (lambda m: m.update(networks=json.dumps({"G_ema": {"kwargs": {}}})), "network entry 'G_ema'"),
 ])
 def test_native_header_problems(tmp_path, native_bytes, change, match):

@@ -17,9 +17,8 @@ from stylegan.inversion.lpips import (LPIPS, LPIPS_SCALE, LPIPS_SHIFT, VGG16, Tr
 from stylegan.loaders.torchscript import UntrustedCodeError
 
 from conftest import load_npz, reference_path
+from standins import STANDIN, standin_lpips
 
-# The stand-in's architecture as the reference README describes it.
-STANDIN = Trunk(stages=((16, 16), (32,), (32,)), pool="avg")
 # VGG16's layout at an eighth of its widths: the same keys and arithmetic, a fraction of the time.
 NARROW = Trunk(stages=((8, 8), (16, 16), (32, 32, 32), (64, 64, 64), (64, 64, 64)), pool="max")
 
@@ -27,14 +26,6 @@ NARROW = Trunk(stages=((8, 8), (16, 16), (32, 32, 32), (64, 64, 64), (64, 64, 64
 def layer_list(trunk: Trunk) -> list:
     """torchvision's `features` configuration: conv widths, 'M' for max pooling."""
     return [v for s, stage in enumerate(trunk.stages) for v in (["M"] if s else []) + list(stage)]
-
-
-def standin_lpips() -> LPIPS:
-    """Our module holding the stand-in's arrays (lpips_standin.npz): images go to -1..1 and no further."""
-    a = {k: torch.from_numpy(v) for k, v in load_npz("lpips_standin").items()}
-    net = LPIPS(STANDIN, shift=None, scale=None)
-    return net.load_arrays([(a[f"w{i}"], a[f"b{i}"]) for i in range(4)], [a[f"lin{t}"] for t in range(3)])\
-        .eval().requires_grad_(False)
 
 
 def random_images(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
@@ -173,6 +164,7 @@ def test_registry_names_use_local_copies(vgg16_files, tmp_path, monkeypatch):
         assert isinstance(net, LPIPS) and same_weights(net, expected), name
 
 
+@pytest.mark.slow
 def test_closed_forms(narrow):
     net = from_state_dicts(*narrow, trunk=NARROW)
     x, y = random_images(2, 32, seed=5), random_images(2, 32, seed=6)

@@ -436,17 +436,19 @@ def test_align_real_photos(detector, tmp_path):
 # ----------------------------------------------------------------------------------------------
 # Progress: one event type from the library, a log line per stage from the command.
 
-def test_progress_events_and_log_lines(photos, tmp_path, capsys):
-    from scripts.common import ProgressDisplay
+def test_progress_events_and_log_lines(photos, tmp_path):
+    from scripts.common import ProgressPrinter
     src, _ = photos
     events = []
     make_dataset(src, tmp_path / "d.zip", transform="center-crop", resolution=16, workers=1, progress=events.append)
     assert [(e.stage, e.done) for e in events] == [("scan", k) for k in range(1, 13)] + [("dataset", k) for k in range(1, 13)]
     assert events[-1].total == 12 and events[-1].stats == {"images": 12, "left_out": 0}
-    # In a log: a line per stage every `every` seconds and at its end.
-    with ProgressDisplay({"dataset": "images"}, every=0.0, tty=False) as show:
+    # In a log: a line per stage at its first event and at each quarter, named as the command names it.
+    log = io.StringIO()
+    with ProgressPrinter(log, lines=4, labels={"dataset": "images"}, quiet=0) as show:
         for e in events:
             show(e)
-    log = capsys.readouterr().err.splitlines()
-    assert len(log) == 24 and log[11].startswith("scan: 12/12 (100%)")
-    assert log[-1].startswith("images: 12/12 (100%)") and log[-1].endswith("images 12, left out 0")
+    log = log.getvalue().splitlines()
+    assert [line.split()[:2] for line in log] == [["scan", f"{k}/12"] for k in (1, 3, 6, 9, 12)] + \
+        [["images", f"{k}/12"] for k in (1, 3, 6, 9, 12)]
+    assert log[-1] == "images   12/12  images 12  left out 0  p11.jpg"

@@ -4,53 +4,13 @@ import math
 
 import numpy as np
 import pytest
-import scipy.signal
 import torch
 
 import ops
 from ops.upfirdn2d import _upfirdn2d_ref
 from ops import upfirdn2d_fast
 
-from op_cases import upfirdn2d_cases
-
-
-def _np_upfirdn_axis(a, f, up, down, p0, p1, axis):
-    """One axis by zero-stuff, pad/crop, full convolution, decimate (numpy only)."""
-    a = np.moveaxis(a, axis, -1)
-    z = np.zeros(a.shape[:-1] + (a.shape[-1] * up,))
-    z[..., ::up] = a
-    z = np.pad(z, [(0, 0)] * (z.ndim - 1) + [(max(p0, 0), max(p1, 0))])
-    z = z[..., max(-p0, 0): z.shape[-1] - max(-p1, 0)]
-    y = np.apply_along_axis(lambda v: np.convolve(v, f, mode="valid"), -1, z)
-    return np.moveaxis(y[..., ::down], -1, axis)
-
-
-def _np_upfirdn2d(x, f, up, down, pad, flip, gain):
-    """Independent truth: scipy.signal.upfirdn per axis (separable) or zero-stuff + convolve2d (2-D)."""
-    (upx, upy), (downx, downy), (px0, px1, py0, py1) = up, down, pad
-    f = f * gain ** (f.ndim / 2)
-    if flip:
-        f = f[::-1] if f.ndim == 1 else f[::-1, ::-1]
-    if f.ndim == 1:
-        if min(pad) >= 0:
-            # scipy's upfirdn computes the full convolution; the padding picks a window of it.
-            def axis(a, up_, down_, p0, p1, ax):
-                a = np.moveaxis(a, ax, -1)
-                a = np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, (p1 + up_ - 1) // up_ + 1)])
-                full = scipy.signal.upfirdn(f, a, up=up_, down=1, axis=-1)
-                full = np.pad(full, [(0, 0)] * (a.ndim - 1) + [(p0, 0)])
-                n = (a.shape[-1] - ((p1 + up_ - 1) // up_ + 1)) * up_ + p0 + p1 - len(f) + 1
-                return np.moveaxis(full[..., len(f) - 1: len(f) - 1 + n][..., ::down_], -1, ax)
-            return axis(axis(x, upx, downx, px0, px1, -1), upy, downy, py0, py1, -2)
-        y = _np_upfirdn_axis(x, f, upx, downx, px0, px1, -1)
-        return _np_upfirdn_axis(y, f, upy, downy, py0, py1, -2)
-    n, c, h, w = x.shape
-    z = np.zeros((n, c, h * upy, w * upx))
-    z[:, :, ::upy, ::upx] = x
-    z = np.pad(z, [(0, 0), (0, 0), (max(py0, 0), max(py1, 0)), (max(px0, 0), max(px1, 0))])
-    z = z[:, :, max(-py0, 0): z.shape[2] - max(-py1, 0), max(-px0, 0): z.shape[3] - max(-px1, 0)]
-    y = np.stack([np.stack([scipy.signal.convolve2d(z[i, j], f, mode="valid") for j in range(c)]) for i in range(n)])
-    return y[:, :, ::downy, ::downx]
+from op_cases import flrelu_np, np_upfirdn2d, upfirdn2d_cases
 
 
 CASES = list(upfirdn2d_cases(80, seed=1234))
@@ -64,7 +24,7 @@ def test_upfirdn2d_vs_scipy_and_fast_eq_ref(case):
     args = (case["up"], case["down"], case["pad"], case["flip"], case["gain"])
     ref = _upfirdn2d_ref(x, f, *args)
     fast = upfirdn2d_fast.upfirdn2d(x, f, *args)
-    truth = _np_upfirdn2d(x.double().numpy(), f.double().numpy(), *args)
+    truth = np_upfirdn2d(x.double().numpy(), f.double().numpy(), *args)
     (upx, upy), (downx, downy), (px0, px1, py0, py1) = case["up"], case["down"], case["pad"]
     kw, kh = case["f"][-1], case["f"][0]
     assert ref.shape == (2, 3, (case["hw"][0] * upy + py0 + py1 - kh + downy) // downy,
@@ -143,15 +103,6 @@ def test_bias_act_closed_form(act, bias_act_impl, monkeypatch):
                                CLOSED[act](x.numpy() + bt.numpy(), 0.2) * DEF_GAIN.get(act, 1.0), rtol=1e-10, atol=1e-12)
 
 
-def _flrelu_np(x, fu, fd, b, up, down, pad, gain, slope, clamp):
-    y = x + b[None, :, None, None]
-    y = _np_upfirdn2d(y, fu, (up, up), (1, 1), pad, False, up ** 2)
-    y = np.where(y >= 0, y, y * slope) * gain
-    if clamp is not None:
-        y = np.clip(y, -clamp, clamp)
-    return _np_upfirdn2d(y, fd, (1, 1), (down, down), (0, 0, 0, 0), False, 1)
-
-
 @pytest.mark.parametrize("act", ["linear", "lrelu", "tanh"])
 def test_bias_act_inplace_overwrites_only_when_allowed(act):
     """inplace=True: the closed form's values, written into x when nothing needs gradients; x is
@@ -180,7 +131,7 @@ def test_filtered_lrelu(up, down, sep, clamp):
     fd = ops.setup_filter(torch.rand(taps, generator=g) + 0.1, separable=sep)
     b = torch.randn(3, generator=g, dtype=torch.float64)
     pad = [12, 13, 11, 14]  # room for both 12-tap filters at up=1
-    want = _flrelu_np(x.numpy(), fu.double().numpy(), fd.double().numpy(), b.numpy(), up, down, pad, 1.4, 0.25, clamp)
+    want = flrelu_np(x.numpy(), fu.double().numpy(), fd.double().numpy(), b.numpy(), up, down, pad, 1.4, 0.25, clamp)
     by_hand = ops.upfirdn2d(ops.bias_act(ops.upfirdn2d(ops.bias_act(x, b, impl="ref"), fu, up=up, padding=pad, gain=up ** 2,
                                                        impl="ref"), act="lrelu", alpha=0.25, gain=1.4, clamp=clamp, impl="ref"),
                             fd, down=down, impl="ref")
@@ -208,7 +159,7 @@ def test_conv2d_resample_vs_zero_stuff(up, down, k):
             p0, p1 = p0 + (4 + up - 1) // 2, p1 + (4 - up) // 2
         if down > 1:
             p0, p1 = p0 + (4 - down + 1) // 2, p1 + (4 - down) // 2
-        y = _np_upfirdn2d(x.numpy(), fn, (up, up), (1, 1), (p0, p1, p0, p1), False, up ** 2)
+        y = np_upfirdn2d(x.numpy(), fn, (up, up), (1, 1), (p0, p1, p0, p1), False, up ** 2)
         out = np.zeros((2, 5, y.shape[2] - k + 1, y.shape[3] - k + 1))
         for i in range(k):
             for j in range(k):
@@ -267,6 +218,7 @@ def test_modulated_conv2d_fast_sees_in_place_weight_updates():
         assert not torch.allclose(before, after)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weight_grad", [False, True])
 @pytest.mark.parametrize("n", [1, 2])
 def test_modulated_conv2d_fast_gradcheck(weight_grad, n):
@@ -280,6 +232,7 @@ def test_modulated_conv2d_fast_gradcheck(weight_grad, n):
     assert torch.autograd.gradcheck(fn, (x, s, w))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["ref", "fast"])
 @pytest.mark.parametrize("sep,up,down,pad", [(True, 2, 1, [2, 1, 3, 0]), (False, 1, 2, [1, 2, 0, 1]),
                                              (True, 3, 2, [-1, 2, 1, 1]), (False, 2, 1, [1, 1, 1, 1])])
@@ -301,6 +254,7 @@ def test_bias_act_gradcheck(act):
         assert torch.autograd.gradgradcheck(fn, (x, b))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["ref", "fast"])
 def test_filtered_lrelu_gradcheck(impl):
     x = torch.randn(1, 2, 5, 5, dtype=torch.float64, requires_grad=True)

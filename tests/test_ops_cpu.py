@@ -11,7 +11,7 @@ from conftest import cpu_kernel, requires_cpu_kernels
 from ops import _build, _cpu
 from ops.filtered_lrelu import _filtered_lrelu_cpu, _filtered_lrelu_fast
 
-from test_ops import _flrelu_np
+from op_cases import flrelu_np
 
 pytestmark = requires_cpu_kernels
 
@@ -58,7 +58,7 @@ def test_kernel_matches_numpy(kernel, case):
     fu_np, fd_np = fu.double().numpy(), fd.double().numpy()
     if flip:
         fu_np, fd_np = fu_np[::-1], fd_np[(slice(None, None, -1),) * fd_np.ndim]
-    want = _flrelu_np(x.double().numpy(), fu_np, fd_np, np.zeros(3) if b is None else b.double().numpy(),
+    want = flrelu_np(x.double().numpy(), fu_np, fd_np, np.zeros(3) if b is None else b.double().numpy(),
                       up, down, pad, gain, slope, clamp)
     assert got.shape == want.shape
     # float32 sums of at most a few dozen terms: 1e-5 of the signal holds on any CPU.

@@ -19,8 +19,7 @@ import torch
 
 import ops
 from ops import cuda_ops
-from op_cases import nvidia_filtered_lrelu_kept_bytes
-from test_ops_kernels import FLR_CASES, _filter
+from op_cases import FLR_CASES, nvidia_filtered_lrelu_kept_bytes, random_filter
 from torch_utils.saved_tensors import SavedTensors
 
 SQRT2 = math.sqrt(2)
@@ -165,7 +164,7 @@ def test_fp16_gradient_follows_the_forward(emulated, bias, clamp, gain, want):
 def _each_op(x, impl):
     """The three ops on x [N, C, H, W], with the filters and biases a network would give them."""
     f = ops.setup_filter([1, 3, 3, 1], device=x.device)
-    f12 = _filter((12,), 3).to(x.device)
+    f12 = random_filter((12,), 3).to(x.device)
     b = torch.randn(x.shape[1], generator=torch.Generator().manual_seed(2)).to(x.device).requires_grad_(True)
     return [ops.bias_act(x, b, act="lrelu", clamp=256, impl=impl),
             ops.upfirdn2d(x, f, up=2, padding=[2, 1, 2, 1], gain=4, impl=impl),

@@ -8,16 +8,14 @@ GPU (tests/gpu) is the launch itself: grid sizes, barriers, shared memory limits
 from __future__ import annotations
 
 import math
-import random
 import shutil
 
-import numpy as np
 import pytest
 import torch
 
 import ops
 from ops import cuda_ops
-from op_cases import upfirdn2d_cases
+from op_cases import FLR_CASES, random_filter, upfirdn2d_cases
 
 pytestmark = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                                 reason="no C++ compiler to build the CPU emulation of the kernels")
@@ -93,16 +91,11 @@ def test_bias_act_clamp_gradient_mask(K):
 CASES = list(upfirdn2d_cases(60, seed=4321))
 
 
-def _filter(shape, seed):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(shape, generator=g) + 0.1
-
-
 @pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
 def test_upfirdn2d_forward(K, case):
     g = torch.Generator().manual_seed(3)
     x = torch.randn(2, 3, *case["hw"], generator=g)
-    f = _filter(case["f"], 5)
+    f = random_filter(case["f"], 5)
     args = dict(up=case["up"], down=case["down"], padding=case["pad"], flip_filter=case["flip"], gain=case["gain"])
     want = ops.upfirdn2d(x, f, impl="ref", **args)
     got = cuda_ops.upfirdn2d(K.upfirdn2d, x, f, **args)
@@ -115,7 +108,7 @@ def test_upfirdn2d_forward(K, case):
 def test_upfirdn2d_gradients(K, sep, up, down, pad):
     g = torch.Generator().manual_seed(6)
     x = torch.randn(1, 2, 6, 5, generator=g, dtype=torch.float64, requires_grad=True)
-    f = _filter((4,) if sep else (3, 4), 7)
+    f = random_filter((4,) if sep else (3, 4), 7)
     fn = lambda x: cuda_ops.upfirdn2d(K.upfirdn2d, x, f, up, down, pad, False, 1.7)
     assert torch.autograd.gradcheck(fn, (x,))
     assert torch.autograd.gradgradcheck(fn, (x,))
@@ -131,32 +124,6 @@ def test_upfirdn2d_fp16(K):
 
 
 # ---------------------------------------------------------------- filtered_lrelu
-def _flr_cases():
-    """The layer shapes StyleGAN3 uses, plus random ones."""
-    f12 = lambda s: _filter((12,), s) / _filter((12,), s).sum()
-    radial = torch.from_numpy(np.outer(np.hanning(9), np.hanning(9))).float() + 0.01
-    cases = [
-        dict(fu=f12(1), fd=f12(2), up=2, down=2, pad=10, clamp=None, hw=(20, 20)),          # T, upsampling layer
-        dict(fu=f12(3), fd=radial / radial.sum(), up=2, down=2, pad=(8, 9, 8, 9), clamp=256, hw=(17, 19)),  # R
-        dict(fu=f12(4), fd=f12(5), up=2, down=1, pad=(11, 10, 11, 10), clamp=0.5, hw=(12, 16)),  # critically sampled
-        dict(fu=_filter((6,), 8), fd=_filter((4,), 9), up=4, down=2, pad=(3, 1, 2, 0), clamp=None, hw=(9, 7)),
-        dict(fu=None, fd=None, up=1, down=1, pad=0, clamp=None, hw=(5, 6)),
-        dict(fu=_filter((3, 5), 10), fd=_filter((2, 3), 11), up=3, down=3, pad=(-1, 4, 2, -2), clamp=1.0, hw=(11, 13)),
-    ]
-    rng = random.Random(12)
-    for i in range(10):
-        up, down = rng.randint(1, 4), rng.randint(1, 4)
-        fu = _filter((rng.randint(1, 8),) if rng.random() < 0.5 else (rng.randint(1, 6), rng.randint(1, 6)), 20 + i)
-        fd = _filter((rng.randint(1, 8),) if rng.random() < 0.5 else (rng.randint(1, 6), rng.randint(1, 6)), 40 + i)
-        pad = [rng.randint(0, 6) for _ in range(4)]
-        cases.append(dict(fu=fu, fd=fd, up=up, down=down, pad=pad, clamp=rng.choice([None, 0.5]),
-                          hw=(rng.randint(4, 40), rng.randint(4, 40))))
-    return cases
-
-
-FLR_CASES = _flr_cases()
-
-
 @pytest.mark.parametrize("case", FLR_CASES, ids=[str(i) for i in range(len(FLR_CASES))])
 @pytest.mark.parametrize("max_smem", [1 << 30, 3000])  # one big tile, or many small ones
 def test_filtered_lrelu_forward(K, case, max_smem):
@@ -241,6 +208,7 @@ def test_generator_through_kernels_matches_fixture(emulated, name):
     torch.testing.assert_close(img, torch.from_numpy(npz["img_psi0.7_const"]), rtol=0, atol=IMG_ATOL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["sg2ada_skip", "sg3_t"])
 def test_discriminator_r1_through_kernels(emulated, name):
     """R1 needs the gradient of a gradient through bias_act and the downsampling upfirdn2d."""

@@ -38,11 +38,6 @@ def standin_detector(image: np.ndarray) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def G():
-    return stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
-
-
-@pytest.fixture(scope="module")
 def photo(G):
     """A 'photo': one of the network's faces, enlarged, on a grey canvas larger than the face's crop."""
     face = np.asarray(Image.fromarray(stylegan.generate(G, [8])[0]).resize((160, 160), Image.Resampling.BICUBIC))
@@ -51,6 +46,7 @@ def photo(G):
     return canvas
 
 
+@pytest.mark.slow
 def test_edit_photo_in_steps_is_edit_photo_in_one(G, photo):
     before = {k: v.clone() for k, v in G.state_dict().items()}
     events = []
@@ -138,6 +134,7 @@ def test_cancel_from_the_progress_callback(G, photo):
     assert seen == ["align", "project", "project"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pti", [False, True])
 def test_kept_projection_comes_back_as_it_was(G, photo, tmp_path, pti):
     face = find_faces(photo, detector=standin_detector)[0]
@@ -209,8 +206,22 @@ def test_progress_lines_outside_a_terminal():
     for i in range(1, 201):
         printer(Progress("project", i, 200, {"loss": 1 / i}, item="me", seconds=i * 0.5))
     printer(Progress("tune", 1, 2, {"dist": 0.5}, seconds=3.0))
+    printer(Progress("report", 1, 1, seconds=0.1))    # a stage over in an instant: no line
     lines = log.getvalue().splitlines()
-    # A line at the first step, then one per tenth, the last one complete: step, stats, time left, item.
-    assert [line.split()[1] for line in lines[:-1]] == ["1/200"] + [f"{20 * k}/200" for k in range(1, 11)]
-    assert lines[1] == "project  20/200  loss 0.05  1m 30s left  me"
+    # A line once the stage has run for 2 s, then one per 5 %, the last one complete: step, stats,
+    # time left, item.
+    assert [line.split()[1] for line in lines[:-1]] == ["4/200"] + [f"{10 * k}/200" for k in range(1, 21)]
+    assert lines[1] == "project  10/200  loss 0.1  1m 35s left  me"
     assert "left" not in lines[-2] and lines[-1].startswith("tune     1/2  dist 0.5  3s left")
+
+
+def test_align_photos_reports_progress(photo, tmp_path):
+    """One Progress('align') per photo, the failed ones included (a.jpg would overwrite a.png's crop)."""
+    from stylegan.pipelines.align import align_photos, find_photos
+    for name in ("a.png", "a.jpg", "b.png"):
+        Image.fromarray(photo).save(tmp_path / name)
+    events = []
+    summary = align_photos([tmp_path], tmp_path / "out", size=32, detector=standin_detector, progress=events.append)
+    assert len(summary.written) == 2 and len(summary.failed) == 1
+    assert [(e.stage, e.done, e.total) for e in events] == [("align", k, 3) for k in (1, 2, 3)]
+    assert [e.item for e in events] == [p.name for p in find_photos([tmp_path])]

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 import stylegan
 from stylegan.images import to_uint8
@@ -14,38 +13,12 @@ from stylegan.inversion import load_feature_net, project, project_batch
 from stylegan.inversion.project import learning_rate, noise_regularizer
 
 from conftest import load_npz, reference_path
-
-
-class StandinFeatures(torch.nn.Module):
-    """The fixture's stand-in feature network, rebuilt from its arrays as the README describes."""
-
-    def __init__(self, arrays: dict[str, np.ndarray]):
-        super().__init__()
-        for k, v in arrays.items():
-            self.register_buffer(k, torch.from_numpy(v))
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        x = img / 127.5 - 1
-        x = F.relu(F.conv2d(x, self.w0, self.b0, padding=1))
-        t0 = F.relu(F.conv2d(x, self.w1, self.b1, padding=1))
-        t1 = F.relu(F.conv2d(F.avg_pool2d(t0, 2), self.w2, self.b2, padding=1))
-        t2 = F.relu(F.conv2d(F.avg_pool2d(t1, 2), self.w3, self.b3, padding=1))
-        out = []
-        for t, lin in zip((t0, t1, t2), (self.lin0, self.lin1, self.lin2)):
-            t = t / (t.square().sum(dim=1, keepdim=True) + 1e-10).sqrt()
-            t = t * lin.sqrt().reshape(1, -1, 1, 1) / np.sqrt(t.shape[2] * t.shape[3])
-            out.append(t.flatten(1))
-        return torch.cat(out, dim=1)
+from standins import StandinFeatures, standin_lpips
 
 
 @pytest.fixture(scope="module")
 def reference():
     return load_npz("projector_sg2ada_skip")
-
-
-@pytest.fixture(scope="module")
-def G():
-    return stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
 
 
 def test_standin_matches_its_torchscript(reference):
@@ -59,9 +32,9 @@ def test_standin_matches_its_torchscript(reference):
 
 # "lpips": our LPIPS module holding the stand-in's arrays (test_lpips checks it equals the TorchScript
 # stand-in on images; here it must give NVIDIA's trajectory too).
+@pytest.mark.slow
 @pytest.mark.parametrize("features", ["torchscript", "lpips"])
 def test_w_trajectory_matches_nvidia(reference, G, features):
-    from test_lpips import standin_lpips
     settings = json.loads(str(reference["settings"]))
     net = load_feature_net(reference_path("lpips_standin.pt"), trust_code=True) if features == "torchscript" \
         else standin_lpips()
@@ -110,6 +83,7 @@ def test_bad_targets(G):
         project(G, np.zeros([32, 32, 3], np.float32), net, num_steps=1)
 
 
+@pytest.mark.slow
 def test_batch_targets_are_independent(reference, G):
     # Each target's trajectory depends on its own loss only: its partner in the batch changes nothing.
     net = StandinFeatures(load_npz("lpips_standin"))
@@ -122,6 +96,7 @@ def test_batch_targets_are_independent(reference, G):
     assert a[0].noise.keys() == {name for name, _ in G.synthesis.named_modules() if hasattr(_, "noise_const")}
 
 
+@pytest.mark.slow
 def test_w_plus_reconstructs_an_in_domain_target(G):
     # A target the network made from a known w: W+ gets far closer than the mean face it starts from.
     net = StandinFeatures(load_npz("lpips_standin"))

@@ -7,11 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
 import stylegan
-from scripts.cli import main
 from stylegan.inversion import load_feature_net
 from stylegan.inversion.losses import (DiscriminatorFeatures, FeatureDistance, MSSSIMDistance, PixelDistance, Sum,
                                        default_distance)
@@ -19,14 +17,9 @@ from stylegan.pipelines import project as pipeline
 from stylegan.pipelines.manifest import RUN_RECORD, RunMismatchError
 from stylegan.pipelines.project import perceptual_net, project_targets, video_every
 
-from conftest import load_npz, reference_path
+from conftest import fixture_model, load_npz, reference_path, run
 from torch_utils.misc import network_digest
-from test_project import StandinFeatures
-
-
-@pytest.fixture(scope="module")
-def G():
-    return stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
+from standins import StandinFeatures
 
 
 @pytest.fixture(scope="module")
@@ -173,10 +166,6 @@ def test_metrics_lpips_is_the_feature_distance_of_the_saved_images(G, targets, t
     assert row["lpips"] == "" and row["pti_lpips"] == "" and float(row["psnr"]) > 0
 
 
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
 def test_rerun_with_other_settings_is_refused(G, targets, tmp_path):
     net = reference_path("sg2ada_skip.pkl")
     out = tmp_path / "proj"
@@ -247,6 +236,6 @@ def test_stylegan3_transform_renders_in_the_copy_only():
 
     with pytest.raises(ValueError, match="3x3"):
         project(G3, target, PixelDistance(), transform=np.eye(2), **kw)
-    G2 = stylegan.load(reference_path("sg2ada_skip.pkl"))["G_ema"]
+    G2 = fixture_model()["G_ema"]
     with pytest.raises(ValueError, match="StyleGAN3"):
         project(G2, np.zeros([32, 32, 3], np.uint8), PixelDistance(), transform=np.eye(3), **kw)

@@ -20,13 +20,9 @@ from stylegan.provenance import Provenance, describe, embed, verify
 from stylegan.provenance import watermark as wm
 from torch_utils.misc import network_digest
 
-from conftest import reference_path
+from conftest import reference_path, run
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def astronaut() -> np.ndarray:

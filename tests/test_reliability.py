@@ -18,7 +18,7 @@ import stylegan
 from stylegan import _files
 
 from conftest import dead_pid, one_line_error, reference_path, within
-from conftest import run_cli as run
+from conftest import run
 
 NET = "sg2ada_skip.pkl"       # 8 ws rows, 32 px
 NET16 = "sg3_t.pkl"           # 16 ws rows, the same w_dim
@@ -215,7 +215,7 @@ def test_direction_and_latents_of_another_network_are_refused(tmp_path):
     one_line_error(r, "another network", network_digest(G8)[:12], network_digest(G16)[:12], "--force")
     assert not list((tmp_path / "e").glob("*.png"))
     r = run("edit", "--network", net16, "--seeds", "0", "--edit", f"{d}@0-7:2", "--force", "--outdir", tmp_path / "e")
-    assert r.exit_code == 0 and (tmp_path / "e" / "seed0000_sefa80@0-7.png").is_file(), r.output
+    assert r.exit_code == 0 and (tmp_path / "e" / "seed0000_sefa80_rows0-7.png").is_file(), r.output
     # A direction stamped with this network's digest but its rows counted on an 8-row network.
     from stylegan.editing import load_direction, save_direction
     moved = load_direction(d)
@@ -263,8 +263,8 @@ def test_edit_resumes_and_sweeps_what_a_killed_run_left(tmp_path):
     # What a kill -9 leaves: an abandoned temporary and claim, and an output missing; a crash outside
     # the toolkit: an output cut short.
     (out / "seed0002_sefa0.png").unlink()
-    data = (out / "seed0001_sefa1@0-3.png").read_bytes()
-    (out / "seed0001_sefa1@0-3.png").write_bytes(data[:100])
+    data = (out / "seed0001_sefa1_rows0-3.png").read_bytes()
+    (out / "seed0001_sefa1_rows0-3.png").write_bytes(data[:100])
     pid = dead_pid()
     (out / f".seed0002_sefa0.{_files._HOST}-{pid}.tmp.png").write_bytes(b"half")
     _files.claim_path(out / "seed0002_sefa0.png").write_text(f"{_files._HOST}-{pid}")
@@ -345,5 +345,5 @@ def test_align_names_a_failed_photo_once(tmp_path):
     from stylegan.pipelines.align import align_photos
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
     summary = align_photos([tmp_path / "bad.jpg"], tmp_path / "out", detector=lambda image: [])
-    reason = summary.failed[str(tmp_path / "bad.jpg")]
+    reason = str(summary.failed[str(tmp_path / "bad.jpg")])
     assert str(tmp_path) not in reason and "not an image" in reason

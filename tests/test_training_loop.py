@@ -21,8 +21,7 @@ from stylegan.training.data import InfiniteSampler
 from stylegan.training.loop import TrainingError, resume_training, train
 from stylegan.training.snapshot import read_state
 
-from conftest import reference_path
-from test_cli_errors import one_line_error
+from conftest import one_line_error, reference_path
 
 TINY = dict(cfg="stylegan2", batch=4, cbase=256, cmax=16, map=2, metrics=(), workers=0, tick=0.004, snap=1)
 TINY_FLAGS = ["--cfg", "stylegan2", "--batch", "4", "--cbase", "256", "--cmax", "16", "--map", "2",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from .._errors import first_line
+from .._errors import ParamError, first_line
 
 Label = Union[int, list]
 HEADER_WORDS = {"file", "filename", "name", "path", "image"}
@@ -104,8 +104,9 @@ def match_labels(table: LabelTable, names: Sequence[str], source: str) -> list[L
         used.add(key)
         out.append(table.labels[key])
     if missing:
-        raise ValueError(f"{table.origin} has no label for {len(missing)} of the {len(names)} images in {source} "
-                         f"(e.g. {missing[0]}): label every image, or use labels=none for an unlabelled set")
+        raise ParamError(f"{table.origin} has no label for {len(missing)} of the {len(names)} images in {source} "
+                         f"(e.g. {missing[0]}): label every image, or use {{labels=none}} for an unlabelled set",
+                         "labels")
     unused = [k for k in table.labels if k not in used]
     if unused:
         raise ValueError(f"{table.origin} labels {len(unused)} files that are not images in {source} "

@@ -33,7 +33,7 @@ from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from .._errors import first_line
+from .._errors import ParamError, exists_error, first_line
 from .._files import atomic_output, ensure_writable_dir
 from ..faces.photo import probe_photo, read_photo
 from ..progress import Progress, ProgressFn, emit
@@ -264,7 +264,7 @@ def make_dataset(source: str | os.PathLike, out: str | os.PathLike, *, resolutio
     width, height = _check_arguments(out, resolution, transform, resize_filter, align, all_faces, max_images)
     workers = workers or _cpus()
     if (out.exists() or out.is_symlink()) and not overwrite:
-        raise FileExistsError(f"{out} exists: pass overwrite=True to replace it")
+        raise exists_error(out)
     ensure_writable_dir(out.parent)
     if zipwriter.journal_path(out).exists() and not zipwriter.partial_path(out).exists():
         zipwriter.discard(out)     # a run that finished but died before removing its journal
@@ -308,26 +308,30 @@ def _check_arguments(out: Path, resolution: Resolution, transform, resize_filter
     if out.suffix.lower() != ".zip":
         raise ValueError(f"{out}: the data set is written as a .zip (NVIDIA's format); name it DATA.zip")
     if transform is not None and transform not in TRANSFORMS:
-        raise ValueError(f"unknown transform {transform!r}: expected {' or '.join(TRANSFORMS)}")
+        raise ParamError(f"unknown {{transform}} {transform!r}: expected {' or '.join(TRANSFORMS)}", "transform")
     if resize_filter not in RESIZE_FILTERS:
-        raise ValueError(f"unknown resize_filter {resize_filter!r}: expected {' or '.join(RESIZE_FILTERS)}")
+        raise ParamError(f"unknown {{resize_filter}} {resize_filter!r}: expected {' or '.join(RESIZE_FILTERS)}",
+                         "resize_filter")
     if all_faces and not align:
-        raise ValueError("all_faces=True keeps every face found by alignment: pass align=True too")
+        raise ParamError("{all_faces=True} keeps every face found by alignment: pass {align=True} too",
+                         "all_faces", "align")
     if align and transform is not None:
-        raise ValueError("align=True makes square crops of the faces: it takes no transform")
+        raise ParamError("{align=True} makes square crops of the faces: it takes no {transform}", "align", "transform")
     if max_images is not None and max_images < 1:
-        raise ValueError(f"max_images={max_images}: expected 1 or more")
+        raise ParamError(f"{{max_images={max_images}}}: expected 1 or more", "max_images")
     if resolution is None:
         if transform is not None or align:
-            raise ValueError(f"{'align=True' if align else f'transform={transform}'} needs resolution=N, "
-                             f"the side of the data set's images (a power of two such as 256)")
+            raise ParamError(f"{'{align=True}' if align else f'{{transform={transform}}}'} needs {{resolution=N}}, "
+                             f"the side of the data set's images (a power of two such as 256)",
+                             "align" if align else "transform", "resolution")
         return 0, 0
     w, h = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
     if not _is_pow2(w):
-        raise ValueError(f"resolution={w}: the networks need a power of two, 4 or more (such as 256)")
+        raise ParamError(f"{{resolution={w}}}: the networks need a power of two, 4 or more (such as 256)",
+                         "resolution")
     if h != w and (transform != "center-crop-wide" or not 1 <= h < w):
-        raise ValueError(f"resolution={w}x{h}: a WxH band (H < W) is for transform=center-crop-wide; "
-                         f"data set images are square")
+        raise ParamError(f"{{resolution={w}x{h}}}: a WxH band (H < W) is for {{transform=center-crop-wide}}; "
+                         f"data set images are square", "resolution", "transform")
     return w, h
 
 
@@ -337,7 +341,7 @@ def _label_table(src: ImageSource, labels) -> Optional[LabelTable]:
     if labels is None or labels is True:
         if not src.has_labels_file:
             if labels is True:
-                raise ValueError(f"{src.path} has no dataset.json of labels: give a labels file")
+                raise ParamError(f"{src.path} has no dataset.json of labels: pass {{labels=FILE}}", "labels")
             return None
         return parse_dataset_json(src.read_text("dataset.json"), src.describe("dataset.json"))
     return read_labels(labels)
@@ -383,8 +387,8 @@ def _scan(pool: _Pool, src: ImageSource, count: int, width: int, height: int, tr
         emit(progress, Progress("scan", i + 1, count, item=name, seconds=time.monotonic() - started))
     if bad and not skip_bad:
         names = "; ".join(list(bad.values())[:3]) + ("; ..." if len(bad) > 3 else "")
-        raise ValueError(f"{len(bad)} unreadable image{'s' if len(bad) > 1 else ''} in {src.path}: {names} "
-                         f"(remove or fix them, or pass skip_bad=True to leave them out)")
+        raise ParamError(f"{len(bad)} unreadable image{'s' if len(bad) > 1 else ''} in {src.path}: {names} "
+                         f"(remove or fix them, or pass {{skip_bad=True}} to leave them out)", "skip_bad")
     if not sizes:
         raise ValueError(f"{src.path}: none of its {count} images is readable")
     if transform is None:
@@ -401,15 +405,17 @@ def _plain_size(src: ImageSource, sizes: dict[tuple[int, int], list[str]], side:
         common = sorted(sizes.items(), key=lambda kv: -len(kv[1]))
         said = ", ".join(f"{len(names)} {'is' if len(names) == 1 else 'are'} {w}x{h} (e.g. {names[0]})"
                          for (w, h), names in common[:3])
-        raise ValueError(f"{src.path}: images of {len(sizes)} sizes ({said}{', ...' if len(sizes) > 3 else ''}): "
-                         f"pass transform=center-crop (or center-crop-wide) and resolution=N to crop them to one size")
+        raise ParamError(f"{src.path}: images of {len(sizes)} sizes ({said}{', ...' if len(sizes) > 3 else ''}): "
+                         f"pass {{transform=center-crop}} (or center-crop-wide) and {{resolution=N}} to crop them to "
+                         f"one size", "transform", "resolution")
     (w, h), names = next(iter(sizes.items()))
     if w != h:
-        raise ValueError(f"{src.path}: the images are {w}x{h}, not square: pass transform=center-crop "
-                         f"(or center-crop-wide) and resolution=N")
+        raise ParamError(f"{src.path}: the images are {w}x{h}, not square: pass {{transform=center-crop}} "
+                         f"(or center-crop-wide) and {{resolution=N}}", "transform", "resolution")
     if side == 0 and not _is_pow2(w):
-        raise ValueError(f"{src.path}: the images are {w}x{h}, not a power of two: pass resolution=N to "
-                         f"resize them (such as {1 << max(2, w.bit_length() - 1)}), or transform=center-crop")
+        raise ParamError(f"{src.path}: the images are {w}x{h}, not a power of two: pass {{resolution=N}} to "
+                         f"resize them (such as {1 << max(2, w.bit_length() - 1)}), or {{transform=center-crop}}",
+                         "resolution", "transform")
     return (side, side) if side else (w, h)
 
 
@@ -427,8 +433,8 @@ def _write(pool: _Pool, src: ImageSource, items, label_list, out: Path, settings
         try:
             for i, outcome in zip(range(resumed, len(items)), pool.process(range(resumed, len(items)))):
                 if outcome.status == BAD and not skip_bad:
-                    raise ValueError(f"{outcome.reason} (remove or fix it, or pass skip_bad=True to leave "
-                                     f"unreadable files out)")
+                    raise ParamError(f"{outcome.reason} (remove or fix it, or pass {{skip_bad=True}} to leave "
+                                     f"unreadable files out)", "skip_bad")
                 entries = [(archive_name(number + k), png) for k, png in enumerate(outcome.pngs)]
                 number += max(1, len(entries))
                 images += len(entries)
@@ -462,10 +468,11 @@ def _check_resumed(records: list[dict], items, src: ImageSource, skip_bad: bool)
     for r in records:
         i = r["i"]
         if i >= len(items) or (items[i].name, items[i].signature) != (r["name"], r["sig"]):
-            raise ValueError(f"{src.describe(r['name'])} changed since the unfinished run began: pass "
-                             f"overwrite=True to start afresh")
+            raise ParamError(f"{src.describe(r['name'])} changed since the unfinished run began: pass "
+                             f"{{overwrite=True}} to start afresh", "overwrite")
         if r["status"] == BAD and not skip_bad:
-            raise ValueError(f"{r['reason']} (the unfinished run left it out: pass skip_bad=True to continue it)")
+            raise ParamError(f"{r['reason']} (the unfinished run left it out: pass {{skip_bad=True}} to continue it)",
+                             "skip_bad")
 
 
 def _disk_error(e: OSError, out: Path, done: int, total: int) -> ValueError:

@@ -19,6 +19,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from .._errors import ParamError
+
 try:
     import fcntl
 except ImportError:   # Windows: no advisory lock; two runs on one output there are the user's to avoid
@@ -32,14 +34,14 @@ ENTRY_ATTR = 0o644 << 16
 COMMIT_EVERY_S = 2.0
 
 
-class JournalMismatchError(ValueError):
+class JournalMismatchError(ParamError):
     """An unfinished zip was begun with other settings; `differences` maps a setting to (then, now)."""
 
     def __init__(self, partial: Path, differences: dict[str, tuple]):
         self.partial, self.differences = partial, differences
         said = ", ".join(f"{k}={json.dumps(then)}, not {json.dumps(now)}" for k, (then, now) in differences.items())
         super().__init__(f"{partial} is an unfinished run made with {said}: rerun with its settings to finish "
-                         f"it, or pass overwrite=True to start afresh")
+                         f"it, or pass {{overwrite=True}} to start afresh", "overwrite")
 
 
 def partial_path(out: Path) -> Path:
@@ -111,7 +113,8 @@ class JournaledZip:
         try:
             records = [json.loads(line) for line in lines[1:]]
         except ValueError:
-            raise ValueError(f"{self.journal}: damaged journal: pass overwrite=True to start afresh") from None
+            raise ParamError(f"{self.journal}: damaged journal: pass {{overwrite=True}} to start afresh",
+                             "overwrite") from None
         self._journal.truncate(sum(len(line) + 1 for line in lines))
         self._verify(records)
         return records
@@ -135,8 +138,8 @@ class JournaledZip:
                 if not ok:
                     break
         if not ok:
-            raise ValueError(f"{self.partial} does not hold what its journal says (changed since the run "
-                             f"stopped?): pass overwrite=True to start afresh")
+            raise ParamError(f"{self.partial} does not hold what its journal says (changed since the run "
+                             f"stopped?): pass {{overwrite=True}} to start afresh", "overwrite")
 
     def _open_zip(self) -> None:
         end = self.records[-1]["end"] if self.records else 0

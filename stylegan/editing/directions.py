@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._errors import NetworkMismatchError, first_line, int_ranges, other_network, weights_only_refusal
+from .._errors import FileError, first_line, int_ranges, NetworkMismatchError, other_network, weights_only_refusal
+from ..io.tagged import read_tagged, write_tagged
 
 FORMAT_TAG = "stylegan-direction"
 VERSION = 1
@@ -101,7 +102,7 @@ def check_direction(direction: Direction, G: torch.nn.Module, digest: str | None
     rows = direction.params.get("num_ws")
     if direction.space == "w" and direction.layers and isinstance(rows, int) and rows != G.num_ws:
         raise NetworkMismatchError(f"the direction moves ws rows {int_ranges(direction.layers)} of a network with "
-                                   f"{rows} rows; this one has {G.num_ws}: pass force=True to apply it anyway")
+                                   f"{rows} rows; this one has {G.num_ws}: pass {{force=True}} to apply it anyway", "force")
 
 
 def unit_rows(v: torch.Tensor) -> torch.Tensor:
@@ -110,21 +111,13 @@ def unit_rows(v: torch.Tensor) -> torch.Tensor:
 
 def save_direction(direction: Direction, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write a direction as safetensors + JSON metadata, atomically."""
-    from safetensors.torch import save_file
-    from .._files import atomic_output
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists: pass overwrite=True to replace it")
-    tensors = {"vectors": direction.vectors.detach().cpu().contiguous()}
+    tensors = {"vectors": direction.vectors}
     for key in ("std", "mean"):
         if getattr(direction, key) is not None:
-            tensors[key] = torch.as_tensor(getattr(direction, key), dtype=torch.float32).cpu().contiguous()
-    meta = {"format": FORMAT_TAG, "version": str(VERSION), "space": direction.space, "method": direction.method,
-            "layers": json.dumps(direction.layers), "network_digest": direction.network_digest or "",
-            "params": json.dumps(direction.params)}
-    with atomic_output(path) as tmp:
-        save_file(tensors, tmp, metadata=meta)
-    return path
+            tensors[key] = torch.as_tensor(getattr(direction, key), dtype=torch.float32)
+    tags = {"space": direction.space, "method": direction.method, "layers": json.dumps(direction.layers),
+            "network_digest": direction.network_digest or "", "params": json.dumps(direction.params)}
+    return write_tagged(path, tensors, tags, format=FORMAT_TAG, version=VERSION, overwrite=overwrite)
 
 
 def load_direction(path: str | os.PathLike, w_dim: int | None = None) -> Direction:
@@ -152,6 +145,8 @@ def load_direction(path: str | os.PathLike, w_dim: int | None = None) -> Directi
             d = _from_native(path)
         else:
             raise ValueError("not a direction file (expected .npy, .npz, .pt or a stylegan direction)")
+    except FileError:       # names the file already
+        raise
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
     except Exception as e:  # damage surfaces as many error types; say it in one line
@@ -163,14 +158,8 @@ def load_direction(path: str | os.PathLike, w_dim: int | None = None) -> Directi
 
 
 def _from_native(path: Path) -> Direction:
-    from safetensors import safe_open
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        if meta.get("format") != FORMAT_TAG:
-            raise ValueError("not a direction file (expected .npy, .npz, .pt or a stylegan direction)")
-        if int(meta.get("version", 0)) > VERSION:
-            raise ValueError(f"written by a newer stylegan (direction format {meta['version']})")
-        t = {k: f.get_tensor(k) for k in f.keys()}
+    file = read_tagged(path, format=FORMAT_TAG, version=VERSION, what="stylegan direction file")
+    meta, t = file.tags, file.tensors
     return Direction(t["vectors"], meta["space"], meta["method"], t.get("std"), t.get("mean"),
                      json.loads(meta.get("layers", "null")), meta.get("network_digest") or None,
                      json.loads(meta.get("params", "{}")))

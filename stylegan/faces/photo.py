@@ -19,6 +19,7 @@ from typing import BinaryIO, Iterator, Optional, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .._errors import ParamError
 from .._files import check_regular_file
 
 # Measured peak memory of `stylegan align` (decode, RGB copy, landmarks, crop) on 36-megapixel
@@ -74,10 +75,10 @@ def check_pixels(width: int, height: int, max_pixels: Optional[int] = MAX_PIXELS
     """Refuse an image of width x height pixels past `max_pixels` (None: no budget), in one line that
     says what it would cost."""
     if max_pixels is not None and width * height > max_pixels:
-        raise ValueError(f"{name}: {width}x{height} pixels ({width * height / 1e6:.0f} megapixels) is past the "
+        raise ParamError(f"{name}: {width}x{height} pixels ({width * height / 1e6:.0f} megapixels) is past the "
                          f"{max_pixels / 1e6:g}-megapixel budget ({_gb(BYTES_PER_PIXEL * max_pixels)} of memory to "
                          f"align or project; this one: {_gb(BYTES_PER_PIXEL * width * height)}): allow more with "
-                         f"max_pixels")
+                         f"{{max_pixels}}", "max_pixels")
 
 
 def _open_unguarded(photo: PhotoFile) -> Image.Image:

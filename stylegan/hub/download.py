@@ -23,17 +23,19 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
-from .._files import WRITE_ERRNOS, atomic_output, sweep_stale_temps
+from .._files import atomic_output, sweep_stale_temps, WRITE_ERRNOS
+from ..progress import Progress as Event, ProgressFn
 from .registry import Entry, NotFoundError, is_known, lookup, suggestion
 
 CHUNK = 1 << 20
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = "stylegan-hub/0.1"
 
-# True: a bar on stderr (the CLI); False/None: silent; a callable: called as (bytes done, total or None).
-Progress = Union[bool, None, Callable[[int, Optional[int]], None]]
+# True: a bar on stderr (the CLI); False/None: silent; a ProgressFn: called with a Progress('download')
+# per chunk (done and total in bytes, total None when the server does not say; item: the file's name).
+Progress = Union[bool, None, ProgressFn]
 PathLike = Union[str, os.PathLike]
 
 
@@ -319,7 +321,7 @@ def _human(n: float) -> str:
 
 def _reporter(progress: Progress, label: str, total: Optional[int]):
     if callable(progress):
-        return _Callback(progress, total)
+        return _Callback(progress, label, total)
     return _Progress(label, total, sys.stderr) if progress else _Silent()
 
 
@@ -332,18 +334,19 @@ class _Silent:
 
 
 class _Callback:
-    """Calls fn(done, total) after every chunk, and once at the end when nothing came (empty body)."""
+    """Calls fn(Progress) after every chunk, and once at the end when nothing came (empty body)."""
 
-    def __init__(self, fn: Callable[[int, Optional[int]], None], total: Optional[int]):
-        self.fn, self.total, self.calls = fn, total, 0
+    def __init__(self, fn: ProgressFn, label: str, total: Optional[int]):
+        self.fn, self.label, self.total, self.calls = fn, label, total, 0
+        self.start = time.monotonic()
 
     def update(self, done: int) -> None:
         self.calls += 1
-        self.fn(done, self.total)
+        self.fn(Event("download", done, self.total, item=self.label, seconds=time.monotonic() - self.start))
 
     def close(self, done: int) -> None:
         if not self.calls:
-            self.fn(done, self.total)
+            self.update(done)
 
 
 class _Progress:

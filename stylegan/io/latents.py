@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._errors import first_line, other_network
+from .._errors import FileError, first_line, other_network
+from .tagged import read_tagged, write_tagged
 
 FORMAT_TAG = "stylegan-latent"
 VERSION = 1
@@ -59,29 +60,21 @@ def save_latents(path: str | os.PathLike, ws: torch.Tensor | dict | None = None,
                  extra: dict | None = None, overwrite: bool = False) -> Path:
     """Write latents atomically; never replaces a file unless `overwrite`. For space 's', `ws` is
     the styles dict."""
-    from safetensors.torch import save_file
-    from .._files import atomic_output
     path = Path(path)
     styles = ws if isinstance(ws, dict) else None
     latents = Latents(None if styles is not None else torch.as_tensor(ws), space, styles, network_digest, psi,
                       source, dict(extra or {}))
     _check(latents)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists: pass overwrite=True to replace it")
     try:
         extra_json = json.dumps(extra or {})
     except (TypeError, ValueError) as e:
         raise ValueError(f"latent metadata must be JSON values: {e}") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = ({f"s.{k}": v.detach().float().cpu().contiguous() for k, v in styles.items()} if styles is not None
-               else {"ws": latents.ws.detach().float().cpu().contiguous()})
-    meta = {"format": FORMAT_TAG, "version": str(VERSION), "space": space,
-            "network_digest": network_digest or "", "psi": "" if psi is None else repr(float(psi)),
+    tensors = ({f"s.{k}": v.detach().float() for k, v in styles.items()} if styles is not None
+               else {"ws": latents.ws.detach().float()})
+    tags = {"space": space, "network_digest": network_digest or "", "psi": "" if psi is None else repr(float(psi)),
             "source": source or "", "metadata": extra_json,
             "style_layers": json.dumps(list(styles)) if styles is not None else "[]"}
-    with atomic_output(path) as tmp:
-        save_file(tensors, tmp, metadata=meta)
-    return path
+    return write_tagged(path, tensors, tags, format=FORMAT_TAG, version=VERSION, overwrite=overwrite)
 
 
 def load_latents(path: str | os.PathLike, num_ws: int | None = None, w_dim: int | None = None) -> Latents:
@@ -114,6 +107,8 @@ def load_latents(path: str | os.PathLike, num_ws: int | None = None, w_dim: int 
             raise ValueError("not a latent file (expected a stylegan latent, projected_w.npz or .npy)")
         _check_values(latents, num_ws, w_dim)
         return latents
+    except FileError:       # names the file already
+        raise
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
     except Exception as e:  # damage surfaces as many error types; say it in one line
@@ -151,14 +146,8 @@ def _check_values(latents: Latents, num_ws: int | None, w_dim: int | None) -> No
 
 
 def _from_native(path: Path) -> Latents:
-    from safetensors import safe_open
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        if meta.get("format") != FORMAT_TAG:
-            raise ValueError("a safetensors file, but not a stylegan latent file")
-        if int(meta.get("version", 0)) > VERSION:
-            raise ValueError(f"written by a newer stylegan (latent format {meta['version']}): upgrade stylegan")
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    file = read_tagged(path, format=FORMAT_TAG, version=VERSION, what="stylegan latent file")
+    meta, tensors = file.tags, file.tensors
     space = meta.get("space", "")
     psi = float(meta["psi"]) if meta.get("psi") else None
     common = dict(network_digest=meta.get("network_digest") or None, psi=psi, source=meta.get("source") or None,

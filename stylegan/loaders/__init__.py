@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .. import hub
-from .._errors import first_line, weights_only_refusal
+from .._errors import FileError, first_line, weights_only_refusal
 from ..networks import create_model, is_architecture, list_archs
 from . import native, nvidia, rosinality, tf
 from .errors import LoadError
@@ -208,6 +208,8 @@ def load(source: str | os.PathLike, device: torch.device | str = "cpu", *, train
         nets = {key: build(spec, device, construction, trainable) for key, spec in specs.items()}
     except LoadError:
         raise
+    except FileError as e:      # named by its path; the user knows it by `text` (a model name, a URL)
+        raise LoadError(text, e.reason) from None
     except UnsafePickleError as e:
         raise LoadError(text, f"unsafe pickle: {e}") from None
     except ValueError as e:

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from .._errors import first_line
-from .._files import atomic_output
+from ..io.tagged import read_tagged, write_tagged
 from .kwargs import canonical_kwargs
 from .result import NETWORK_KEYS, LoadedModel
 from .spec import NetSpec
@@ -28,10 +28,6 @@ def save(nets: LoadedModel | dict, path: str | os.PathLike, overwrite: bool = Fa
     `nets` is what `load` returned, or a dict of networks (G, D, G_ema) and metadata entries.
     `sections` adds named parts beside the networks, each a JSON-able header entry and tensors
     (stored as `<section>/<name>`); readers of networks skip them (`read_section` reads one)."""
-    from safetensors.torch import save_file
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists: pass overwrite=True to replace it")
     if isinstance(nets, LoadedModel):
         modules, meta = nets.networks(), dict(nets.metadata)
     else:
@@ -49,20 +45,18 @@ def save(nets: LoadedModel | dict, path: str | os.PathLike, overwrite: bool = Fa
     if not networks:
         raise ValueError("nothing to save: no networks given")
     try:
-        header = {"format": FORMAT_TAG, "version": str(VERSION), "networks": json.dumps(networks),
-                  "metadata": json.dumps(meta)}
+        tags = {"networks": json.dumps(networks), "metadata": json.dumps(meta)}
     except (TypeError, ValueError) as e:
         raise ValueError(f"metadata is not JSON-able ({e})") from None
     for section, (info, extra) in (sections or {}).items():
-        assert section not in NETWORK_KEYS and section not in header and "." not in section, section
+        assert section not in NETWORK_KEYS and section not in tags and "." not in section, section
+        assert section not in ("format", "version"), section
         try:
-            header[section] = json.dumps(info)
+            tags[section] = json.dumps(info)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{section} is not JSON-able ({e})") from None
         tensors.update({f"{section}/{k}": t.detach().cpu().contiguous().clone() for k, t in extra.items()})
-    with atomic_output(path) as tmp:
-        save_file(tensors, tmp, metadata=header)
-    return path
+    return write_tagged(path, tensors, tags, format=FORMAT_TAG, version=VERSION, overwrite=overwrite)
 
 
 def read_section(path: str | os.PathLike, section: str) -> tuple[dict, dict[str, torch.Tensor]] | None:
@@ -86,18 +80,12 @@ def is_native(header: dict | None) -> bool:
 
 
 def read(path: str | os.PathLike) -> tuple[dict[str, NetSpec], dict]:
-    from safetensors import SafetensorError, safe_open
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            if not is_native(header):
-                raise ValueError("a safetensors file, but not one written by stylegan.save")
-            version = _version(header)
-            networks, meta = _json(header, "networks"), _json(header, "metadata", "{}")
-            # Tensors of other sections (a training snapshot's state) are not read here.
-            tensors = {k: f.get_tensor(k) for k in f.keys() if "/" not in k}
-    except SafetensorError as e:
-        raise ValueError(f"truncated or corrupt stylegan file ({first_line(e)})") from None
+    """The networks' specs and the metadata of a file `save` wrote (any version up to VERSION)."""
+    file = read_tagged(path, format=FORMAT_TAG, version=VERSION, what="stylegan file")
+    version = file.version
+    # Tensors of other sections (a training snapshot's state) are not networks.
+    tensors = {k: t for k, t in file.tensors.items() if "/" not in k}
+    networks, meta = _json(file.tags, "networks"), _json(file.tags, "metadata", "{}")
     if not isinstance(networks, dict) or not networks or not isinstance(meta, dict):
         raise ValueError("corrupt stylegan file header (networks or metadata malformed)")
     specs = {}
@@ -110,17 +98,6 @@ def read(path: str | os.PathLike) -> tuple[dict[str, NetSpec], dict]:
         ada = None if version < 2 and info["arch"] != "stylegan2_discriminator" else False
         specs[key] = NetSpec(info["arch"], canonical_kwargs(info["arch"], info.get("kwargs", {}), ada=ada), sd)
     return specs, meta
-
-
-def _version(header: dict) -> int:
-    try:
-        version = int(header.get("version", "1"))
-    except ValueError:
-        raise ValueError(f"corrupt stylegan file header (version {header.get('version')!r})") from None
-    if version > VERSION:
-        raise ValueError(f"written by a newer version of stylegan (file format {version}, this version reads "
-                         f"up to {VERSION}): upgrade stylegan")
-    return version
 
 
 def _json(header: dict, key: str, default: str | None = None):

@@ -26,6 +26,8 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from .._errors import ParamError
+
 import torch
 
 from .limits import Budget
@@ -85,7 +87,7 @@ def is_torchscript(path: str | os.PathLike) -> bool:
         return False
 
 
-class UntrustedCodeError(ValueError):
+class UntrustedCodeError(ParamError):
     """A TorchScript file that would have to run to be used, without the user's leave to run it."""
 
 
@@ -105,7 +107,7 @@ def load_script_module(path: str | os.PathLike, device: torch.device | str = "cp
     from .._files import check_regular_file
     if not trust_code:
         raise UntrustedCodeError(f"{path}: an unknown TorchScript file, and using it means running code from the "
-                                 f"file: pass trust_code=True only if you trust where it came from")
+                                 f"file: pass {{trust_code=True}} only if you trust where it came from", "trust_code")
     check_regular_file(path, "a TorchScript file")
     try:
         return torch.jit.load(str(path), map_location=device).eval()

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
+from .._errors import without_prefix
 from .._files import all_or_none, atomic_output, is_complete, is_regular_file, name_fits, sweep_stale_temps
 from ..faces import AlignedFace, LandmarkDetector, NoFaceError, align_face
 from ..faces.photo import MAX_PIXELS, read_photo
+from ..progress import Progress, ProgressFn, emit
 from ..provenance import Provenance, file_digest
 from .writer import save_image
 
@@ -27,7 +30,7 @@ RECORD_SUFFIX = ".align.json"
 class AlignSummary:
     written: list[Path] = field(default_factory=list)      # crops written
     skipped: list[Path] = field(default_factory=list)      # crops already present
-    failed: dict[str, str] = field(default_factory=dict)   # photo -> one-line reason
+    failed: dict[str, ValueError] = field(default_factory=dict)   # photo -> its one-line error
 
 
 def find_photos(inputs: Iterable[str | os.PathLike]) -> list[Path]:
@@ -77,12 +80,13 @@ def read_record(path: str | os.PathLike) -> dict:
 def align_photos(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, *, size: int = 1024,
                  all_faces: bool = False, refine: bool = False, detector: LandmarkDetector | None = None,
                  overwrite: bool = False, max_pixels: int = MAX_PIXELS,
-                 progress: Callable[[int, int, Path], None] | None = None) -> AlignSummary:
+                 progress: ProgressFn | None = None) -> AlignSummary:
     """Align every photo into `outdir` (FFHQ's exact recipe; `refine`: see faces.align_face). A photo
     that fails (unreadable, past `max_pixels`, no face, a name the file system cannot hold) is
     recorded in the summary and the others carry on; crops already present (whole, with their
     record) are skipped unless `overwrite`. A crop and its record appear together or not at all; a
-    disk that fills stops the run with a WriteError (one line)."""
+    disk that fills stops the run with a WriteError (one line). `progress` gets a Progress('align')
+    per photo (item: the photo's name)."""
     from ..faces.landmarks import DlibLandmarks
     photos = find_photos(inputs)
     outdir = Path(outdir)
@@ -91,23 +95,23 @@ def align_photos(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike,
     detector = detector or DlibLandmarks()
     summary = AlignSummary()
     stems: dict[str, Path] = {}
+    start = time.monotonic()
     for k, photo in enumerate(photos):
-        if stems.setdefault(photo.stem, photo) != photo:   # a.jpg and a.png would write the same crop
-            summary.failed[str(photo)] = f"same name as {stems[photo.stem]}: its crop would be overwritten"
-            continue
         first = crop_name(photo, 0 if all_faces else None)
-        if _aligned(outdir, first) and not overwrite:
+        if stems.setdefault(photo.stem, photo) != photo:   # a.jpg and a.png would write the same crop
+            summary.failed[str(photo)] = ValueError(f"same name as {stems[photo.stem]}: its crop would be overwritten")
+        elif _aligned(outdir, first) and not overwrite:
             summary.skipped.append(outdir / f"{first}.png")
         elif not name_fits(outdir / f"{crop_name(photo, 99 if all_faces else None)}{RECORD_SUFFIX}"):
-            summary.failed[str(photo)] = "its crop's file name is too long for the file system"
+            summary.failed[str(photo)] = ValueError("its crop's file name is too long for the file system")
         else:
             try:
                 image = read_photo(photo, max_pixels=max_pixels)
                 faces = align_face(image, detector, size=size, all_faces=all_faces, refine=refine)
             except NoFaceError:
-                summary.failed[str(photo)] = "no face found"
+                summary.failed[str(photo)] = ValueError("no face found")
             except ValueError as e:
-                summary.failed[str(photo)] = str(e).removeprefix(f"{photo}: ")   # the photo is named once
+                summary.failed[str(photo)] = without_prefix(e, f"{photo}: ")   # the photo is named once
             else:
                 # The crop is the photo's own pixels: its metadata says so and claims nothing else.
                 made = Provenance(kind="photo", operation="align", photo=file_digest(photo))
@@ -117,6 +121,5 @@ def align_photos(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike,
                         write_record(face, photo, image.shape, group.add(outdir / f"{name}{RECORD_SUFFIX}"), refine)
                         save_image(face.image, group.add(outdir / f"{name}.png"), made)
                     summary.written.append(outdir / f"{name}.png")
-        if progress is not None:
-            progress(k + 1, len(photos), photo)
+        emit(progress, Progress("align", k + 1, len(photos), item=photo.name, seconds=time.monotonic() - start))
     return summary

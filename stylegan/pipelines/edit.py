@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .._errors import with_prefix
 from .._files import all_or_none, claim, is_complete, name_fits
 from .._memory import check_held
 from ..editing import Direction, Move, edit, edit_many, ganspace, load_direction, sefa
@@ -76,8 +77,10 @@ class EditSpec:
 
     @property
     def label(self) -> str:
+        """The edit in output names: 'sefa1_rows0-3' for sefa:1@0-3 (no '@', which shells and some
+        file systems and web servers treat specially)."""
         name = Path(self.source).stem if self.source not in METHODS else self.source
-        rows = f"@{self.rows[0]}-{self.rows[-1]}" if self.rows else ""
+        rows = f"_rows{self.rows[0]}-{self.rows[-1]}" if self.rows else ""
         return f"{name}{self.component}{rows}"
 
     def text(self, source: str | None = None) -> str:
@@ -160,7 +163,7 @@ def resolve_direction(spec: EditSpec, G: torch.nn.Module, cache: dict | None = N
             try:
                 check_direction(d, G, digest, force)
             except ValueError as e:
-                raise type(e)(f"{path}: {e}") from None
+                raise with_prefix(e, f"{path}: ") from None
             cache[key] = d
     d = cache[key]
     d.component(spec.component)   # range check, one line
@@ -276,7 +279,7 @@ def latent_inputs(G: torch.nn.Module, paths: Sequence[str | os.PathLike], force:
             warnings += [f"{p}: {w}" for w in check_compatible(lat, G, digest, force)]
             w = as_ws(G, lat.ws)
         except ValueError as e:
-            raise type(e)(f"{p}: {e}") from None
+            raise with_prefix(e, f"{p}: ") from None
         ws_list.append(w)
         stem, made = Path(p).name.split(".")[0], {"latent": file_digest(p)}
         for j in range(len(w)):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..images import to_uint8
-from .checks import check_noise_mode, check_psi
+from .checks import check_batch_size, check_noise_mode, check_psi
 from ..seeds import class_labels, z_from_seeds
 
 
@@ -81,8 +81,7 @@ def generate_batches(G: torch.nn.Module, seeds: Sequence[int], psi: float = 1.0,
     StyleGAN3's input transform (`networks.stylegan3.pose_transform(translate, rotate)`)."""
     psi = check_psi(psi, truncation_cutoff, G.num_ws)
     check_noise_mode(noise_mode)
-    if batch_size < 1:
-        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    check_batch_size(batch_size)
     class_labels(G.c_dim, 0, class_idx)  # validate before any work
     for start in range(0, len(seeds), batch_size):
         chunk = list(seeds[start:start + batch_size])

@@ -17,8 +17,9 @@ import torch
 
 from .._files import all_or_none, is_complete
 from .._memory import check_held
+from ..progress import Progress, ProgressFn, emit
 from ..provenance import Provenance
-from .checks import check_noise_mode, check_psi
+from .checks import check_batch_size, check_noise_mode, check_psi
 from .generate import map_seeds, synthesize
 from ..seeds import check_seeds, class_labels, parse_int_list
 from .manifest import (RunMismatchError, check_run_record, prepare_outdir,  # noqa: F401 (re-exports)
@@ -32,15 +33,6 @@ class ImageSetSummary:
     skipped: int
     seconds: float
     w_written: int = 0
-
-
-@dataclass
-class Progress:
-    """One event per batch, for a progress bar (the CLI's, a notebook's, a web UI's)."""
-    done: int            # seeds of this rank handled so far (written or already present)
-    total: int           # seeds of this rank
-    written: int
-    seconds: float
 
 
 def seed_filename(seed: int, fmt: str) -> str:
@@ -65,15 +57,15 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
                     truncation_cutoff: int | None = None, noise_mode: str = "const", class_idx: int | None = None,
                     batch_size: int = 8, fmt: str = "png", overwrite: bool = False, save_w: bool = False,
                     rank: int = 0, world_size: int = 1, transform: np.ndarray | None = None,
-                    provenance: Provenance | None = None,
-                    progress: Callable[[Progress], None] | None = None) -> ImageSetSummary:
+                    provenance: Provenance | None = None, progress: ProgressFn | None = None) -> ImageSetSummary:
     """Write one image per seed (this rank's share, seeds[rank::world_size]) into `outdir`.
 
     Streams batch by batch, so any number of seeds costs the memory of one batch; repeated seeds
     count once. Images already present are skipped unless `overwrite`; with `save_w`, missing w
     files (seedNNNN.w.safetensors) are filled in, by mapping only, also for images that exist.
     The folder records its settings (see manifest.py): other settings raise RunMismatchError
-    before anything is written. `progress(Progress)` is called after every batch; nothing is printed.
+    before anything is written. `progress` gets a Progress('generate') after every batch: `done` seeds
+    of this rank handled (written or already present), stats `written`; nothing is printed.
     `transform` [3, 3]: StyleGAN3's input transform (`networks.stylegan3.pose_transform`).
     Each image carries `provenance` (what the caller knows: the network's name, watermark, signer)
     with its seed and the settings filled in."""
@@ -81,8 +73,7 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
     # Every argument is checked before the folder is touched.
     if fmt not in FORMATS:
         raise ValueError(f"unknown image format {fmt!r}: expected one of {sorted(FORMATS)}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    check_batch_size(batch_size)
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} out of range for world_size {world_size}")
     psi = check_psi(psi, truncation_cutoff, G.num_ws)
@@ -90,7 +81,7 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
     class_labels(G.c_dim, 0, class_idx)
     # A batch is rendered as float32 and kept as uint8 (activations come on top of that).
     check_held(5 * batch_size * G.img_resolution ** 2 * G.img_channels, f"a batch of {batch_size} images",
-               "use a smaller batch_size")
+               "use a smaller {batch_size}", "batch_size")
     seeds = parse_int_list(seeds)   # lazy ranges, repeats dropped: every count below is true
     check_seeds(seeds)
     outdir = prepare_outdir(outdir)
@@ -138,8 +129,8 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
             w_written += len(need_w)
             skipped += len(chunk) - len(need_img)
             done += len(chunk)
-            if progress is not None:
-                progress(Progress(done, len(mine), written, time.perf_counter() - start))
+            emit(progress, Progress("generate", done, len(mine), {"written": written},
+                                    seconds=time.perf_counter() - start))
     return ImageSetSummary(written, skipped, time.perf_counter() - start, w_written)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .generate import network_device, synthesize
-from .checks import check_noise_mode, check_psi
+from .checks import check_batch_size, check_noise_mode, check_psi
 from ..seeds import check_seeds, class_labels, z_from_seeds
 
 EASINGS = {
@@ -55,8 +55,7 @@ def interpolation_frames(G, seeds: Sequence[int], frames_per_seed: int = 60, spa
         raise ValueError("an interpolation needs at least two seeds")
     if frames_per_seed < 1:
         raise ValueError(f"frames_per_seed must be at least 1, got {frames_per_seed}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    check_batch_size(batch_size)
     check_noise_mode(noise_mode)
     check_seeds(seeds)
     class_labels(G.c_dim, 0, class_idx)

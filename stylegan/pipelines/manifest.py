@@ -11,19 +11,21 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from .._errors import ParamError
 from .._files import atomic_output, ensure_writable_dir, sweep_stale_temps
 from .._version import __version__
 
 RUN_RECORD = ".stylegan-run.json"
 
 
-class RunMismatchError(ValueError):
+class RunMismatchError(ParamError):
     """The output folder was made with other settings; `differences` maps a setting to (then, now)."""
 
     def __init__(self, outdir: str | os.PathLike, differences: dict[str, tuple]):
         self.outdir, self.differences = Path(outdir), dict(differences)
         said = ", ".join(f"{k}={_show(then)}, not {_show(now)}" for k, (then, now) in self.differences.items())
-        super().__init__(f"{outdir} was made with {said}: use another output folder or overwrite=True")
+        super().__init__(f"{outdir} was made with {said}: use another {{outdir}} or {{overwrite=True}}",
+                         "outdir", "overwrite")
 
 
 def _show(v) -> str:
@@ -62,7 +64,8 @@ def read_run_record(outdir: str | os.PathLike) -> dict | None:
         assert isinstance(record, dict)
         return record
     except (OSError, ValueError, AssertionError):
-        raise ValueError(f"{path}: unreadable run record: pass overwrite=True to start the folder afresh") from None
+        raise ParamError(f"{path}: unreadable run record: pass {{overwrite=True}} to start the folder afresh",
+                         "overwrite") from None
 
 
 def differences(record: dict, settings: dict, grows: Sequence[str] = ()) -> dict[str, tuple]:
@@ -94,8 +97,8 @@ def check_run_record(outdir: str | os.PathLike, settings: dict, overwrite: bool 
     if record is None and not overwrite and outputs and next(Path(outdir).glob(outputs), None) is not None:
         record = read_run_record(outdir)   # another rank may have recorded its run meanwhile
         if record is None:
-            raise ValueError(f"{outdir} already holds {outputs} files but no run record, so their settings "
-                             f"are unknown: use another output folder or pass overwrite=True")
+            raise ParamError(f"{outdir} already holds {outputs} files but no run record, so their settings "
+                             f"are unknown: use another {{outdir}} or pass {{overwrite=True}}", "outdir", "overwrite")
     if record is not None:
         diff = differences(record, settings, grows)
         if diff:

@@ -28,6 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .._errors import without_prefix
 from .._files import all_or_none, atomic_output, is_complete, name_fits, sweep_stale_temps
 from ..faces.photo import MAX_PIXELS, read_photo
 from ..images import check_uint8, resize
@@ -52,7 +53,7 @@ VIDEO_FRAMES, VIDEO_FPS = 100, 25
 class ProjectSummary:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, ValueError] = field(default_factory=dict)   # target -> its one-line error
     notes: list[str] = field(default_factory=list)     # why an output looks unexpected, said once each
 
 
@@ -175,13 +176,13 @@ def project_targets(G: torch.nn.Module, targets: Sequence[str | os.PathLike], ou
             continue
         long = next((n for n in output_names(name, pti_steps, video) if not name_fits(outdir / n)), None)
         if long is not None:
-            summary.failed[str(path)] = f"output name {long} is too long for the file system"
+            summary.failed[str(path)] = ValueError(f"output name {long} is too long for the file system")
             continue
         try:
             target, side = read_target(path, G.img_resolution, max_pixels)
             photos[name] = file_digest(path)
         except ValueError as e:
-            summary.failed[str(path)] = str(e).removeprefix(f"{path}: ")
+            summary.failed[str(path)] = without_prefix(e, f"{path}: ")
             continue
         todo.append((name, target))
         if side != G.img_resolution:

@@ -14,7 +14,8 @@ import torch
 
 import ops
 from ops import _build, cuda_ops
-from test_ops_kernels import CASES, FLR_CASES, _filter
+from op_cases import FLR_CASES, random_filter
+from test_ops_kernels import CASES
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 DEV = torch.device("cuda")
@@ -83,7 +84,7 @@ def test_bias_act_second_order(act):
 def test_upfirdn2d(case, dtype):
     g = torch.Generator().manual_seed(3)
     x = torch.randn(3, 5, *case["hw"], generator=g)
-    f = _filter(case["f"], 5)
+    f = random_filter(case["f"], 5)
     f = f / f.sum()
     args = dict(up=case["up"], down=case["down"], padding=case["pad"], flip_filter=case["flip"], gain=case["gain"])
     xr = x.clone().requires_grad_(True)
@@ -101,7 +102,7 @@ def test_upfirdn2d(case, dtype):
 @pytest.mark.parametrize("sep", [True, False])
 def test_upfirdn2d_second_order(sep):
     x = torch.randn(2, 3, 9, 8, device=DEV, dtype=torch.float64, requires_grad=True)
-    f = _filter((4,) if sep else (3, 4), 7).to(DEV)
+    f = random_filter((4,) if sep else (3, 4), 7).to(DEV)
     assert torch.autograd.gradgradcheck(lambda x: ops.upfirdn2d(x, f, up=2, down=(1, 2), padding=(1, 2, 0, 3),
                                                                 impl="cuda"), (x,))
 
