@@ -216,11 +216,6 @@ class ProgressPrinter:
         self.close()
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
 def loss_name(loss: str) -> str:
     """--loss for the run record: a file by its absolute path, so two spellings of it agree."""
     return str(Path(loss).resolve()) if Path(loss).is_file() else loss

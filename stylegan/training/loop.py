@@ -41,7 +41,7 @@ from ..data import ImageDataset
 from ..loaders import load
 from ..networks import create_model
 from ..pipelines.writer import save_image
-from ..progress import Progress, ProgressFn, emit
+from ..progress import Progress, ProgressFn, emit, format_time
 from ..provenance import Provenance
 from .augment import AugmentPipe
 from .config import TrainingOptions, TrainingSetup, resolve
@@ -475,21 +475,10 @@ def _shown(f: dict) -> dict:
 
 def tick_line(f: dict) -> str:
     """NVIDIA's status line of a tick from its fields."""
-    return (f"tick {f['tick']:<5d} kimg {f['kimg']:<8.1f} time {_format_time(f['time']):<12s} "
+    return (f"tick {f['tick']:<5d} kimg {f['kimg']:<8.1f} time {format_time(f['time']):<12s} "
             f"sec/tick {f['sec/tick']:<7.1f} sec/kimg {f['sec/kimg']:<7.2f} maintenance {f['maintenance']:<6.1f} "
             f"cpumem {f['cpumem']:<6.2f} gpumem {f['gpumem']:<6.2f} reserved {f['reserved']:<6.2f} "
             f"augment {f['augment']:.3f}")
-
-
-def _format_time(seconds: float) -> str:
-    s = int(np.rint(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h {(s // 60) % 60:02d}m {s % 60:02d}s"
-    return f"{s // 86400}d {(s // 3600) % 24:02d}h {(s // 60) % 60:02d}m"
 
 
 def _cpu_mem_gb() -> float:
