@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -54,16 +55,18 @@ def read_tags(path: str | os.PathLike) -> dict[str, str]:
         raise FileError(path, f"truncated or corrupt safetensors file ({first_line(e)})") from None
 
 
-def read_tagged(path: str | os.PathLike, *, format: str, version: int, what: str) -> Tagged:
-    """Read a `format` file of at most `version`. `what` names the format in errors ('stylegan
-    file', 'latent file'). Raises FileError (a ValueError, `path: reason` on one line) for a file
-    of another format or none, a newer or unreadable version, or damage."""
+def read_tagged(path: str | os.PathLike, *, format: str, version: int, what: str,
+                keep: Callable[[str], bool] | None = None) -> Tagged:
+    """Read a `format` file of at most `version`: its tags, and the tensors whose names `keep`
+    accepts (default all; the others are never read from disk). `what` names the format in errors
+    ('stylegan file', 'latent file'). Raises FileError (a ValueError, `path: reason` on one line)
+    for a file of another format or none, a newer or unreadable version, or damage."""
     from safetensors import SafetensorError, safe_open
     try:
         with safe_open(str(path), framework="pt") as f:
             tags = dict(f.metadata() or {})
             got = check_tags(path, tags, format=format, version=version, what=what)
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys() if keep is None or keep(k)}
     except SafetensorError as e:
         raise FileError(path, f"truncated or corrupt {what} ({first_line(e)})") from None
     return Tagged(tensors, tags, got)

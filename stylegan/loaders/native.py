@@ -11,8 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .._errors import first_line
-from ..io.tagged import read_tagged, write_tagged
+from ..io.tagged import read_tagged, read_tags, write_tagged
 from .kwargs import canonical_kwargs
 from .result import NETWORK_KEYS, LoadedModel
 from .spec import NetSpec
@@ -61,18 +60,13 @@ def save(nets: LoadedModel | dict, path: str | os.PathLike, overwrite: bool = Fa
 
 def read_section(path: str | os.PathLike, section: str) -> tuple[dict, dict[str, torch.Tensor]] | None:
     """A section written by `save(..., sections=...)`: (its header entry, its tensors), or None."""
-    from safetensors import SafetensorError, safe_open
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            if not is_native(header) or section not in header:
-                return None
-            info = _json(header, section)
-            prefix = section + "/"
-            tensors = {k[len(prefix):]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
-    except SafetensorError as e:
-        raise ValueError(f"truncated or corrupt stylegan file ({first_line(e)})") from None
-    return info, tensors
+    tags = read_tags(path)
+    if not is_native(tags) or section not in tags:
+        return None
+    prefix = section + "/"
+    file = read_tagged(path, format=FORMAT_TAG, version=VERSION, what="stylegan file",
+                       keep=lambda k: k.startswith(prefix))
+    return _json(file.tags, section), {k[len(prefix):]: t for k, t in file.tensors.items()}
 
 
 def is_native(header: dict | None) -> bool:
@@ -81,10 +75,9 @@ def is_native(header: dict | None) -> bool:
 
 def read(path: str | os.PathLike) -> tuple[dict[str, NetSpec], dict]:
     """The networks' specs and the metadata of a file `save` wrote (any version up to VERSION)."""
-    file = read_tagged(path, format=FORMAT_TAG, version=VERSION, what="stylegan file")
-    version = file.version
-    # Tensors of other sections (a training snapshot's state) are not networks.
-    tensors = {k: t for k, t in file.tensors.items() if "/" not in k}
+    # Tensors of other sections (a training snapshot's state) are not networks: left on disk.
+    file = read_tagged(path, format=FORMAT_TAG, version=VERSION, what="stylegan file", keep=lambda k: "/" not in k)
+    version, tensors = file.version, file.tensors
     networks, meta = _json(file.tags, "networks"), _json(file.tags, "metadata", "{}")
     if not isinstance(networks, dict) or not networks or not isinstance(meta, dict):
         raise ValueError("corrupt stylegan file header (networks or metadata malformed)")

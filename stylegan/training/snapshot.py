@@ -52,10 +52,9 @@ def read_state(path: str | os.PathLike) -> Optional[dict]:
 
 def is_snapshot(path: str | os.PathLike) -> bool:
     """Whether `path` is a file holding a training state (cheap: reads the header only)."""
+    from ..io.tagged import read_tags
     try:
-        from safetensors import safe_open
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
+        header = read_tags(path)
     except Exception:                   # not a safetensors file at all
         return False
     return native.is_native(header) and SECTION in header
