@@ -27,7 +27,7 @@ class _Main(click.Group):
     """The group; an output that cannot be written, wherever a command meets it, is one line."""
 
     def invoke(self, ctx):
-        from stylegan._files import WRITE_ERRNOS, WriteError
+        from stylegan.io.files import WRITE_ERRNOS, WriteError
         try:
             return super().invoke(ctx)
         except WriteError as e:

@@ -286,7 +286,7 @@ def _setting(v) -> str:
 
 def check_outdir(outdir) -> None:
     """Create the output folder and make sure files can be written there, before any model is loaded."""
-    from stylegan._files import ensure_writable_dir
+    from stylegan.io.files import ensure_writable_dir
     try:
         ensure_writable_dir(outdir)
     except ValueError as e:

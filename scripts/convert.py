@@ -26,7 +26,7 @@ def convert(source, output, overwrite):
     """Read SOURCE (NVIDIA or TF pickle, rosinality .pt, stylegan file, URL or model name) and
     write its networks and metadata to OUTPUT in the toolkit's own format."""
     import stylegan
-    from stylegan._files import WriteError
+    from stylegan.io.files import WriteError
     out = Path(output)
     if out.exists() and Path(source).exists() and os.path.samefile(source, out):
         raise click.ClickException(f"{output}: is the input file: write the conversion elsewhere")

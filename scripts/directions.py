@@ -18,7 +18,7 @@ def _generator(network):
 
 
 def _save(direction, G, out, overwrite):
-    from stylegan._files import WriteError
+    from stylegan.io.files import WriteError
     from stylegan.editing import save_direction
     from stylegan.editing.directions import made_for
     made_for(direction, G)     # an edit then knows the network (and its ws rows) it belongs to
@@ -148,7 +148,7 @@ def interfacegan_cmd(network, attribute, scores, samples, method, ratio, conditi
 
 
 def _read_scores(path) -> dict[int, float]:
-    from stylegan._files import check_regular_file
+    from stylegan.io.files import check_regular_file
     out = {}
     with open(check_regular_file(path, "a CSV file"), newline="") as f:
         for i, row in enumerate(csv.reader(f)):

@@ -84,7 +84,7 @@ def edit(network, seeds, latents, photo, edits, values, together, psi, class_idx
     with the same settings and --outdir starts from them instead of projecting again."""
     from stylegan.pipelines.edit import edit_settings, latent_inputs, parse_edit, seed_inputs, write_edits
     from stylegan.pipelines.generate import input_transform
-    from stylegan.pipelines.manifest import RunMismatchError
+    from stylegan.io.run_record import RunMismatchError
     from stylegan.provenance import file_digest
     from torch_utils.misc import network_digest
     from .common import ProgressPrinter, check_outdir, loss_file_first
@@ -184,7 +184,7 @@ class _PhotoRun:
         for it). A projection kept with other settings, then the folder's record, are checked first:
         a folder made otherwise stops the run, naming what differs, before minutes of projection."""
         from stylegan.pipelines.edit import GROWS, pending
-        from stylegan.pipelines.manifest import check_run_record, prepare_outdir
+        from stylegan.io.run_record import check_run_record, prepare_outdir
         kept = self.kept(overwrite)
         check_run_record(prepare_outdir(self.outdir), settings, overwrite, "*.png", grows=GROWS)
         if not report and not pending(self.outdir, [self.name], self.specs, video, overwrite):
@@ -207,7 +207,7 @@ class _PhotoRun:
 
     def kept(self, overwrite):
         """The projection the folder keeps for these settings, or None."""
-        from stylegan.pipelines.manifest import RunMismatchError
+        from stylegan.io.run_record import RunMismatchError
         from stylegan.pipelines.photo import load_projection
         try:
             return None if overwrite else load_projection(self.G, self.outdir, self.name, self.settings)
@@ -224,8 +224,8 @@ def _together(G, ws, names, specs, outdir, origins, photo_run, transform, noise_
     with --paste-back). One image each and no run record: an existing output stops the run."""
     from stylegan.pipelines.edit import moves, render_together, resolve_direction
     from stylegan.pipelines.generate import input_transform
-    from stylegan.pipelines.manifest import prepare_outdir
-    from stylegan.pipelines.writer import save_image
+    from stylegan.io.run_record import prepare_outdir
+    from stylegan.io.image_files import save_image
     outdir = Path(outdir)
     cache = {}
     for spec in specs:                  # checked (and files read) before anything slow

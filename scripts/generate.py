@@ -39,7 +39,7 @@ def generate(network, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, b
     Every image says it is synthetic (metadata and an invisible watermark; `stylegan verify`)."""
     from stylegan.distributed import barrier, rank_and_world
     from stylegan.pipelines.image_set import check_grid, write_grids, write_image_set
-    from stylegan.pipelines.manifest import RunMismatchError
+    from stylegan.io.run_record import RunMismatchError
     check_outdir(outdir)
     made = base_provenance(network, no_watermark, sign)
     G = load_generator(network, resolve_device(device))

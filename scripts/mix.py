@@ -29,10 +29,10 @@ def mix(network, rows, cols, styles, psi, noise_mode, class_idx, outdir, save_ce
         sign):
     """Render a style-mixing grid: each cell is its row seed with the --styles layers of its column
     seed; source images run along the top and left. Writes grid.png in --outdir."""
-    from stylegan._files import all_or_none, sweep_stale_temps
+    from stylegan.io.files import all_or_none, sweep_stale_temps
     from stylegan.pipelines.checks import check_psi
     from stylegan.pipelines.mixing import style_mix
-    from stylegan.pipelines.writer import save_image
+    from stylegan.io.image_files import save_image
     from torch_utils.misc import network_digest
     outdir = Path(outdir)
     grid_path = outdir / "grid.png"

@@ -54,7 +54,7 @@ def project(network, targets, outdir, space, steps, pti, pti_steps, loss, trust_
     with a perceptual --loss, identity). Resumable; the folder remembers the settings that made it, and
     a rerun with other settings stops (--overwrite starts it afresh)."""
     from stylegan.distributed import rank_and_world
-    from stylegan.pipelines.manifest import RunMismatchError
+    from stylegan.io.run_record import RunMismatchError
     from stylegan.pipelines.project import find_targets, project_targets
     from torch_utils.misc import network_digest
     from .common import check_outdir, cli_error, run_mismatch_error

@@ -32,7 +32,7 @@ def video(network, seeds, frames_per_seed, grid, space, loop, easing, psi, class
     """Render a smooth latent walk through the seeds as an mp4 (bundled ffmpeg) or a gif."""
     from stylegan.pipelines.checks import check_psi
     from stylegan.pipelines.interpolate import grid_frames, interpolation_frames, num_frames
-    from stylegan.pipelines.video import check_video_memory, ensure_parent, write_video
+    from stylegan.io.video import check_video_memory, ensure_parent, write_video
     out = Path(out)
     if out.suffix.lower() not in (".mp4", ".gif"):
         raise click.ClickException(f"--out {out}: expected a .mp4 or .gif file name")

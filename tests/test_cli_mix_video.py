@@ -148,7 +148,7 @@ def test_interrupted_video_closes_its_encoder(tmp_path, monkeypatch):
     """imageio's own `with` closes a writer only on success; left open, ffmpeg lives on and can
     (re)create the temporary after it was removed. Ours closes it on any exit."""
     import imageio.v2 as imageio
-    from stylegan.pipelines.video import video_writer
+    from stylegan.io.video import video_writer
     from stylegan.provenance import Provenance
     made = []
     real = imageio.get_writer

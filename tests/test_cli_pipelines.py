@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylegan import _files
+from stylegan.io import files as io_files
 from stylegan.io import load_latents
 
 from conftest import IMG_ATOL, REPO, assert_uint8_matches, dead_pid, load_npz, reference_path, run
@@ -82,7 +82,7 @@ def test_generate_interrupted_run_resumes(tmp_path):
     first = {p.name for p in out.glob("seed*.png")}
     assert 3 <= len(first) < 200
     # SIGKILL may or may not land mid-write; make sure the resumed run meets an abandoned temporary.
-    (out / f".seed0199.{_files._HOST}-{dead_pid()}.tmp.png").write_bytes(b"half an image")
+    (out / f".seed0199.{io_files._HOST}-{dead_pid()}.tmp.png").write_bytes(b"half an image")
     r = run("generate", "--network", reference_path("sg3_t.pkl"), "--seeds", "0-199", "--outdir", out, "--batch", "16")
     assert r.exit_code == 0, r.output
     names = sorted(p.name for p in out.iterdir())

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, reference_path
-from stylegan import _files
+from stylegan.io import files as io_files
 
 PAGE = 4096
 
@@ -74,9 +74,9 @@ def check(name: str, out: Path, exit_code: int, output: str, cause: str) -> None
     assert exit_code != 0 and "Traceback" not in output, (name, output)
     assert len(errors) == 1 and errors[0] == lines[-1] and cause in errors[0].lower(), (name, output)
     found = [p for p in out.rglob("*") if p.is_file()] if out.is_dir() else []
-    leftovers = [p.name for p in found if _files._TEMP.match(p.name) or _files._CLAIM.match(p.name)]
+    leftovers = [p.name for p in found if io_files._TEMP.match(p.name) or io_files._CLAIM.match(p.name)]
     assert not leftovers, (name, leftovers)
-    assert all(_files.is_complete(p) for p in found), (name, [p.name for p in found if not _files.is_complete(p)])
+    assert all(io_files.is_complete(p) for p in found), (name, [p.name for p in found if not io_files.is_complete(p)])
     names = {p.name for p in found}
 
     def together(*group):

@@ -7,18 +7,18 @@ import time
 import pytest
 
 from conftest import dead_pid
-from stylegan import _files
+from stylegan.io import files as io_files
 
 
 def test_atomic_output_replaces_only_when_complete(tmp_path):
     target = tmp_path / "a.png"
     target.write_bytes(b"old")
     with pytest.raises(RuntimeError):
-        with _files.atomic_output(target) as tmp:
+        with io_files.atomic_output(target) as tmp:
             tmp.write_bytes(b"half")
             raise RuntimeError
     assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["a.png"]
-    with _files.atomic_output(target) as tmp:
+    with io_files.atomic_output(target) as tmp:
         assert tmp.parent == tmp_path and tmp.name.startswith(".a.") and tmp.suffix == ".png"
         tmp.write_bytes(b"new")
         assert target.read_bytes() == b"old"  # nobody sees the new file before it is whole
@@ -26,7 +26,7 @@ def test_atomic_output_replaces_only_when_complete(tmp_path):
 
 
 def test_sweep_removes_only_abandoned_temporaries(tmp_path):
-    host = _files._HOST
+    host = io_files._HOST
     dead = tmp_path / f".seed0003.{host}-{dead_pid()}.tmp.png"
     live = tmp_path / f".seed0004.{host}-{os.getpid()}.tmp.png"
     foreign_fresh = tmp_path / f".seed0005.otherhost-{os.getpid()}.tmp.png"
@@ -34,8 +34,8 @@ def test_sweep_removes_only_abandoned_temporaries(tmp_path):
     unrelated = [tmp_path / "seed0007.png", tmp_path / ".hidden", tmp_path / f".x.{host}-notapid.tmp.png"]
     for p in [dead, live, foreign_fresh, foreign_old, *unrelated]:
         p.write_bytes(b"x")
-    old = time.time() - 2 * _files.FOREIGN_STALE_S
+    old = time.time() - 2 * io_files.FOREIGN_STALE_S
     os.utime(foreign_old, (old, old))
-    assert _files.sweep_stale_temps(tmp_path) == 2
+    assert io_files.sweep_stale_temps(tmp_path) == 2
     assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in [live, foreign_fresh, *unrelated])
-    assert _files.sweep_stale_temps(tmp_path / "absent") == 0
+    assert io_files.sweep_stale_temps(tmp_path / "absent") == 0

@@ -19,7 +19,7 @@ from scripts.models import models
 from conftest import dead_pid
 from stylegan import hub
 from stylegan.hub import registry
-from stylegan._files import _HOST
+from stylegan.io.files import _HOST
 
 BODY = os.urandom(300_000)  # big enough that a cut connection really ends mid-body
 DAT = bytes(range(256)) * 12_000  # compressible, so its bz2 form is far shorter than it

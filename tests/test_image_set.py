@@ -67,14 +67,14 @@ def test_unwritable_outdir_fails_before_work(tmp_path, where):
 
 def test_unwritable_outdir_permission(tmp_path, monkeypatch):
     # Running as root, a chmod cannot make a folder unwritable: refuse the probe file instead.
-    from stylegan import _files
-    real = _files.temp_path
+    from stylegan.io import files as io_files
+    real = io_files.temp_path
 
     class Refused(type(real(tmp_path / "x"))):
         def write_bytes(self, data):
             raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(_files, "temp_path", lambda path: Refused(real(path)) if path.name == "write-probe"
+    monkeypatch.setattr(io_files, "temp_path", lambda path: Refused(real(path)) if path.name == "write-probe"
                         else real(path))
     r = run("generate", "--network", reference_path(NET), "--seeds", "0-1", "--outdir", tmp_path / "o")
     one_line_error(r, "Permission denied")
@@ -189,7 +189,7 @@ def test_library_reports_progress_and_prints_nothing(tmp_path, capsys):
 
 
 def test_library_mismatch_is_typed_and_writes_nothing(tmp_path):
-    from stylegan.pipelines.manifest import RUN_RECORD, RunMismatchError
+    from stylegan.io.run_record import RUN_RECORD, RunMismatchError
     G = fixture_model()["G_ema"]
     stylegan.pipelines.write_image_set(G, [0], tmp_path, psi=0.7)
     record = (tmp_path / RUN_RECORD).read_text()
@@ -239,7 +239,7 @@ def test_unreadable_run_record_is_one_line(tmp_path):
 
 def test_ensure_writable_dir_library(tmp_path):
     # Library face of check_outdir: ValueError with one line, the folder created when possible.
-    from stylegan._files import ensure_writable_dir
+    from stylegan.io.files import ensure_writable_dir
     assert ensure_writable_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b" and (tmp_path / "a" / "b").is_dir()
     assert list((tmp_path / "a" / "b").iterdir()) == []               # the probe file is gone
     (tmp_path / "f").write_text("x")

@@ -12,13 +12,14 @@ REPO = Path(__file__).resolve().parents[1]
 # The parts of `stylegan` from the bottom up: a part may import only parts of a lower rank. Networks
 # and hub share a rank, so neither imports the other: names of both registries meet in loaders.
 # Training data sets read and align photos, so they sit above faces. Provenance (records, watermark,
-# signing) is file plumbing every writer uses, so it sits with _files. Metrics look through inversion's
+# signing) is encoding every image writer uses, so it sits below io. Metrics look through inversion's
 # LPIPS and read data sets, so they sit beside the pipelines (training, above both, calls them).
 RANKS = {
     "_errors": 0, "_version": 0, "images": 0, "progress": 0, "distributed": 0,
-    "_files": 1, "provenance": 1, "seeds": 1, "_memory": 1,   # these name their parameters in errors (_errors)
-    "networks": 2, "hub": 2,
-    "io": 3, "faces": 3,
+    "provenance": 1, "seeds": 1, "_memory": 1,   # these name their parameters in errors (_errors)
+    "io": 1.5,                # files in and out (atomic outputs, images, video, run records, tagged formats)
+    "networks": 2, "hub": 2,  # hub downloads through io's atomic outputs
+    "faces": 3,
     "loaders": 3.5,           # reads the model format through io's tagged files
     "inversion": 4, "editing": 4, "data": 4,
     "pipelines": 5, "metrics": 5,
@@ -117,9 +118,9 @@ def test_ops_import_graph_is_acyclic_and_the_cli_uses_the_public_api():
 
 def test_the_reader_sees_what_it_must():
     """The checks above are only as good as the reader: relative, nested and attribute imports."""
-    src = REPO / "stylegan" / "pipelines" / "manifest.py"
+    src = REPO / "stylegan" / "io" / "run_record.py"
     found = dict(imports(src))
-    assert "stylegan._files" in found and "stylegan._version" in found
+    assert "stylegan.io.files" in found and "stylegan._version" in found
     nested = {t for t, _ in imports(REPO / "stylegan" / "faces" / "landmarks.py")}
     assert "stylegan.hub" in nested                       # `from .. import hub` inside a function
     assert part("stylegan") == "" and part("stylegan.io.latents") == "io"

@@ -444,7 +444,7 @@ def test_save_takes_the_result_or_a_dict(tmp_path):
 def test_save_leaves_no_temporary_behind(tmp_path, monkeypatch):
     """native.save writes through the shared atomic helper: its temp names are the ones the sweep knows."""
     import safetensors.torch
-    from stylegan import _files
+    from stylegan.io import files as io_files
     nets = stylegan.load(reference_path("sg3_t.pkl"))
     seen = []
 
@@ -455,7 +455,7 @@ def test_save_leaves_no_temporary_behind(tmp_path, monkeypatch):
     monkeypatch.setattr(safetensors.torch, "save_file", failing)
     with pytest.raises(OSError, match="disk full"):
         stylegan.save(nets, tmp_path / "m.stylegan")
-    assert list(tmp_path.iterdir()) == [] and _files._TEMP.match(os.path.basename(seen[0]))
+    assert list(tmp_path.iterdir()) == [] and io_files._TEMP.match(os.path.basename(seen[0]))
 
 
 # --- constructor kwargs ------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import stylegan
 from scripts.cli import main
 from stylegan.inversion import project, with_noise
 from stylegan.inversion.losses import PixelDistance
-from stylegan.pipelines.manifest import RunMismatchError
+from stylegan.io.run_record import RunMismatchError
 from stylegan.pipelines.photo import (edit_face, edit_photo, find_faces, load_projection, paste_faces, photo_settings,
                                       project_face, save_projection)
 from stylegan.progress import Cancelled, Progress

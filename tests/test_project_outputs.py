@@ -14,7 +14,7 @@ from stylegan.inversion import load_feature_net
 from stylegan.inversion.losses import (DiscriminatorFeatures, FeatureDistance, MSSSIMDistance, PixelDistance, Sum,
                                        default_distance)
 from stylegan.pipelines import project as pipeline
-from stylegan.pipelines.manifest import RUN_RECORD, RunMismatchError
+from stylegan.io.run_record import RUN_RECORD, RunMismatchError
 from stylegan.pipelines.project import perceptual_net, project_targets, video_every
 
 from conftest import fixture_model, load_npz, reference_path, run

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 import stylegan
-from stylegan import _files
+from stylegan.io import files as io_files
 
 from conftest import dead_pid, one_line_error, reference_path, within
 from conftest import run
@@ -51,7 +51,7 @@ def test_generate_resume_remakes_files_cut_short(tmp_path):
     for name in ("seed0002.png", "seed0001.w.safetensors"):
         data = (out / name).read_bytes()
         (out / name).write_bytes(data[: len(data) // 2])
-        assert not _files.is_complete(out / name)
+        assert not io_files.is_complete(out / name)
     r = run("generate", "--network", net, "--seeds", "0-3", "--save-w", "--outdir", out)
     assert r.exit_code == 0 and "1 images written, 3 already present, 1 w files" in r.output, r.output
     assert files(out) == files(tmp_path / "whole")
@@ -59,7 +59,7 @@ def test_generate_resume_remakes_files_cut_short(tmp_path):
 
 @pytest.mark.parametrize("kind", ["png", "jpg", "gif", "safetensors", "npz", "mp4"])
 def test_is_complete_reads_each_formats_end(tmp_path, kind):
-    from stylegan.pipelines.video import write_video
+    from stylegan.io.video import write_video
     img = (np.random.default_rng(0).random([16, 16, 3]) * 255).astype(np.uint8)
     path = tmp_path / f"a.{kind}"
     if kind in ("png", "jpg", "gif"):
@@ -70,12 +70,12 @@ def test_is_complete_reads_each_formats_end(tmp_path, kind):
         np.savez(path, w=np.zeros([1, 4, 8]))
     else:
         write_video(iter([img] * 4), path, fps=2, provenance=stylegan.provenance.Provenance())
-    assert _files.is_complete(path)
+    assert io_files.is_complete(path)
     data = path.read_bytes()
     for cut in (len(data) - 1, len(data) // 2, 10):
         path.write_bytes(data[:cut])
-        assert not _files.is_complete(path), cut
-    assert not _files.is_complete(tmp_path / "absent.png")
+        assert not io_files.is_complete(path), cut
+    assert not io_files.is_complete(tmp_path / "absent.png")
 
 
 def test_a_writer_that_leaves_a_short_file_publishes_nothing(tmp_path):
@@ -83,8 +83,8 @@ def test_a_writer_that_leaves_a_short_file_publishes_nothing(tmp_path):
     # temporary is checked by its format before it takes the real name.
     Image.fromarray(np.zeros([8, 8, 3], np.uint8)).save(tmp_path / "src.png")
     data = (tmp_path / "src.png").read_bytes()
-    with pytest.raises(_files.WriteError, match="cannot write") as e:
-        with _files.atomic_output(tmp_path / "a.png") as tmp:
+    with pytest.raises(io_files.WriteError, match="cannot write") as e:
+        with io_files.atomic_output(tmp_path / "a.png") as tmp:
             tmp.write_bytes(data[:-5])
     assert "\n" not in str(e.value) and not (tmp_path / "a.png").exists()
     assert sorted(os.listdir(tmp_path)) == ["src.png"]
@@ -106,26 +106,26 @@ def test_every_output_gets_the_umask_mode(tmp_path):
 # --- names near the file-system limit ------------------------------------------------------------
 
 def test_temporary_names_fit_where_the_final_name_fits(tmp_path):
-    limit = _files.name_max(tmp_path)
+    limit = io_files.name_max(tmp_path)
     for n in (limit - 4, limit - 20, 30):
         target = tmp_path / ("n" * n + ".png")
-        with _files.atomic_output(target) as tmp:
-            assert len(os.fsencode(tmp.name)) <= limit and _files._TEMP.match(tmp.name)
+        with io_files.atomic_output(target) as tmp:
+            assert len(os.fsencode(tmp.name)) <= limit and io_files._TEMP.match(tmp.name)
             Image.fromarray(np.zeros([4, 4, 3], np.uint8)).save(tmp)
-        assert _files.is_complete(target)
-        assert len(os.fsencode(_files.claim_path(target).name)) <= limit
+        assert io_files.is_complete(target)
+        assert len(os.fsencode(io_files.claim_path(target).name)) <= limit
     # Two long names differing only at the end get different temporaries.
     a, b = tmp_path / ("m" * (limit - 5) + "a.png"), tmp_path / ("m" * (limit - 5) + "b.png")
-    assert _files.temp_path(a) != _files.temp_path(b)
-    with pytest.raises(_files.WriteError, match="too long") as e:
-        with _files.atomic_output(tmp_path / ("n" * (limit + 1))) as tmp:
+    assert io_files.temp_path(a) != io_files.temp_path(b)
+    with pytest.raises(io_files.WriteError, match="too long") as e:
+        with io_files.atomic_output(tmp_path / ("n" * (limit + 1))) as tmp:
             tmp.write_bytes(b"x")
     assert "\n" not in str(e.value) and not any(p.name.startswith(".") for p in tmp_path.iterdir())
 
 
 def test_long_target_and_folder_names(tmp_path):
     net = reference_path(NET)
-    limit = _files.name_max(tmp_path)
+    limit = io_files.name_max(tmp_path)
     img = Image.fromarray(stylegan.generate(stylegan.load(net)["G_ema"], [5])[0])
     ok = tmp_path / ("t" * (limit - len("_projected_w.npz")) + ".png")      # its longest output just fits
     long = tmp_path / ("u" * (limit - 4) + ".png")                          # a valid name; its outputs are not
@@ -135,7 +135,7 @@ def test_long_target_and_folder_names(tmp_path):
             "--outdir", tmp_path / "p")
     assert r.exit_code == 1 and "1 targets projected" in r.output, r.output
     assert "too long for the file system" in r.output and "Traceback" not in r.output
-    assert _files.is_complete(tmp_path / "p" / f"{ok.stem}_compare.png")
+    assert io_files.is_complete(tmp_path / "p" / f"{ok.stem}_compare.png")
     one_line_error(run("generate", "--network", net, "--seeds", "0", "--outdir", tmp_path / ("d" * (limit + 45))),
                    "name too long")
 
@@ -266,8 +266,8 @@ def test_edit_resumes_and_sweeps_what_a_killed_run_left(tmp_path):
     data = (out / "seed0001_sefa1_rows0-3.png").read_bytes()
     (out / "seed0001_sefa1_rows0-3.png").write_bytes(data[:100])
     pid = dead_pid()
-    (out / f".seed0002_sefa0.{_files._HOST}-{pid}.tmp.png").write_bytes(b"half")
-    _files.claim_path(out / "seed0002_sefa0.png").write_text(f"{_files._HOST}-{pid}")
+    (out / f".seed0002_sefa0.{io_files._HOST}-{pid}.tmp.png").write_bytes(b"half")
+    io_files.claim_path(out / "seed0002_sefa0.png").write_text(f"{io_files._HOST}-{pid}")
     r = run("edit", "--network", net, "--seeds", "0-3", *EDIT, "--grid", "--outdir", out)
     assert r.exit_code == 0 and "2 edit strip(s) written, 6 already present" in r.output, r.output
     assert files(out).keys() == files(whole).keys()
@@ -288,7 +288,7 @@ def test_edit_outputs_claimed_by_a_live_run_are_left_to_it(tmp_path):
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         out.mkdir()
-        _files.claim_path(out / "seed0001_sefa0.png").write_text(f"{_files._HOST}-{other.pid}")
+        io_files.claim_path(out / "seed0001_sefa0.png").write_text(f"{io_files._HOST}-{other.pid}")
         r = run("edit", "--network", net, "--seeds", "0-2", "--edit", "sefa:0:1", "--outdir", out)
         assert r.exit_code == 0 and "2 edit strip(s) written" in r.output and "1 being made by another run" in r.output
         assert not (out / "seed0001_sefa0.png").exists()
@@ -297,17 +297,17 @@ def test_edit_outputs_claimed_by_a_live_run_are_left_to_it(tmp_path):
         other.wait()
     r = run("edit", "--network", net, "--seeds", "0-2", "--edit", "sefa:0:1", "--outdir", out)
     assert r.exit_code == 0 and "1 edit strip(s) written, 2 already present" in r.output, r.output
-    assert not _files.claim_path(out / "seed0001_sefa0.png").exists()
+    assert not io_files.claim_path(out / "seed0001_sefa0.png").exists()
 
 
 def test_claims_go_to_one_process(tmp_path):
     target = tmp_path / "a.png"
-    with _files.claim(target) as first:
-        with _files.claim(target) as second:
+    with io_files.claim(target) as first:
+        with io_files.claim(target) as second:
             assert first and not second
-    assert not _files.claim_path(target).exists()
-    _files.claim_path(target).write_text(f"{_files._HOST}-{dead_pid()}")
-    with _files.claim(target) as taken:
+    assert not io_files.claim_path(target).exists()
+    io_files.claim_path(target).write_text(f"{io_files._HOST}-{dead_pid()}")
+    with io_files.claim(target) as taken:
         assert taken                             # a dead owner's claim is taken over
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from .._errors import ParamError, exists_error, first_line
-from .._files import atomic_output, ensure_writable_dir
+from ..io.files import atomic_output, ensure_writable_dir
 from ..faces.photo import probe_photo, read_photo
 from ..progress import Progress, ProgressFn, emit
 from . import zipwriter

@@ -124,7 +124,7 @@ def load_direction(path: str | os.PathLike, w_dim: int | None = None) -> Directi
     """Read a direction: our format, an InterFaceGAN boundary (.npy [1, D]), a GANSpace .npz
     (lat_comp / lat_mean / lat_stdev), an e4e/PTI .pt (a tensor, or {'comp','std','mean'} as in
     ffhq_pca.pt), or rosinality's SeFa factor.pt ({'eigvec': [D, K]}). Pickled code is never run."""
-    from .._files import check_regular_file
+    from ..io.files import check_regular_file
     path = check_regular_file(path, "a direction file")
     try:
         with open(path, "rb") as f:

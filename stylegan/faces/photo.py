@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .._errors import ParamError
-from .._files import check_regular_file
+from ..io.files import check_regular_file
 
 # Measured peak memory of `stylegan align` (decode, RGB copy, landmarks, crop) on 36-megapixel
 # photos, above the process's baseline: 21-22 bytes per pixel (`stylegan project` 17.5).

@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Optional, Union
 
-from .._files import atomic_output, sweep_stale_temps, WRITE_ERRNOS
+from ..io.files import atomic_output, sweep_stale_temps, WRITE_ERRNOS
 from ..progress import Progress as Event, ProgressFn
 from .registry import Entry, NotFoundError, is_known, lookup, suggestion
 

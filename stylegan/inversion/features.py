@@ -132,7 +132,7 @@ def _torchscript_features(path: Path, device: Union[torch.device, str], trust_co
 
 def _load_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
     from .._errors import weights_only_refusal
-    from .._files import check_regular_file
+    from ..io.files import check_regular_file
     check_regular_file(path, "a weights file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

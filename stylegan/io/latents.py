@@ -85,7 +85,7 @@ def load_latents(path: str | os.PathLike, num_ws: int | None = None, w_dim: int 
     an older `seedNNNN.w.npy`; otherwise it is N w's. `num_ws` / `w_dim`, when given, are what the
     caller's network expects: w+ latents with another row count, or any with another width, are
     refused here, naming the file. Every bad file gives a one-line ValueError naming it."""
-    from .._files import check_regular_file
+    from .files import check_regular_file
     path = check_regular_file(path, "a latent file")
     try:
         with open(path, "rb") as f:
@@ -172,8 +172,8 @@ def check_compatible(latents: Latents, G: torch.nn.Module, digest: str | None = 
     difference comes back as a warning for the caller to show. `digest` is G's, if already known;
     else it is computed when the latents record one."""
     if latents.space == "s":
-        from ..networks.styles import style_layers
-        want = {layer.name: layer.channels for layer in style_layers(G)}
+        # The network describes its own style layers; io stays below networks (hub writes through it).
+        want = {layer.name: layer.channels for layer in G.synthesis.style_layers()}
         got = {k: v.shape[1] for k, v in latents.styles.items()}
         if got != want:
             raise ValueError("the styles do not match this network's style layers")

@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 
 from .._errors import FileError, exists_error, first_line
-from .._files import atomic_output
+from .files import atomic_output
 
 
 @dataclass

@@ -225,7 +225,7 @@ def load(source: str | os.PathLike, device: torch.device | str = "cpu", *, train
 
 def _check_file(path: Path) -> None:
     """A folder, FIFO, device or socket is no model file (reading the last three blocks or never ends)."""
-    from .._files import check_regular_file
+    from ..io.files import check_regular_file
     try:
         check_regular_file(path, "a model file")
     except ValueError as e:

@@ -77,7 +77,7 @@ class ScriptArchive:
 
 def is_torchscript(path: str | os.PathLike) -> bool:
     """A zip with compiled code beside its data: TorchScript (torch.save's zips hold only data)."""
-    from .._files import is_regular_file
+    from ..io.files import is_regular_file
     if not is_regular_file(path):
         return False
     try:
@@ -104,7 +104,7 @@ def load_script_module(path: str | os.PathLike, device: torch.device | str = "cp
     so it happens only with `trust_code=True`. Raises UntrustedCodeError without it, a one-line
     ValueError for a file torch cannot load."""
     from .._errors import first_line
-    from .._files import check_regular_file
+    from ..io.files import check_regular_file
     if not trust_code:
         raise UntrustedCodeError(f"{path}: an unknown TorchScript file, and using it means running code from the "
                                  f"file: pass {{trust_code=True}} only if you trust where it came from", "trust_code")
@@ -117,7 +117,7 @@ def load_script_module(path: str | os.PathLike, device: torch.device | str = "cp
 
 def read_torchscript(path: str | os.PathLike, budget: Optional[Budget] = None) -> ScriptArchive:
     """The tensors of a TorchScript file, read as data. Raises ValueError (one line) for anything else."""
-    from .._files import check_regular_file
+    from ..io.files import check_regular_file
     path = check_regular_file(path, "a TorchScript file")
     try:
         raw = path.read_bytes()

@@ -337,7 +337,7 @@ def _save_cached(opts: MetricOptions, request: FeatureRequest, num_items: int, s
     path = _cache_path(opts, request, num_items)
     if path is None or opts.rank != 0:
         return
-    from .._files import atomic_output
+    from ..io.files import atomic_output
     arrays = dict(num_items=np.int64(stats.num_items))
     if request.capture == "all":
         arrays["features"] = stats.get_all()
@@ -374,7 +374,7 @@ def read_statistics(path: str | os.PathLike, dim: int = 2048) -> tuple[np.ndarra
 
 def write_statistics(path: str | os.PathLike, mu: np.ndarray, sigma: np.ndarray) -> None:
     """FID statistics in the shared format (`mu`, `sigma`, float64), written atomically."""
-    from .._files import atomic_output
+    from ..io.files import atomic_output
     with atomic_output(Path(path)) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, mu=np.asarray(mu, np.float64), sigma=np.asarray(sigma, np.float64))

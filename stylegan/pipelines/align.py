@@ -15,12 +15,12 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .._errors import without_prefix
-from .._files import all_or_none, atomic_output, is_complete, is_regular_file, name_fits, sweep_stale_temps
+from ..io.files import all_or_none, atomic_output, is_complete, is_regular_file, name_fits, sweep_stale_temps
 from ..faces import AlignedFace, LandmarkDetector, NoFaceError, align_face
 from ..faces.photo import MAX_PIXELS, read_photo
 from ..progress import Progress, ProgressFn, emit
 from ..provenance import Provenance, file_digest
-from .writer import save_image
+from ..io.image_files import save_image
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 RECORD_SUFFIX = ".align.json"

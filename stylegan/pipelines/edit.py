@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .._errors import with_prefix
-from .._files import all_or_none, claim, is_complete, name_fits
+from ..io.files import all_or_none, claim, is_complete, name_fits
 from .._memory import check_held
 from ..editing import Direction, Move, edit, edit_many, ganspace, load_direction, sefa
 from ..editing.directions import check_direction
@@ -32,7 +32,7 @@ from ..seeds import parse_int_list
 from ..progress import Progress, ProgressFn, emit
 from ..provenance import Provenance, file_digest
 from .checks import check_noise_mode
-from .manifest import check_run_record, prepare_outdir
+from ..io.run_record import check_run_record, prepare_outdir
 
 METHODS = ("sefa", "ganspace")
 # The run record's entries a later run may add to (see edit_settings).
@@ -384,8 +384,8 @@ def _edit_fact(spec: EditSpec) -> tuple:
 
 def _write_edit(frames: np.ndarray, stem: Path, video: bool, finish, i: int, provenance: Provenance) -> Path:
     """One input's strip (and video): both on disk, or neither."""
-    from .video import write_video
-    from .writer import save_image
+    from ..io.video import write_video
+    from ..io.image_files import save_image
     if finish is not None:
         frames = finish(frames, i)
     with all_or_none() as group:
@@ -399,7 +399,7 @@ def _write_edit(frames: np.ndarray, stem: Path, video: bool, finish, i: int, pro
 def _write_grid(outdir: Path, stems: list[str], name: str, overwrite: bool, provenance: Provenance) -> list[Path]:
     """The strips stacked, rebuilt when missing or older than one of them (as image_set's grids)."""
     from PIL import Image
-    from .writer import save_image
+    from ..io.image_files import save_image
     files = [outdir / f"{s}.png" for s in stems]
     if not all(is_complete(f) for f in files):
         return []                                   # another process is still making some

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._files import atomic_output
+from ..io.files import atomic_output
 from ..faces.align import AlignedFace
 from .edit import EditSpec
 

@@ -15,16 +15,16 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .._files import all_or_none, is_complete
+from ..io.files import all_or_none, is_complete
 from .._memory import check_held
 from ..progress import Progress, ProgressFn, emit
 from ..provenance import Provenance
 from .checks import check_batch_size, check_noise_mode, check_psi
 from .generate import map_seeds, synthesize
 from ..seeds import check_seeds, class_labels, parse_int_list
-from .manifest import (RunMismatchError, check_run_record, prepare_outdir,  # noqa: F401 (re-exports)
+from ..io.run_record import (RunMismatchError, check_run_record, prepare_outdir,  # noqa: F401 (re-exports)
                        run_settings)
-from .writer import FORMATS, ImageWriter, save_image
+from ..io.image_files import FORMATS, ImageWriter, save_image
 
 
 @dataclass
@@ -158,7 +158,7 @@ def write_grids(seeds: Sequence[int], outdir: str | os.PathLike, grid: tuple[int
     `check_grid` for the size). A grid is rebuilt when it is missing or older than one of its images
     (its seed set grew, or they changed). Each grid carries `provenance` with the folder's recorded
     settings and its seeds."""
-    from .manifest import read_run_record
+    from ..io.run_record import read_run_record
     from PIL import Image
     outdir = Path(outdir)
     rows, cols = grid

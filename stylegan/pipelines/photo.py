@@ -287,11 +287,11 @@ def save_projection(projection: PhotoProjection, folder: str | os.PathLike, name
     does (a full disk leaves no half projection). The crop says it is the photo's own pixels; the
     reconstruction carries `provenance` (what the caller knows) as synthetic."""
     from torch_utils.misc import network_digest
-    from .._files import all_or_none, atomic_output
+    from ..io.files import all_or_none, atomic_output
     from ..io.latents import save_latents
     from ..loaders import save
     from .align import write_record
-    from .writer import save_image
+    from ..io.image_files import save_image
     files = projection_files(folder, name)
     extra = {"photo_projection": settings}
     made = (provenance or Provenance()).with_(network=settings["network"])
@@ -321,7 +321,7 @@ def load_projection(G: torch.nn.Module, folder: str | os.PathLike, name: str, se
     from ..io.latents import load_latents
     from ..loaders import load_generator
     from .align import read_record
-    from .manifest import RunMismatchError, differences
+    from ..io.run_record import RunMismatchError, differences
     files = projection_files(folder, name)
     if not files["latent"].exists():
         return None

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .._errors import without_prefix
-from .._files import all_or_none, atomic_output, is_complete, name_fits, sweep_stale_temps
+from ..io.files import all_or_none, atomic_output, is_complete, name_fits, sweep_stale_temps
 from ..faces.photo import MAX_PIXELS, read_photo
 from ..images import check_uint8, resize
 from ..inversion import pivotal_tuning, project_batch
@@ -38,9 +38,9 @@ from ..inversion.losses import DiscriminatorFeatures, Distance, FeatureDistance,
 from ..inversion.project import shrink_for_features
 from ..progress import Progress, ProgressFn
 from ..provenance import Provenance, file_digest
-from .manifest import check_run_record
-from .video import video_writer
-from .writer import save_image
+from ..io.run_record import check_run_record
+from ..io.video import video_writer
+from ..io.image_files import save_image
 
 TARGET_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 METRICS = ("target", "space", "steps", "psnr", "ssim", "lpips", "pti_steps", "pti_psnr", "pti_ssim", "pti_lpips",

@@ -6,7 +6,7 @@ Three layers, each in its own module:
 - watermark.py: an invisible mark in the pixels (toolkit tag + network digest prefix) that survives
   JPEG and, with a search, resizes to the generator's size and small crops.
 - signing.py: a C2PA manifest signed with the user's certificate (`pip install "stylegan[sign]"`).
-`embed` applies them to pixels on the way to a file (pipelines.writer calls it for every image);
+`embed` applies them to pixels on the way to a file (io.image_files calls it for every image);
 `verify` reads all three back. For your own files: `embed(image, Provenance(...), "png")` gives
 the bytes to write."""
 from .encode import embed, mark_pixels, video_comment

@@ -2,7 +2,7 @@
 
 The order is fixed by what each layer protects: the watermark changes pixels, so it comes first;
 the metadata goes into the encoded file; a C2PA signature covers the finished file, so it comes
-last. Every image the toolkit writes or hands out is encoded here (`pipelines.writer` calls it)."""
+last. Every image the toolkit writes or hands out is encoded here (`io.image_files` calls it)."""
 from __future__ import annotations
 
 import io

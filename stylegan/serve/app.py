@@ -33,7 +33,7 @@ from ..faces.photo import read_photo
 from ..io.latents import save_latents
 from ..networks.styles import num_style_channels
 from ..pipelines.edit import EditSpec, resolve_direction
-from ..pipelines.writer import encode_image
+from ..io.image_files import encode_image
 from ..provenance import Provenance
 from . import photo as photo_steps
 from . import views

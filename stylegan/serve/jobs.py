@@ -14,7 +14,7 @@ import traceback
 from typing import Any, Callable
 
 from .._errors import first_line
-from ..pipelines.writer import encode_image
+from ..io.image_files import encode_image
 from ..progress import Cancelled, Progress
 from ..provenance import Provenance
 

@@ -36,11 +36,11 @@ import torch
 
 from .. import distributed
 from .._errors import first_line
-from .._files import atomic_output, ensure_writable_dir, sweep_stale_temps
+from ..io.files import atomic_output, ensure_writable_dir, sweep_stale_temps
 from ..data import ImageDataset
 from ..loaders import load
 from ..networks import create_model
-from ..pipelines.writer import save_image
+from ..io.image_files import save_image
 from ..progress import Progress, ProgressFn, emit, format_time
 from ..provenance import Provenance
 from .augment import AugmentPipe

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .._errors import ParamError
-from .._files import atomic_output, ensure_writable_dir, sweep_stale_temps
+from .files import atomic_output, ensure_writable_dir, sweep_stale_temps
 from .._version import __version__
 
 RUN_RECORD = ".stylegan-run.json"

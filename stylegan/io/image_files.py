@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from .._files import atomic_output
+from .files import atomic_output
 from ..provenance import Provenance, embed, mark_pixels
 
 FORMATS = {"png": {"compress_level": 1}, "jpg": {"quality": 95}}

@@ -8,7 +8,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .._files import atomic_output, ensure_writable_dir, sweep_stale_temps
+from .files import atomic_output, ensure_writable_dir, sweep_stale_temps
 from .._memory import check_held
 from ..provenance import Provenance, mark_pixels, video_comment
 
