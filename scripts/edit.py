@@ -76,7 +76,8 @@ A direction or latent file made for another network is refused (--force applies 
 def edit(network, seeds, latents, photo, edits, values, together, psi, class_idx, noise_mode, outdir, grid, video,
          face, space, steps, pti, pti_steps, loss, trust_code, seed, paste_back, report, overwrite, force, max_pixels,
          translate, rotate, device, no_watermark, sign):
-    """Render edits: for each input and --edit, a strip of images over the strengths (NAME_EDIT.png).
+    """Render edits: for each input and --edit, a strip of images over the strengths (NAME_EDIT.png),
+    under a caption naming each strength.
 
     With --photo the folder also keeps what the photo cost to compute: its aligned crop
     (NAME_aligned.png), latent (NAME.w.safetensors), reconstruction (NAME_proj.png) and tuned

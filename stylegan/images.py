@@ -6,6 +6,8 @@ tensors: the generator draws in [-1, 1], the feature networks and NVIDIA's proje
 0..255. The conversions between the two live here and nowhere else."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 from PIL import Image
@@ -52,3 +54,30 @@ def resize(image: np.ndarray, size: int) -> np.ndarray:
     img = Image.fromarray(image[..., 0] if image.shape[2] == 1 else image)
     out = np.asarray(img.resize((size, size), Image.Resampling.LANCZOS))
     return out[..., None] if out.ndim == 2 else out
+
+
+def caption_height(width: int) -> int:
+    """Height of the caption band over columns `width` pixels wide: an eighth of the width, 12 to 64
+    rows, so labels stay readable on a 32 px fixture and small beside a 1024 px face."""
+    return int(min(64, max(12, width // 8)))
+
+
+def caption_band(labels: Sequence[str], width: int, channels: int = 3) -> np.ndarray:
+    """[caption_height(width), len(labels) * width, channels] uint8: each label centred, white on
+    black, over its own column of `width` pixels (as many as fit at the band's height)."""
+    from PIL import ImageDraw, ImageFont
+    height = caption_height(width)
+    band = Image.new("L", (len(labels) * width, height))
+    draw = ImageDraw.Draw(band)
+    for size in range(int(height * 0.75), 5, -1):    # the largest font with every label inside its column
+        try:
+            font = ImageFont.load_default(size=size)
+        except (TypeError, ImportError, OSError):   # no FreeType: Pillow's one bitmap size
+            font = ImageFont.load_default()
+        boxes = [draw.textbbox((0, 0), text, font=font) for text in labels]
+        if all(b[2] - b[0] <= width - 2 for b in boxes) or size == 6:
+            break
+    for i, (text, b) in enumerate(zip(labels, boxes)):
+        x = i * width + (width - (b[2] - b[0])) // 2 - b[0]
+        draw.text((x, (height - (b[3] - b[1])) // 2 - b[1]), text, fill=255, font=font)
+    return np.repeat(np.asarray(band)[..., None], channels, axis=2)

@@ -9,7 +9,9 @@ import torch
 from PIL import Image
 
 import stylegan
+from stylegan.images import caption_height
 from stylegan.io import load_latents
+from stylegan.pipelines.edit import read_strip
 
 from conftest import reference_path, run
 
@@ -73,7 +75,7 @@ def test_project_pti_saves_a_tuned_generator(tmp_path):
     r = run("edit", "--network", out / "t7_pti.stylegan", "--latent", out / "t7.w.safetensors", "--edit", "sefa:0:0,1",
             "--outdir", tmp_path / "e")
     assert r.exit_code == 0, r.output
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "e" / "t7_sefa0.png"))[:, :32], img)
+    np.testing.assert_array_equal(read_strip(tmp_path / "e" / "t7_sefa0.png", 2)[0], img)
 
 
 def test_project_bad_inputs(tmp_path):
@@ -108,11 +110,11 @@ def test_directions_and_edit_cli(tmp_path):
             "--values", "5", "--grid", "--outdir", out)
     assert r.exit_code == 0, r.output
     strip = np.asarray(Image.open(out / "seed0000_sefa1.png"))
-    assert strip.shape == (32, 5 * 32, 3)
+    assert strip.shape == (caption_height(32) + 32, 5 * 32, 3)         # a caption band over the frames
     # The middle of -3..3 is strength 0: the unedited image.
     G = stylegan.load(net)["G_ema"]
-    np.testing.assert_array_equal(strip[:, 64:96], stylegan.generate(G, [0, 1], psi=0.7)[0])
-    assert np.asarray(Image.open(out / "grid_pca0.png")).shape == (64, 64, 3)
+    np.testing.assert_array_equal(read_strip(out / "seed0000_sefa1.png", 5)[2], stylegan.generate(G, [0, 1], psi=0.7)[0])
+    assert np.asarray(Image.open(out / "grid_pca0.png")).shape == (caption_height(32) + 64, 64, 3)
     r = run("edit", "--network", net, "--seeds", "0", "--edit", "sefa@0-99:1", "--outdir", out)
     assert r.exit_code != 0 and "out of range" in r.output and len(r.output.strip().splitlines()) == 1, r.output
     r = run("edit", "--network", net, "--seeds", "0", "--edit", "missing.npy:1", "--outdir", out)
@@ -127,8 +129,7 @@ def test_edit_saved_latents(tmp_path):
     r = run("edit", "--network", net, "--latent", tmp_path / "a.w.safetensors", "--edit", "sefa:0:0,2",
             "--outdir", tmp_path / "e")
     assert r.exit_code == 0, r.output
-    strip = np.asarray(Image.open(tmp_path / "e" / "a_sefa0.png"))
-    np.testing.assert_array_equal(strip[:, :32], stylegan.generate(G, [3], psi=0.7)[0])
+    np.testing.assert_array_equal(read_strip(tmp_path / "e" / "a_sefa0.png", 2)[0], stylegan.generate(G, [3], psi=0.7)[0])
 
 
 @pytest.fixture
@@ -155,9 +156,8 @@ def test_edit_photo_paste_back(tmp_path, astronaut):
             "--paste-back", "--report", "--outdir", out, "--no-watermark")   # the mark touches the whole composite
     assert r.exit_code == 0, r.output
     photo = _png(astronaut)
-    strip = _png(out / "astronaut_sefa0.png")
-    assert strip.shape == (512, 4 * 512, 3)                # the whole photo, once per strength
-    frames = dict(zip((-2, 0, 1, 2), np.split(strip, 4, axis=1)))
+    assert _png(out / "astronaut_sefa0.png").shape == (caption_height(512) + 512, 4 * 512, 3)   # the whole photo per strength
+    frames = dict(zip((-2, 0, 1, 2), read_strip(out / "astronaut_sefa0.png", 4)))
 
     # Outside the face's crop (its quad's bounding box) every frame is the photo, bit for bit.
     record = read_record(out / "astronaut_aligned.align.json")
@@ -227,7 +227,7 @@ def test_edit_photo_is_align_then_project_and_is_kept(tmp_path, astronaut):
             "--outdir", out)
     assert r.exit_code == 0 and "starting from the projection kept in" in r.output and "project " not in r.output
     assert (out / "astronaut.w.safetensors").stat().st_mtime_ns == before
-    np.testing.assert_array_equal(_png(out / "astronaut_sefa2.png")[:, :32], _png(out / "astronaut_proj.png"))
+    np.testing.assert_array_equal(read_strip(out / "astronaut_sefa2.png", 2)[0], _png(out / "astronaut_proj.png"))
     # Other settings: one line naming them, nothing replaced.
     r = run("edit", "--network", net, "--photo", astronaut, "--edit", "sefa:3:1", "--steps", "7", "--outdir", out)
     assert r.exit_code != 0 and len(r.output.strip().splitlines()) == 1, r.output

@@ -67,6 +67,41 @@ def test_render_edits_by_name_and_file(tmp_path):
         render_edits(G, ws, [parse_edit("sefa@0-99:1")])
 
 
+def test_strips_and_grids_caption_their_strengths(tmp_path, G):
+    """Each strip is its frames under a band naming each strength; the grid stacks the inputs' frames
+    under one band; read_strip gives back exactly the frames rendered."""
+    import json
+    from PIL import Image
+    from stylegan.images import caption_height
+    from stylegan.io.run_record import RUN_RECORD, RunMismatchError
+    from stylegan.pipelines.edit import edit_settings, read_strip, write_edits
+    ws = G.mapping(torch.from_numpy(np.random.RandomState(1).randn(2, G.z_dim)), None)
+    spec = parse_edit("sefa:0:-2,0,2")
+    settings = edit_settings("n", [spec], {"a": {}, "b": {}})
+    write_edits(G, ws, ["a", "b"], [spec], tmp_path, settings=settings, grid=True)
+    (want,) = render_edits(G, ws, [spec])                                    # [S, N, H, W, C]
+    top = caption_height(32)
+    strips = [np.asarray(Image.open(tmp_path / f"{n}_sefa0.png")) for n in "ab"]
+    for k, s in enumerate(strips):
+        assert s.shape == (top + 32, 3 * 32, 3)
+        np.testing.assert_array_equal(read_strip(tmp_path / f"{'ab'[k]}_sefa0.png", 3), want[:, k])
+    band = strips[0][:top]
+    np.testing.assert_array_equal(strips[1][:top], band)                   # the band names strengths, not inputs
+    columns = np.split(band, 3, axis=1)
+    assert all(c.max() > 128 for c in columns)                             # each strength has its caption
+    assert not np.array_equal(columns[0], columns[2]) and not np.array_equal(columns[0], columns[1])
+    grid = np.asarray(Image.open(tmp_path / "grid_sefa0.png"))
+    assert grid.shape == (top + 2 * 32, 3 * 32, 3)
+    np.testing.assert_array_equal(grid[:top], band)
+    np.testing.assert_array_equal(grid[top:], np.concatenate([s[top:] for s in strips], axis=0))
+    # A folder whose record predates captions is not resumed as if its strips had them.
+    record = json.loads((tmp_path / RUN_RECORD).read_text())
+    del record["strip"]
+    (tmp_path / RUN_RECORD).write_text(json.dumps(record))
+    with pytest.raises(RunMismatchError, match="strip"):
+        write_edits(G, ws, ["a", "b"], [spec], tmp_path, settings=settings)
+
+
 def test_registry_direction_by_name(tmp_path, monkeypatch):
     """A direction the registry lists is fetched once (here from a loopback server) and applied by
     name; another kind of registry entry is refused in one line."""

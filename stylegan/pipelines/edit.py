@@ -24,15 +24,16 @@ import numpy as np
 import torch
 
 from .._errors import with_prefix
-from ..io.files import all_or_none, claim, is_complete, name_fits
+from ..images import caption_band, caption_height
 from .._memory import check_held
 from ..editing import Direction, Move, edit, edit_many, ganspace, load_direction, sefa
 from ..editing.directions import check_direction
+from ..io.files import all_or_none, claim, is_complete, name_fits
+from ..io.run_record import check_run_record, prepare_outdir
 from ..seeds import parse_int_list
 from ..progress import Progress, ProgressFn, emit
 from ..provenance import Provenance, file_digest
 from .checks import check_noise_mode
-from ..io.run_record import check_run_record, prepare_outdir
 
 METHODS = ("sefa", "ganspace")
 # The run record's entries a later run may add to (see edit_settings).
@@ -199,9 +200,20 @@ def render_together(G: torch.nn.Module, ws: torch.Tensor, specs: Sequence[EditSp
     return edit_many(G, ws, moves(G, specs, cache), noise_mode)
 
 
-def strip(images: np.ndarray) -> np.ndarray:
-    """[S, H, W, C] -> [H, S*W, C]: strengths side by side."""
-    return np.concatenate(list(images), axis=1)
+def strip(images: np.ndarray, strengths: Sequence[float] | None = None) -> np.ndarray:
+    """[S, H, W, C] -> [H, S*W, C]: strengths side by side; given the `strengths`, under a caption
+    band that names each ([caption_height(W) + H, S*W, C]; `read_strip` takes the frames back)."""
+    row = np.concatenate(list(images), axis=1)
+    if strengths is None:
+        return row
+    assert len(strengths) == len(images), (len(strengths), images.shape)
+    band = caption_band([strength_text(v) for v in strengths], images.shape[2], images.shape[3])
+    return np.concatenate([band, row], axis=0)
+
+
+def strength_text(value: float) -> str:
+    """A strength as its caption says it: '0', '+1.5', '-3', '+0.333'."""
+    return "0" if value == 0 else f"{value:+.3g}"
 
 
 # --- edits as a resumable folder ------------------------------------------------------------------
@@ -243,7 +255,10 @@ def edit_settings(network_digest: str, specs: Sequence[EditSpec], inputs: dict[s
         source = {"method": s.source} if s.source in METHODS else {"direction": _direction_digest(s.source)}
         edits[s.label] = {**source, "component": s.component, "rows": [int(r) for r in s.rows] if s.rows else None,
                           "strengths": [float(v) for v in s.strengths] if len(s.strengths) <= 64 else repr(s.strengths)}
-    return {"network": network_digest, "inputs": inputs, "edits": edits, "noise_mode": noise_mode, **(extra or {})}
+    # "strip" names the strips' layout, so a folder of strips without captions is not resumed as if
+    # they had them.
+    return {"network": network_digest, "inputs": inputs, "edits": edits, "noise_mode": noise_mode,
+            "strip": "captioned", **(extra or {})}
 
 
 def _direction_digest(source: str) -> str:
@@ -365,14 +380,14 @@ def write_edits(G: torch.nn.Module, ws: torch.Tensor, names: Sequence[str], spec
                                   noise_mode=noise_mode)
                     for k, i in enumerate(chunk):
                         made = origins[i].with_(edits=_edit_fact(spec))
-                        summary.written.append(_write_edit(images[:, k], outdir / output_name(names[i], spec),
-                                                           video, finish, i, made))
+                        summary.written.append(_write_edit(images[:, k], spec.strengths,
+                                                           outdir / output_name(names[i], spec), video, finish, i, made))
             done += len(mine[first:first + batch])
             emit(progress, Progress("edit", done, len(todo), item=spec.label, seconds=time.perf_counter() - start))
         if grid:
             made = provenance.with_(edits=_edit_fact(spec), details={"inputs": list(names)})
-            summary.grids += _write_grid(outdir, [output_name(n, spec) for n in names], f"grid_{spec.label}.png",
-                                         overwrite, made)
+            summary.grids += _write_grid(outdir, [output_name(n, spec) for n in names], spec.strengths,
+                                         f"grid_{spec.label}.png", overwrite, made)
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -382,8 +397,9 @@ def _edit_fact(spec: EditSpec) -> tuple:
     return tuple((spec.label, float(s)) for s in spec.strengths)
 
 
-def _write_edit(frames: np.ndarray, stem: Path, video: bool, finish, i: int, provenance: Provenance) -> Path:
-    """One input's strip (and video): both on disk, or neither."""
+def _write_edit(frames: np.ndarray, strengths: Sequence[float], stem: Path, video: bool, finish, i: int,
+                provenance: Provenance) -> Path:
+    """One input's strip (and video of the bare frames): both on disk, or neither."""
     from ..io.video import write_video
     from ..io.image_files import save_image
     if finish is not None:
@@ -392,13 +408,14 @@ def _write_edit(frames: np.ndarray, stem: Path, video: bool, finish, i: int, pro
         if video:
             write_video(iter(frames), group.add(stem.with_name(stem.name + ".mp4")), fps=max(2, len(frames) // 2),
                         provenance=provenance.with_(signer=None))
-        save_image(strip(frames), group.add(stem.with_name(stem.name + ".png")), provenance)
+        save_image(strip(frames, strengths), group.add(stem.with_name(stem.name + ".png")), provenance)
     return stem.with_name(stem.name + ".png")
 
 
-def _write_grid(outdir: Path, stems: list[str], name: str, overwrite: bool, provenance: Provenance) -> list[Path]:
-    """The strips stacked, rebuilt when missing or older than one of them (as image_set's grids)."""
-    from PIL import Image
+def _write_grid(outdir: Path, stems: list[str], strengths: Sequence[float], name: str, overwrite: bool,
+                provenance: Provenance) -> list[Path]:
+    """The strips' frames stacked under one caption band, rebuilt when missing or older than one of
+    them (as image_set's grids)."""
     from ..io.image_files import save_image
     files = [outdir / f"{s}.png" for s in stems]
     if not all(is_complete(f) for f in files):
@@ -407,13 +424,20 @@ def _write_grid(outdir: Path, stems: list[str], name: str, overwrite: bool, prov
     newest = max(f.stat().st_mtime_ns for f in files)
     if is_complete(path) and not overwrite and path.stat().st_mtime_ns >= newest:
         return []
-    save_image(np.concatenate([np.asarray(Image.open(f)) for f in files], axis=0), path, provenance)
+    rows = [read_strip(f, len(strengths)) for f in files]                 # [S, H, W, C] each
+    grid = strip(np.concatenate(rows, axis=1), strengths)                 # inputs down, strengths across
+    save_image(grid, path, provenance)
     return [path]
 
 
 def read_strip(path: str | os.PathLike, strengths: int) -> np.ndarray:
-    """A strip written by `write_edits` back as its frames [S, H, W, C] (PNG is lossless)."""
+    """A strip written by `write_edits` back as its frames [S, H, W, C] (PNG is lossless): the
+    caption band is dropped."""
     from PIL import Image
     img = np.asarray(Image.open(path))
     img = img[..., None] if img.ndim == 2 else img
-    return np.stack(np.split(img, strengths, axis=1))
+    width, rest = divmod(img.shape[1], strengths)
+    top = caption_height(width)
+    if rest or img.shape[0] <= top:
+        raise ValueError(f"{path}: not a strip of {strengths} strengths")
+    return np.stack(np.split(img[top:], strengths, axis=1))
