@@ -138,6 +138,9 @@ FLAGS = {
     # projection (pipelines/project.py, pipelines/photo.py): `project` and `edit --photo`
     "space": "--space", "steps": "--steps", "seed": "--seed", "loss": "--loss", "pti_steps": "--pti-steps",
     "photo": "--photo", "face": "--face",
+    # image sets and edits (run records: io/run_record.py, pipelines/edit.py)
+    "pose": "--translate/--rotate", "inputs": "the inputs (--seeds, --latent, --photo)", "edits": "--edit",
+    "paste_back": "--paste-back", "strip": "the strips' layout (strength captions)",
     # data sets (stylegan.data.make_dataset): `dataset`
     "source": "SOURCE", "resolution": "--resolution", "transform": "--transform", "resize_filter": "--resize-filter",
     "channels": "channels (--rgb)", "align": "--align", "all_faces": "--all-faces", "detector": "--detector",
@@ -254,13 +257,15 @@ def trust_code_option(f):
                              "FROM THE FILE, with your rights. Only for files from a source you trust.")(f)
 
 
-def run_mismatch_error(e, outdir, flags: dict[str, str] = FLAGS) -> click.ClickException:
-    """A RunMismatchError (a folder made with other settings) as one line naming the flags that differ."""
+def run_mismatch_error(e, outdir=None) -> click.ClickException:
+    """A RunMismatchError (a folder, or a file kept in it, made with other settings) as one line
+    naming the flags that differ."""
     said = []
     for k, (then, now) in e.differences.items():
         where, then, now = _first_difference(then, now)
-        said.append(f"{flags.get(k, k)}{where} {_setting(then)}, not {_setting(now)}")
-    return click.ClickException(f"{outdir} was made with {', '.join(said)}: use another --outdir or --overwrite")
+        said.append(f"{FLAGS.get(k, k)}{where} {_setting(then)}, not {_setting(now)}")
+    return click.ClickException(f"{outdir or e.outdir} was made with {', '.join(said)}: "
+                                "use another --outdir or --overwrite")
 
 
 def _first_difference(a, b, where: str = "") -> tuple[str, object, object]:

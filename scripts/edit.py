@@ -83,12 +83,12 @@ def edit(network, seeds, latents, photo, edits, values, together, psi, class_idx
     (NAME_aligned.png), latent (NAME.w.safetensors), reconstruction (NAME_proj.png) and tuned
     generator (NAME_pti.stylegan) or noise maps (NAME_noise.npz). A later edit of the same photo
     with the same settings and --outdir starts from them instead of projecting again."""
-    from stylegan.pipelines.edit import edit_settings, latent_inputs, parse_edit, seed_inputs, write_edits
-    from stylegan.pipelines.generate import input_transform
+    from stylegan.pipelines.edit import parse_edit
+    from stylegan.pipelines.photo import ALIGN_SIZE
+    from stylegan.pipelines.edit_folder import PhotoFolder, edit_into_folder, latent_inputs_for, seed_inputs_for
     from stylegan.io.run_record import RunMismatchError
-    from stylegan.provenance import file_digest
     from torch_utils.misc import network_digest
-    from .common import ProgressPrinter, check_outdir, loss_file_first
+    from .common import ProgressPrinter, check_outdir, loss_factory_for, loss_file_first, loss_name
     if sum(x is not None and x != () for x in (seeds, latents or None, photo)) != 1:
         raise click.UsageError("give exactly one of --seeds, --latent or --photo")
     if paste_back and photo is None:
@@ -111,167 +111,42 @@ def edit(network, seeds, latents, photo, edits, values, together, psi, class_idx
     nets = load_networks(network, dev)
     G = nets.generator
     digest = network_digest(G)
-    made = made.with_(operation="edit", network=digest)
-    edit_G, finish, cache, photo_run, ws = G, None, {}, None, None
+    transform = pose(translate, rotate)
     printer = ProgressPrinter()
     try:
         if seeds is not None:
-            ws, names, inputs = seed_inputs(G, seeds, psi, class_idx=class_idx)
-            posed = {} if pose(translate, rotate) is None else {"transform": pose(translate, rotate).tolist()}
-            origins = [made.with_(seed=int(s), psi=psi, class_idx=class_idx, noise_mode=noise_mode, details=posed)
-                       for s in seeds]
+            inputs = seed_inputs_for(G, seeds, psi, class_idx, noise_mode, transform, made)
         elif latents:
-            ws, names, inputs, warnings = latent_inputs(G, latents, force, digest)
-            origins = [made.with_(latent=inputs[n]["latent"], noise_mode=noise_mode) for n in names]
-            for warning in warnings:
-                click.echo(f"warning: {warning}", err=True)
+            inputs = latent_inputs_for(G, latents, noise_mode, force, digest, transform, made)
         else:
-            photo_run = _PhotoRun(G, nets, dev, photo, specs, outdir, cache, face=face, space=space,
-                                  steps=steps or 1000, pti=pti, pti_steps=pti_steps, loss=loss, trust_code=trust_code,
-                                  feature_net=feature_net, seed=seed, paste_back=paste_back, force=force,
-                                  max_pixels=max_pixels)
-            names, inputs = [photo_run.name], {photo_run.name: {"projection": photo_run.settings}}
-            origins = [made.with_(photo=file_digest(photo), details={"projection": space, "pti": bool(pti)})]
-        if together:
-            return _together(G, ws, names, specs, outdir, origins, photo_run, pose(translate, rotate), noise_mode,
-                             overwrite, force, printer)
-        settings = edit_settings(digest, specs, inputs, extra={"paste_back": paste_back} if photo else None)
-        if photo_run is not None:
-            ws = None
-            if photo_run.needed(settings, video, report, overwrite, printer, origins[0]):   # else every strip is on disk
-                edit_G, ws = photo_run.projection.G, photo_run.projection.ws
-            if paste_back:
-                finish = photo_run.paste
-        with input_transform(edit_G, pose(translate, rotate) if photo_run is None else None):
-            summary = write_edits(edit_G, ws, names, specs, outdir, settings=settings, noise_mode=noise_mode,
-                                  video=video, grid=grid, overwrite=overwrite, force=force, digest=digest,
-                                  finish=finish, cache=cache, provenance=made, origins=origins, progress=printer)
-        if report:
-            _report(outdir, names, specs, photo_run)
+            folder = PhotoFolder(G, photo, specs, outdir, loss=loss_name(loss),
+                                 loss_factory=lambda: loss_factory_for(loss, nets, dev, trust_code, feature_net)(),
+                                 face=face, space=space, steps=steps or 1000, pti=pti, pti_steps=pti_steps, seed=seed,
+                                 paste_back=paste_back, force=force, max_pixels=max_pixels)
+            inputs = folder.inputs(made)
+        for warning in inputs.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        result = edit_into_folder(G, inputs, specs, outdir, together=together, grid=grid, video=video, report=report,
+                                  noise_mode=noise_mode, overwrite=overwrite, force=force, digest=digest,
+                                  provenance=made, progress=printer)
     except RunMismatchError as e:
-        raise run_mismatch_error(e, outdir, {"network": "--network", "inputs": "the inputs", "edits": "--edit",
-                                             "paste_back": "--paste-back", "noise_mode": "the noise mode"}) from None
+        raise run_mismatch_error(e) from None
     except ValueError as e:
         raise cli_error(e) from None
     finally:
         printer.close()
+    photo_run = inputs.photo
+    if photo_run is not None and photo_run.reused is not None:
+        click.echo(f"started from the projection kept in {outdir} ({photo_run.reused.name})", err=True)
+    elif photo_run is not None and photo_run.projection is not None and G.img_resolution != ALIGN_SIZE:
+        click.echo(f"the face was aligned at FFHQ's {ALIGN_SIZE} px and brought to the network's "
+                   f"{G.img_resolution} px (Lanczos), as `stylegan project` does", err=True)
+    for note in result.report_notes:
+        click.echo(f"report.csv: {note}", err=True)
+    if together:
+        click.echo(f"{len(specs)} edit(s) together of {len(inputs.names)} input(s) written to {outdir}", err=True)
+        return
+    summary = result.summary
     busy = f", {len(summary.busy)} being made by another run" if summary.busy else ""
     click.echo(f"{len(summary.written)} edit strip(s) written, {len(summary.skipped)} already present{busy}, "
                f"to {outdir}", err=True)
-
-
-class _PhotoRun:
-    """--photo: the photo read (within --max-pixels), its edits checked against G before anything
-    slow, and its projection: the one the folder keeps when made with the same settings, else made
-    now and kept at once (an interrupted edit does not cost the projection)."""
-
-    def __init__(self, G, nets, device, photo, specs, outdir, cache, *, face, space, steps, pti, pti_steps, loss,
-                 trust_code, feature_net, seed, paste_back, force, max_pixels):
-        from stylegan.faces import read_photo
-        from stylegan.pipelines.photo import check_edits, photo_settings
-        from .common import loss_name
-        self.G, self.nets, self.device, self.path, self.outdir, self.specs = G, nets, device, photo, outdir, specs
-        self.image = read_photo(photo, max_pixels=max_pixels)
-        self.name = Path(photo).stem
-        check_edits(G, specs, cache, force)        # a bad edit stops here, not after the projection
-        self.settings = photo_settings(G, self.image, face=face, space=space, steps=steps, seed=seed,
-                                       loss=loss_name(loss), pti_steps=pti_steps if pti else 0)
-        self.project_kwargs = dict(face=face, space=space, steps=steps, pti=pti, pti_steps=pti_steps, seed=seed)
-        self.loss, self.trust_code, self.feature_net, self.paste_back = loss, trust_code, feature_net, paste_back
-        self.projection = None
-
-    def needed(self, settings, video, report, overwrite, progress, provenance) -> bool:
-        """Make or read the projection, unless every strip is already on disk (and no report asks
-        for it). A projection kept with other settings, then the folder's record, are checked first:
-        a folder made otherwise stops the run, naming what differs, before minutes of projection."""
-        from stylegan.pipelines.edit import GROWS, pending
-        from stylegan.io.run_record import check_run_record, prepare_outdir
-        kept = self.kept(overwrite)
-        check_run_record(prepare_outdir(self.outdir), settings, overwrite, "*.png", grows=GROWS)
-        if not report and not pending(self.outdir, [self.name], self.specs, video, overwrite):
-            return False
-        self.make(kept, progress, provenance)
-        return True
-
-    def make(self, kept, progress, provenance):
-        """The projection: `kept` (read from the folder) or made now and kept at once."""
-        from stylegan.pipelines.photo import project_photo, save_projection
-        from .common import loss_factory_for
-        if kept is None:
-            loss = loss_factory_for(self.loss, self.nets, self.device, self.trust_code, self.feature_net)()
-            _, kept = project_photo(self.G, self.image, loss=loss, progress=progress, **self.project_kwargs)
-            save_projection(kept, self.outdir, self.name, self.settings, self.image.shape, source=self.path,
-                            provenance=provenance)
-        else:
-            click.echo(f"starting from the projection kept in {self.outdir} ({self.name}.w.safetensors)", err=True)
-        self.projection = kept
-
-    def kept(self, overwrite):
-        """The projection the folder keeps for these settings, or None."""
-        from stylegan.io.run_record import RunMismatchError
-        from stylegan.pipelines.photo import load_projection
-        try:
-            return None if overwrite else load_projection(self.G, self.outdir, self.name, self.settings)
-        except RunMismatchError as e:
-            raise run_mismatch_error(e, self.outdir / f"{self.name}.w.safetensors") from None
-
-    def paste(self, frames, i):
-        from stylegan.pipelines.photo import paste_faces
-        return paste_faces(self.image, self.projection.face, frames)
-
-
-def _together(G, ws, names, specs, outdir, origins, photo_run, transform, noise_mode, overwrite, force, progress):
-    """--together: every edit at once, one image per input (NAME_edits.png; a photo's pasted back
-    with --paste-back). One image each and no run record: an existing output stops the run."""
-    from stylegan.pipelines.edit import moves, render_together, resolve_direction
-    from stylegan.pipelines.generate import input_transform
-    from stylegan.io.run_record import prepare_outdir
-    from stylegan.io.image_files import save_image
-    outdir = Path(outdir)
-    cache = {}
-    for spec in specs:                  # checked (and files read) before anything slow
-        resolve_direction(spec, G, cache, force)
-    moves(G, specs, cache)
-    paths = [outdir / f"{name}_edits.png" for name in names]
-    if not overwrite:
-        for path in paths:
-            if path.exists():
-                raise click.ClickException(f"{path} exists: pass --overwrite to replace it")
-    applied = tuple((s.label, s.strengths[0]) for s in specs)
-    if photo_run is not None:
-        photo_run.make(photo_run.kept(overwrite), progress, origins[0])
-        p = photo_run.projection
-        images = render_together(p.G, p.ws, specs, cache=cache)
-        if photo_run.paste_back:
-            images = photo_run.paste(images, 0)
-            origins = [origins[0].with_(kind="composite", operation="paste-back")]
-    else:
-        with input_transform(G, transform):
-            images = render_together(G, ws, specs, noise_mode, cache=cache)
-    prepare_outdir(outdir)
-    for image, path, origin in zip(images, paths, origins):
-        save_image(image, path, origin.with_(edits=applied))
-    click.echo(f"{len(specs)} edit(s) together of {len(names)} input(s) written to {outdir}", err=True)
-
-
-def _report(outdir, names, specs, photo_run):
-    """report.csv, measured on the strips as written: what the user gets (for a photo with
-    --paste-back the pasted photos, inside the face's region only), with a photo's identity distance
-    to the person in it."""
-    import numpy as np
-    from stylegan.pipelines.edit import read_strip
-    from stylegan.pipelines.edit_report import EditMeasures, EditReport, face_region, write_report
-    measures, report = EditMeasures(), EditReport()
-    for spec in specs:
-        for name in names:
-            frames = read_strip(outdir / f"{name}_{spec.label}.png", len(spec.strengths))
-            if photo_run is None:
-                report.extend(measures.rows(name, spec, frames))
-            elif photo_run.paste_back:      # measured inside the face's region of the photo only
-                ref, *crops = face_region(photo_run.projection.face, np.concatenate([photo_run.image[None], frames]))
-                report.extend(measures.rows(name, spec, np.stack(crops), ref))
-            else:
-                report.extend(measures.rows(name, spec, frames, photo_run.projection.face.image))
-    write_report(outdir / "report.csv", report.rows)
-    for note in report.notes:
-        click.echo(f"report.csv: {note}", err=True)

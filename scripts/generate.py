@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import (FLAGS, Grid, IntList, ProgressPrinter, base_provenance, check_outdir, cli_error, load_generator,
+from .common import (Grid, IntList, ProgressPrinter, base_provenance, check_outdir, cli_error, load_generator,
                      pose, pose_options, provenance_options, resolve_device, run_mismatch_error)
 
 
@@ -61,7 +61,7 @@ def generate(network, seeds, psi, trunc_cutoff, noise_mode, class_idx, outdir, b
         if grid is not None and rank == 0:
             write_grids(seeds, outdir, grid, fmt, overwrite, provenance=made)
     except RunMismatchError as e:
-        raise run_mismatch_error(e, outdir, {**FLAGS, "transform": "--translate/--rotate"}) from None
+        raise run_mismatch_error(e, outdir) from None
     except ValueError as e:
         raise cli_error(e) from None
     rate = summary.written / summary.seconds if summary.seconds > 0 else 0.0

@@ -67,3 +67,21 @@ def test_align_bad_inputs(tmp_path, photos):
     (tmp_path / "afile").write_text("x")
     r = CliRunner().invoke(main, ["align", str(photos), "--outdir", str(tmp_path / "afile" / "sub")])
     assert r.exit_code != 0 and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_align_takes_the_size_from_the_network(tmp_path, photos):
+    from conftest import reference_path
+    astronaut = str(photos / "astronaut.png")
+    r = CliRunner().invoke(main, ["align", astronaut, "--outdir", str(tmp_path / "a"),
+                                  "--network", str(reference_path("sg2ada_skip.pkl"))])
+    assert r.exit_code == 0 and "1024" not in r.output, r.output
+    assert np.asarray(Image.open(tmp_path / "a" / "astronaut.png")).shape == (32, 32, 3)   # the fixture's size
+    # A registry name says its resolution without a download.
+    r = CliRunner().invoke(main, ["align", astronaut, "--outdir", str(tmp_path / "b"), "--size", "64",
+                                  "--network", "stylegan3-t-ffhqu-256"])
+    assert r.exit_code != 0 and "--size 64 is not --network's resolution (256)" in r.output, r.output
+    assert not (tmp_path / "b").exists()
+    # Without either, the crop is FFHQ's 1024 px, and the command says so once.
+    r = CliRunner().invoke(main, ["align", astronaut, "--outdir", str(tmp_path / "c")])
+    assert r.exit_code == 0 and r.output.count("crops are FFHQ's 1024 px") == 1, r.output
+    assert np.asarray(Image.open(tmp_path / "c" / "astronaut.png")).shape == (1024, 1024, 3)

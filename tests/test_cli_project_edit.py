@@ -206,6 +206,7 @@ def test_edit_photo_is_align_then_project_and_is_kept(tmp_path, astronaut):
     r = run("edit", "--network", net, "--photo", astronaut, "--edit", "sefa:1:-1,0,1", "--steps", "6", "--seed", "9",
             "--outdir", out)
     assert r.exit_code == 0, r.output
+    assert r.output.count("aligned at FFHQ's 1024 px and brought to the network's 32 px") == 1, r.output
     # The same target and loss as `align` + `project` with the same settings: the same latent, bit for bit.
     r = run("align", astronaut, "--outdir", tmp_path / "aligned")
     assert r.exit_code == 0, r.output
@@ -225,7 +226,7 @@ def test_edit_photo_is_align_then_project_and_is_kept(tmp_path, astronaut):
     before = (out / "astronaut.w.safetensors").stat().st_mtime_ns
     r = run("edit", "--network", net, "--photo", astronaut, "--edit", "sefa:2:0,3", "--steps", "6", "--seed", "9",
             "--outdir", out)
-    assert r.exit_code == 0 and "starting from the projection kept in" in r.output and "project " not in r.output
+    assert r.exit_code == 0 and "started from the projection kept in" in r.output and "project " not in r.output
     assert (out / "astronaut.w.safetensors").stat().st_mtime_ns == before
     np.testing.assert_array_equal(read_strip(out / "astronaut_sefa2.png", 2)[0], _png(out / "astronaut_proj.png"))
     # Other settings: one line naming them, nothing replaced.
@@ -259,7 +260,7 @@ def test_edit_photo_keeps_the_projection_when_editing_is_interrupted(tmp_path, a
     assert r.exit_code != 0 and not (tmp_path / "e" / "astronaut_sefa0.png").exists()
     assert (tmp_path / "e" / "astronaut.w.safetensors").exists()
     r = run(*args)
-    assert r.exit_code == 0 and "starting from the projection kept in" in r.output, r.output
+    assert r.exit_code == 0 and "started from the projection kept in" in r.output, r.output
 
 
 def test_edit_together_and_pose(tmp_path):

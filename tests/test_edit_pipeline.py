@@ -148,3 +148,33 @@ def test_edit_text_round_trips():
         assert parse_edit(spec.text()) == spec
     assert parse_edit("x.npy:1@2-3:2").text("y z.npy") == "y z.npy:1@2-3:2.0"
     assert format_int_list([0, 1, 2, 3, 7, 9, 10]) == "0-3,7,9-10" and format_int_list([]) == ""
+
+
+def test_edit_into_folder_is_what_the_command_writes(tmp_path):
+    """The command is a front over the library call: same inputs, same pixels, same files."""
+    from PIL import Image
+    from stylegan.pipelines import edit_into_folder, seed_inputs_for
+    from stylegan.pipelines.edit import read_strip
+    from conftest import run
+    G = fixture_model()["G_ema"]
+    specs = [parse_edit("sefa:1@0-3:-2,0,2"), parse_edit("sefa:0:1")]
+    result = edit_into_folder(G, seed_inputs_for(G, [0, 1], psi=0.5), specs, tmp_path / "lib", grid=True)
+    assert sorted(p.name for p in result.summary.written) == [
+        "seed0000_sefa0.png", "seed0000_sefa1_rows0-3.png", "seed0001_sefa0.png", "seed0001_sefa1_rows0-3.png"]
+    r = run("edit", "--network", reference_path("sg2ada_skip.pkl"), "--seeds", "0-1", "--trunc", "0.5",
+            "--edit", "sefa:1@0-3:-2,0,2", "--edit", "sefa:0:1", "--grid", "--outdir", tmp_path / "cli")
+    assert r.exit_code == 0, r.output
+    made = sorted(p.name for p in (tmp_path / "cli").glob("*.png"))
+    assert made == sorted(p.name for p in (tmp_path / "lib").glob("*.png"))
+    for name in made:
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "cli" / name)),
+                                      np.asarray(Image.open(tmp_path / "lib" / name)))
+    # Strength 0 of the first edit is seed 1's image at psi 0.5.
+    from stylegan.pipelines import generate
+    np.testing.assert_array_equal(read_strip(tmp_path / "lib" / "seed0001_sefa1_rows0-3.png", 3)[1],
+                                  generate(G, [1], psi=0.5)[0])
+    # Together: one image per input, and an existing one is refused naming overwrite.
+    paths = edit_into_folder(G, seed_inputs_for(G, [0], psi=0.5), specs[1:], tmp_path / "t", together=True).together
+    assert [p.name for p in paths] == ["seed0000_edits.png"]
+    with pytest.raises(FileExistsError, match="overwrite"):
+        edit_into_folder(G, seed_inputs_for(G, [0], psi=0.5), specs[1:], tmp_path / "t", together=True)

@@ -45,12 +45,12 @@ def prepare_outdir(outdir: str | os.PathLike) -> Path:
 def run_settings(G, psi: float, truncation_cutoff: int | None, noise_mode: str, class_idx: int | None,
                  fmt: str, transform=None) -> dict:
     """What decides the pixels of a folder's images. `transform` (StyleGAN3's input transform) is
-    recorded only when given, so folders made before it existed still match."""
+    recorded as 'pose' only when given, so folders made without one still match."""
     from torch_utils.misc import network_digest
     settings = {"network": network_digest(G), "psi": float(psi), "truncation_cutoff": truncation_cutoff,
                 "noise_mode": noise_mode, "class_idx": class_idx, "format": fmt}
     if transform is not None:
-        settings["transform"] = [[round(float(v), 9) for v in row] for row in transform]
+        settings["pose"] = [[round(float(v), 9) for v in row] for row in transform]
     return settings
 
 

@@ -331,7 +331,7 @@ def load_projection(G: torch.nn.Module, folder: str | os.PathLike, name: str, se
         raise ValueError(f"{files['latent']}: not a kept photo projection (no settings in it)")
     diff = differences(kept, settings)
     if diff:
-        raise RunMismatchError(folder, diff)
+        raise RunMismatchError(files["latent"], diff)
     record = read_record(files["record"])
     face = AlignedFace(read_photo(files["crop"]), record["quad"], record["landmarks"])
     device = next(G.parameters()).device
