@@ -1,6 +1,8 @@
 """The `stylegan` command: a click group over thin per-command modules."""
 from __future__ import annotations
 
+import contextlib
+
 import click
 
 import stylegan
@@ -24,12 +26,19 @@ from .video import video
 
 
 class _Main(click.Group):
-    """The group; an output that cannot be written, wherever a command meets it, is one line."""
+    """The group; an output that cannot be written, wherever a command meets it, is one line. Every
+    command runs with a ProgressPrinter as the library's ambient progress sink, so a download deep
+    inside it (a network or face model named by registry name) shows as one (rank 0 alone, under
+    torchrun); a command's own printer, entered, takes over within its block."""
 
     def invoke(self, ctx):
+        from stylegan.distributed import is_main
         from stylegan.io.files import WRITE_ERRNOS, WriteError
+
+        from .common import ProgressPrinter
         try:
-            return super().invoke(ctx)
+            with ProgressPrinter() if is_main() else contextlib.nullcontext():
+                return super().invoke(ctx)
         except WriteError as e:
             raise click.ClickException(str(e)) from None
         except OSError as e:

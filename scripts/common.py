@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import torch
 
-from stylegan.progress import format_time
+from stylegan.progress import format_bytes, format_time, reporting
 
 
 class IntList(click.ParamType):
@@ -169,14 +169,20 @@ class ProgressPrinter:
     a run got and how fast. A stage's first `quiet` seconds print nothing in a log: a stage over in
     an instant adds no lines before the command's summary (or its one-line error). `labels` names
     stages for people ({'scan': 'reading headers'}); stages named in `each` (training's ticks) get
-    a line for every event. A context manager: leaving it ends an open bar."""
+    a line for every event. Stages named in `in_bytes` (downloads) count bytes: amounts and rate are
+    shown as '12.0 MiB/45.0 MiB at 3.1 MiB/s', a finished one always gets its line in a log, and one
+    of unknown size gets a line every `every_s` seconds. A context manager: within it, the printer is
+    also the sink for stories no progress argument reaches (stylegan.progress.reporting: downloads), so
+    they share its bars; leaving it ends an open bar."""
 
     def __init__(self, file=None, lines: int = 20, labels: dict[str, str] | None = None, quiet: float = 2.0,
-                 each: tuple[str, ...] = ()):
+                 each: tuple[str, ...] = (), in_bytes: tuple[str, ...] = ("download",), every_s: float = 10.0):
         self.file = file or click.get_text_stream("stderr")
         self.tty = bool(getattr(self.file, "isatty", lambda: False)())
         self.lines, self.labels, self.quiet, self.each = lines, labels or {}, quiet, each
+        self.in_bytes, self.every_s = in_bytes, every_s
         self.stage, self.done, self.bar, self.said = None, 0, None, -1
+        self._entered = []
 
     def __call__(self, event) -> None:
         if event.stage != self.stage:
@@ -184,28 +190,44 @@ class ProgressPrinter:
             self.stage, self.done, self.said = event.stage, 0, -1
         label = self.labels.get(event.stage, event.stage)
         stats = "  ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in event.stats.items())
+        nbytes = event.stage in self.in_bytes
         if self.tty and event.total:
             if self.bar is None:
+                # A byte count is said by `_count` (human units), not as the bar's raw position.
                 self.bar = click.progressbar(length=event.total, label=f"{label:8s}", file=self.file,
-                                             show_pos=True, item_show_func=lambda s: s)
-            self.bar.update(event.done - self.done, stats)
+                                             show_pos=not nbytes, item_show_func=lambda s: s)
+            shown = "  ".join(p for p in (self._count(event), event.item) if p) if nbytes else stats
+            self.bar.update(event.done - self.done, shown)
         else:
-            # Integer arithmetic: which `1 / lines` of the stage this event reached.
-            every = event.stage in self.each or not event.total
-            part = event.done if every else event.done * self.lines // event.total
-            if part > self.said and (every or event.seconds >= self.quiet):
+            # Integer arithmetic: which `1 / lines` of the stage this event reached; a byte stage of
+            # unknown size counts periods of `every_s` instead (a line per chunk would flood a log).
+            if nbytes and not event.total:
+                part, due = int(event.seconds // self.every_s), event.seconds >= self.quiet
+            elif event.stage in self.each or not event.total:
+                part, due = event.done, True
+            else:
+                part, due = event.done * self.lines // event.total, event.seconds >= self.quiet
+            # A finished download is said even when quick: it is rare, and the log should show what
+            # came over the network.
+            finished = nbytes and event.total and event.done >= event.total
+            if part > self.said and (due or finished):
                 self.said = part
                 click.echo(self._line(label, event, stats), file=self.file)
         self.done = event.done
         if event.total and event.done >= event.total:
             self.close()
 
-    @staticmethod
-    def _line(label: str, event, stats: str) -> str:
+    def _line(self, label: str, event, stats: str) -> str:
         unfinished = event.total and 0 < event.done < event.total
         left = f"{format_time(event.seconds / event.done * (event.total - event.done))} left" if unfinished else ""
-        count = f"{event.done}/{event.total}" if event.total else str(event.done)
-        return "  ".join(p for p in (f"{label:8s} {count}", stats, left, event.item or "") if p)
+        return "  ".join(p for p in (f"{label:8s} {self._count(event)}", stats, left, event.item or "") if p)
+
+    def _count(self, event) -> str:
+        """'3/20', or for a byte stage '12.0 MiB/45.0 MiB at 3.1 MiB/s'."""
+        if event.stage not in self.in_bytes:
+            return f"{event.done}/{event.total}" if event.total else str(event.done)
+        amount = format_bytes(event.done) + (f"/{format_bytes(event.total)}" if event.total else "")
+        return f"{amount} at {format_bytes(event.done / event.seconds)}/s" if event.seconds > 0 else amount
 
     def close(self) -> None:
         if self.bar is not None:
@@ -213,10 +235,13 @@ class ProgressPrinter:
             self.bar = None
 
     def __enter__(self) -> "ProgressPrinter":
+        self._entered.append(reporting(self))
+        self._entered[-1].__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+        self._entered.pop().__exit__(None, None, None)
 
 
 def loss_name(loss: str) -> str:

@@ -1,6 +1,7 @@
 """`stylegan metrics`: FID, KID, precision/recall, PPL, IS and StyleGAN3's equivariance of a network."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -162,7 +163,9 @@ def _worker(rank: int, world: int, port: int, args: dict) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     try:
-        _run(**args)
+        # A spawned process starts without the group's progress sink: rank 0 shows downloads again.
+        with ProgressPrinter() if rank == 0 else contextlib.nullcontext():
+            _run(**args)
     except click.ClickException as e:
         if rank == 0:
             e.show()

@@ -20,19 +20,21 @@ Examples:
 @click.option("--cached", "only_cached", is_flag=True, help="List only entries already on this machine.")
 @click.option("--fetch", "fetch", multiple=True, metavar="NAME",
               help="Download NAME into the cache now (repeatable); handy before a multi-process run.")
-@click.option("--quiet", "-q", is_flag=True, help="No download progress bar.")
+@click.option("--quiet", "-q", is_flag=True, help="No download progress.")
 def models(kind, cache_dir, only_cached, fetch, quiet):
     """List what --network (GANs) and the face, projection and editing tools accept by name: name,
     kind, alias, resolution, format, where it is (cached, packaged or not yet), licence. Every NVIDIA
     network is for non-commercial use only, and so is dlib's 68-point landmark model (its training
     data, iBUG 300-W, exclude commercial use)."""
     from stylegan import hub
-    for name in fetch:
-        try:
-            path = hub.fetch(hub.lookup(name), cache_dir, progress=not quiet)
-        except ValueError as e:
-            raise click.ClickException(str(e)) from None
-        click.echo(f"{name}: {path}", err=True)
+    from .common import ProgressPrinter
+    with ProgressPrinter() as printer:      # leaving it ends a bar cut short by an error, before the error
+        for name in fetch:
+            try:
+                path = hub.fetch(hub.lookup(name), cache_dir, progress=False if quiet else printer)
+            except ValueError as e:
+                raise click.ClickException(str(e)) from None
+            click.echo(f"{name}: {path}", err=True)
     rows = [_row(entry, hub.where(entry, cache_dir) or "-") for entry in hub.entries(kind)]
     rows = [r for r in rows if r[5] != "-" or not only_cached]
     header = ("NAME", "KIND", "ALIAS", "RES", "FORMAT", "LOCAL", "LICENCE")

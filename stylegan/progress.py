@@ -3,11 +3,18 @@
 The library never prints. A long function takes `progress: ProgressFn | None` and calls it with a
 `Progress` after each unit of work; the command line turns events into a bar or log lines, the web
 page streams them, a notebook ignores them. Raising from the callback (e.g. `Cancelled`) stops the
-story at the next event: that is how a caller cancels."""
+story at the next event: that is how a caller cancels.
+
+Some stories happen where no `progress` argument reaches: a download started deep inside loading a
+network, aligning a face or building a feature network. Those report to the ambient sink a front end
+installs around its work (`with reporting(printer): ...`), read with `current()`; with none installed
+they stay silent."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,36 @@ def format_time(seconds: float) -> str:
     if s < 86400:
         return f"{s // 3600}h {(s // 60) % 60:02}m {s % 60:02}s"
     return f"{s // 86400}d {(s // 3600) % 24:02}h {(s // 60) % 60:02}m"
+
+
+def format_bytes(n: float) -> str:
+    """'512 B', '1.5 KiB', '12.3 MiB', '1.2 GiB': amounts of data, e.g. a download's."""
+    for unit in ("B", "KiB", "MiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+# A context variable, not a global: a sink set in one thread or asyncio task is not seen by others
+# running beside it (a new thread starts with none), and leaving `reporting` restores the one before.
+_sink: ContextVar[Optional[ProgressFn]] = ContextVar("stylegan_progress_sink", default=None)
+
+
+@contextmanager
+def reporting(fn: Optional[ProgressFn]) -> Iterator[Optional[ProgressFn]]:
+    """Within the block, stories that take no progress argument from their caller (downloads) report
+    to `fn`; None silences them. Blocks nest: the innermost one wins."""
+    token = _sink.set(fn)
+    try:
+        yield fn
+    finally:
+        _sink.reset(token)
+
+
+def current() -> Optional[ProgressFn]:
+    """The sink installed by the innermost `reporting` block, or None (report nothing)."""
+    return _sink.get()
 
 
 def emit(progress: Optional[ProgressFn], event: Progress) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import bz2
 import hashlib
+import io
 import os
 import re
 import socket
@@ -20,6 +21,7 @@ from conftest import dead_pid
 from stylegan import hub
 from stylegan.hub import registry
 from stylegan.io.files import _HOST
+from stylegan.progress import Progress, current, reporting
 
 BODY = os.urandom(300_000)  # big enough that a cut connection really ends mid-body
 DAT = bytes(range(256)) * 12_000  # compressible, so its bz2 form is far shorter than it
@@ -56,6 +58,16 @@ def _serve(body: bytes, length: int | None = None, cut: int | None = None, statu
     return route
 
 
+def _no_length(h):
+    """The body with no Content-Length: its end is the connection's end (HTTP/1.0)."""
+    h.send_response(200)
+    h.send_header("Content-Type", "application/octet-stream")
+    h.end_headers()
+    h.wfile.write(BODY)
+    h.wfile.flush()
+    h.close_connection = True
+
+
 def _slow(h):
     time.sleep(1.5)  # longer than the client's timeout in the test
     try:
@@ -76,6 +88,7 @@ def server():
         "/cut.pkl": _serve(BODY, cut=len(BODY) // 3),
         "/boom.pkl": _serve(b"", status=500),
         "/slow.pkl": _slow,
+        "/sizeless/net.pkl": _no_length,
         "/dlib/model.dat.bz2": _serve(DAT_BZ2),
         "/dlib/twice.dat.bz2": _serve(DAT_BZ2 + bz2.compress(b"tail")),  # multi-stream, as pbzip2 writes
         "/dlib/cut.dat.bz2": _serve(DAT_BZ2[: len(DAT_BZ2) // 2]),
@@ -132,12 +145,100 @@ def test_default_cache_dir_follows_env(monkeypatch, tmp_path):
     assert hub.default_cache_dir() == Path.home() / ".cache" / "stylegan"
 
 
-def test_progress_bar_reports_bytes_and_rate(server, cache, capsys):
-    hub.resolve(server.url + "/models/net.pkl", progress=True)
-    err = capsys.readouterr().err
-    assert "net.pkl" in err and "100%" in err and "/s" in err
-    hub.resolve(server.url + "/other/net.pkl", progress=False)
-    assert capsys.readouterr().err == ""
+def test_default_progress_is_silent_without_a_sink(server, cache, capfd):
+    """The library never prints: a download with the default progress, and no front end that installed
+    a sink, writes nothing to either stream."""
+    path = hub.resolve(server.url + "/models/net.pkl")
+    assert path.read_bytes() == BODY
+    assert capfd.readouterr() == ("", "")
+
+
+def test_default_progress_reports_to_the_installed_sink(server, cache, capfd):
+    """Downloads deep inside the library (default progress) report to the sink of the innermost
+    `reporting` block; an explicit progress=False still silences them; leaving the block restores none."""
+    calls, inner = [], []
+    with reporting(calls.append):
+        hub.resolve(server.url + "/models/net.pkl")
+        with reporting(inner.append):
+            hub.fetch(_fake_entry(server.url + "/other/net.pkl"))
+        hub.resolve(server.url + "/sizeless/net.pkl", progress=False)
+    hub.resolve(server.url + "/dlib/model.dat.bz2")
+    assert current() is None
+    dones = [e.done for e in calls]
+    assert dones == sorted(dones) and dones[-1] == len(BODY)
+    assert {(e.stage, e.total, e.item) for e in calls} == {("download", len(BODY), "net.pkl")}
+    assert inner and inner[-1].done == inner[-1].total == len(BODY)
+    assert capfd.readouterr() == ("", "")
+
+
+def test_download_of_unknown_size_ends_with_its_total(server, cache):
+    """A server that does not say the size: events carry no total until the last, which says done == total."""
+    calls = []
+    with reporting(calls.append):
+        assert hub.resolve(server.url + "/sizeless/net.pkl").read_bytes() == BODY
+    assert all(e.total is None for e in calls[:-1]) and calls[-1].done == calls[-1].total == len(BODY)
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:.1f} KiB"
+
+
+def test_models_fetch_shows_download_through_progress_printer(server, cache, monkeypatch):
+    """`stylegan models --fetch` in a log (not a terminal): one line for the finished download, bytes in
+    human units and a rate, named by the file; --quiet leaves only the fetched path."""
+    monkeypatch.setattr(registry, "ENTRIES", (_fake_entry(server.url + "/models/net.pkl"),))
+    result = CliRunner().invoke(models, ["--fetch", "tnet"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("download")]
+    assert len(lines) == 1, result.stderr
+    assert f"{_kib(len(BODY))}/{_kib(len(BODY))} at " in lines[0] and "/s" in lines[0]
+    assert lines[0].endswith("net.pkl") and str(len(BODY)) not in lines[0]     # human units, not raw bytes
+
+    hub.cached(server.url + "/models/net.pkl").unlink()
+    quiet = CliRunner().invoke(models, ["--fetch", "tnet", "-q"])
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.stderr.splitlines() == [f"tnet: {hub.cached('tnet')}"]
+
+
+def test_cli_group_shows_deep_downloads(server, cache, tmp_path):
+    """A command that loads a network by URL downloads it deep inside the loaders, with no progress
+    argument: the group's ProgressPrinter shows it."""
+    from conftest import reference_path
+    from scripts.cli import main
+    server.routes["/fixtures/shown.pkl"] = _serve(reference_path("sg3_r.pkl").read_bytes())
+    size = reference_path("sg3_r.pkl").stat().st_size
+    r = CliRunner().invoke(main, ["info", server.url + "/fixtures/shown.pkl"])
+    assert r.exit_code == 0, r.output
+    shown = [line for line in r.stderr.splitlines() if line.startswith("download")]
+    assert 1 << 20 < size < 10 << 20
+    assert len(shown) == 1 and shown[0].endswith("shown.pkl") and f"/{size / 2**20:.1f} MiB at " in shown[0], r.stderr
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_printer_download_stage():
+    """Bytes in human units: on a terminal a bar with amounts and rate (not raw byte positions); in a
+    log, a download of unknown size gets a line per `every_s` seconds, not per chunk, and its end."""
+    from scripts.common import ProgressPrinter
+    tty = _Terminal()
+    with ProgressPrinter(tty) as show:
+        assert current() is show            # entered, the command's printer also shows deep downloads
+        for done in (1 << 20, 2 << 20, 3 << 20):
+            show(Progress("download", done, 3 << 20, item="big.pkl", seconds=done / (1 << 20)))
+    assert "3.0 MiB/3.0 MiB at 1.0 MiB/s" in tty.getvalue() and "big.pkl" in tty.getvalue()
+    assert str(3 << 20) not in tty.getvalue() and current() is None
+
+    log = io.StringIO()
+    show = ProgressPrinter(log, quiet=2.0, every_s=10.0)
+    for second in range(31):        # a chunk every second, size unknown until the end
+        show(Progress("download", (second + 1) << 20, None, item="big.pkl", seconds=float(second)))
+    show(Progress("download", 31 << 20, 31 << 20, item="big.pkl", seconds=31.0))
+    lines = log.getvalue().splitlines()
+    assert [line.split()[1] for line in lines] == ["3.0", "11.0", "21.0", "31.0", "31.0"], lines
+    assert lines[-1].startswith("download 31.0 MiB/31.0 MiB at 1.0 MiB/s")
 
 
 def _refused_url() -> str:
@@ -204,7 +305,7 @@ def test_progress_callback_gets_bytes_and_total(server, cache, capsys):
     dones = [e.done for e in calls]
     assert dones == sorted(dones) and dones[-1] == len(BODY) and len(calls) >= 1
     assert {(e.stage, e.total, e.item) for e in calls} == {("download", len(BODY), "net.pkl")}
-    assert capsys.readouterr().err == ""      # a callback replaces the stderr bar
+    assert capsys.readouterr().err == ""
 
 
 def test_stale_temp_files_are_swept(server, cache):

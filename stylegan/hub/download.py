@@ -17,7 +17,6 @@ import importlib.util
 import os
 import re
 import socket
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -26,15 +25,17 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..io.files import atomic_output, sweep_stale_temps, WRITE_ERRNOS
-from ..progress import Progress as Event, ProgressFn
+from ..progress import Progress as Event, ProgressFn, current
 from .registry import Entry, NotFoundError, is_known, lookup, suggestion
 
 CHUNK = 1 << 20
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = "stylegan-hub/0.1"
 
-# True: a bar on stderr (the CLI); False/None: silent; a ProgressFn: called with a Progress('download')
-# per chunk (done and total in bytes, total None when the server does not say; item: the file's name).
+# A ProgressFn: called with a Progress('download') per chunk (done and total in bytes, total None while
+# the server has not said; item: the file's name). True: the same, to the sink the front end installed
+# with stylegan.progress.reporting (downloads start deep inside loaders and face tools, where no progress
+# argument reaches), silent when there is none. False/None: silent. Nothing here writes to stderr.
 Progress = Union[bool, None, ProgressFn]
 PathLike = Union[str, os.PathLike]
 
@@ -311,18 +312,9 @@ def _short_name(url: str) -> str:
     return urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1]) or url
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
-
-
 def _reporter(progress: Progress, label: str, total: Optional[int]):
-    if callable(progress):
-        return _Callback(progress, label, total)
-    return _Progress(label, total, sys.stderr) if progress else _Silent()
+    fn = current() if progress is True else progress
+    return _Callback(fn, label, total) if callable(fn) else _Silent()
 
 
 class _Silent:
@@ -334,7 +326,8 @@ class _Silent:
 
 
 class _Callback:
-    """Calls fn(Progress) after every chunk, and once at the end when nothing came (empty body)."""
+    """Calls fn(Progress) after every chunk, and once more at the end when nothing came (an empty body)
+    or the server never said the size: the last event then carries the total, so it says 'finished'."""
 
     def __init__(self, fn: ProgressFn, label: str, total: Optional[int]):
         self.fn, self.label, self.total, self.calls = fn, label, total, 0
@@ -345,35 +338,6 @@ class _Callback:
         self.fn(Event("download", done, self.total, item=self.label, seconds=time.monotonic() - self.start))
 
     def close(self, done: int) -> None:
-        if not self.calls:
+        if not self.calls or self.total is None:
+            self.total = done if self.total is None else self.total
             self.update(done)
-
-
-class _Progress:
-    """One self-rewriting stderr line: bytes done (of total), percent, rate. Redrawn at most 10x/s."""
-
-    def __init__(self, label: str, total: Optional[int], stream):
-        self.label, self.total, self.stream = label, total, stream
-        self.start = self.last = time.monotonic()
-        self.width = 0
-
-    def update(self, done: int) -> None:
-        now = time.monotonic()
-        if now - self.last >= 0.1:
-            self.last = now
-            self._draw(done, now)
-
-    def close(self, done: int) -> None:
-        self._draw(done, time.monotonic())
-        self.stream.write("\n")
-        self.stream.flush()
-
-    def _draw(self, done: int, now: float) -> None:
-        rate = done / max(now - self.start, 1e-6)
-        amount = _human(done) if not self.total else (
-            f"{_human(done)} / {_human(self.total)} ({100 * done / self.total:.0f}%)")
-        text = f"downloading {self.label}: {amount} at {_human(rate)}/s"
-        # Pad over the previous, possibly longer, line.
-        self.stream.write("\r" + text.ljust(self.width))
-        self.width = len(text)
-        self.stream.flush()
