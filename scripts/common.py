@@ -133,11 +133,13 @@ def _announce_cpu_kernel(G: torch.nn.Module, device: torch.device) -> None:
 # a parameter (ParamError) and run records that differ (RunMismatchError.differences) meet the flags.
 FLAGS = {
     "network": "--network", "psi": "--trunc", "truncation_cutoff": "--trunc-cutoff", "noise_mode": "--noise-mode",
-    "class_idx": "--class", "format": "--format", "batch_size": "--batch", "overwrite": "--overwrite",
+    "class_idx": "--class", "format": "--format", "fmt": "--format", "batch_size": "--batch", "overwrite": "--overwrite",
     "outdir": "--outdir", "force": "--force", "trust_code": "--trust-code", "max_pixels": "--max-pixels",
     # projection (pipelines/project.py, pipelines/photo.py): `project` and `edit --photo`
-    "space": "--space", "steps": "--steps", "seed": "--seed", "loss": "--loss", "pti_steps": "--pti-steps",
-    "photo": "--photo", "face": "--face",
+    "space": "--space", "steps": "--steps", "num_steps": "--steps", "seed": "--seed", "loss": "--loss",
+    "pti_steps": "--pti-steps", "photo": "--photo", "face": "--face",
+    # videos (pipelines/interpolate.py)
+    "frames_per_seed": "--frames-per-seed",
     # image sets and edits (run records: io/run_record.py, pipelines/edit.py)
     "pose": "--translate/--rotate", "inputs": "the inputs (--seeds, --latent, --photo)", "edits": "--edit",
     "paste_back": "--paste-back", "strip": "the strips' layout (strength captions)",

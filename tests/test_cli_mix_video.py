@@ -53,7 +53,7 @@ def test_mix_class_on_an_unconditional_network(tmp_path, G):
     one_line_error(run("mix", "--network", reference_path("sg2ada_skip.pkl"), "--rows", "0", "--cols", "1",
                        "--class", "1", "--outdir", tmp_path), "--class")
     assert not (tmp_path / "grid.png").exists()
-    with pytest.raises(ValueError, match="noise mode"):
+    with pytest.raises(ValueError, match="unknown noise_mode"):
         stylegan.style_mix(G, [0], [1], [0], noise_mode="loud")
 
 
@@ -88,7 +88,7 @@ def test_interpolation_checks_arguments_when_called(G):
     for kwargs, message in [({"seeds": [0]}, "two seeds"), ({"psi": float("nan")}, "finite"),
                             ({"space": "q"}, "space"), ({"easing": "bouncy"}, "easing"),
                             ({"frames_per_seed": 0}, "frames_per_seed"), ({"class_idx": 2}, "class_idx"),
-                            ({"seeds": [0, 2 ** 32]}, "out of range"), ({"noise_mode": "loud"}, "noise mode")]:
+                            ({"seeds": [0, 2 ** 32]}, "out of range"), ({"noise_mode": "loud"}, "unknown noise_mode .loud.")]:
         args = {"seeds": [0, 1], **kwargs}
         with pytest.raises(ValueError, match=message):
             stylegan.interpolate(G, **args)

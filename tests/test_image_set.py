@@ -210,7 +210,7 @@ def test_library_mismatch_is_typed_and_writes_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"noise_mode": "loud"}, "noise mode"),
+    ({"noise_mode": "loud"}, "unknown noise_mode .loud."),
     ({"batch_size": 0}, "batch_size"),
     ({"fmt": "gif"}, "format"),
     ({"psi": float("nan")}, "psi"),

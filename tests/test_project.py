@@ -74,7 +74,7 @@ def test_bad_targets(G):
     net = StandinFeatures(load_npz("lpips_standin"))
     with pytest.raises(ValueError, match="shape"):
         project(G, np.zeros([64, 64, 3], np.uint8), net, num_steps=1)
-    with pytest.raises(ValueError, match="latent space"):
+    with pytest.raises(ValueError, match="unknown latent space"):
         project(G, np.zeros([32, 32, 3], np.uint8), net, space="z", num_steps=1)
     # One convention: [H, W, C] uint8. Channels first and floats are refused, saying what to give.
     with pytest.raises(ValueError, match=r"target has shape \[3, 32, 32\], channels first"):

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._errors import ParamError
 from .._memory import check_held
 from ..images import check_uint8, from_uint8, to_uint8
 from ..networks.stylegan3 import set_input_transform  # noqa: F401 (also imported from here)
@@ -149,9 +150,9 @@ def project_batch(G: torch.nn.Module, targets: np.ndarray | torch.Tensor, loss: 
     every `preview_every` steps (0: never) `preview`, the step's images [B, H, W, C] uint8 (w with
     this step's w noise, before the update). Raising from it (e.g. Cancelled) stops the projection."""
     if space not in ("w", "w+"):
-        raise ValueError(f"unknown latent space {space!r}: expected 'w' or 'w+'")
+        raise ParamError(f"unknown latent {{space}} {space!r}: expected 'w' or 'w+'", "space")
     if num_steps < 1:
-        raise ValueError(f"num_steps must be at least 1, got {num_steps}")
+        raise ParamError(f"{{num_steps}} must be at least 1, got {num_steps}", "num_steps")
     device = _device(G)
     targets = check_uint8(targets, "targets", batch=True)
     want = (G.img_resolution, G.img_resolution, G.img_channels)

@@ -11,9 +11,9 @@ def check_psi(psi: float, truncation_cutoff: int | None = None, num_ws: int | No
     try:
         value = float(psi)
     except (TypeError, ValueError):
-        raise ValueError(f"truncation psi must be a number, got {psi!r}") from None
+        raise ParamError(f"truncation {{psi}} must be a number, got {psi!r}", "psi") from None
     if not math.isfinite(value):
-        raise ValueError(f"truncation psi must be a finite number, got {psi}")
+        raise ParamError(f"truncation {{psi}} must be a finite number, got {psi}", "psi")
     if truncation_cutoff is not None:
         if truncation_cutoff < 0 or (num_ws is not None and truncation_cutoff > num_ws):
             top = f"0..{num_ws}" if num_ws is not None else "0 or more"
@@ -33,5 +33,5 @@ NOISE_MODES = ("const", "random", "none")
 
 def check_noise_mode(noise_mode: str) -> str:
     if noise_mode not in NOISE_MODES:
-        raise ValueError(f"unknown noise mode {noise_mode!r}: expected {', '.join(NOISE_MODES)}")
+        raise ParamError(f"unknown {{noise_mode}} {noise_mode!r}: expected {', '.join(NOISE_MODES)}", "noise_mode")
     return noise_mode

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .._errors import ParamError
 from ..io.files import all_or_none, is_complete
 from .._memory import check_held
 from ..progress import Progress, ProgressFn, emit
@@ -72,7 +73,7 @@ def write_image_set(G, seeds: Sequence[int], outdir: str | os.PathLike, *, psi: 
     from ..io.latents import save_latents
     # Every argument is checked before the folder is touched.
     if fmt not in FORMATS:
-        raise ValueError(f"unknown image format {fmt!r}: expected one of {sorted(FORMATS)}")
+        raise ParamError(f"{{fmt}} {fmt!r} is not an image format: expected one of {sorted(FORMATS)}", "fmt")
     check_batch_size(batch_size)
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} out of range for world_size {world_size}")

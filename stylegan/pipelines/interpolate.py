@@ -9,6 +9,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from .._errors import ParamError
 from .generate import network_device, synthesize
 from .checks import check_batch_size, check_noise_mode, check_psi
 from ..seeds import check_seeds, class_labels, z_from_seeds
@@ -48,13 +49,13 @@ def interpolation_frames(G, seeds: Sequence[int], frames_per_seed: int = 60, spa
     The arguments are checked here, when called, so a bad one fails before a video is opened."""
     psi = check_psi(psi)
     if space not in ("z", "w"):
-        raise ValueError(f"unknown interpolation space {space!r}: expected z or w")
+        raise ParamError(f"unknown interpolation {{space}} {space!r}: expected z or w", "space")
     if easing not in EASINGS:
         raise ValueError(f"unknown easing {easing!r}: expected one of {sorted(EASINGS)}")
     if len(seeds) < 2:
         raise ValueError("an interpolation needs at least two seeds")
     if frames_per_seed < 1:
-        raise ValueError(f"frames_per_seed must be at least 1, got {frames_per_seed}")
+        raise ParamError(f"{{frames_per_seed}} must be at least 1, got {frames_per_seed}", "frames_per_seed")
     check_batch_size(batch_size)
     check_noise_mode(noise_mode)
     check_seeds(seeds)

@@ -40,6 +40,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .._errors import ParamError
 from ..editing.apply import shift_styles, shift_ws
 from ..faces import AlignedFace, LandmarkDetector, align_face, align_landmarks, read_photo
 from ..faces import paste
@@ -225,8 +226,8 @@ def project_photo(G: torch.nn.Module, photo: np.ndarray | str | os.PathLike, *, 
     size = max(ALIGN_SIZE, G.img_resolution)
     faces = find_faces(photo, detector=detector, size=size) if faces is None else list(faces)
     if not 0 <= face < len(faces):
-        raise ValueError(f"face {face} asked for, but the photo has {len(faces)} face{'s' * (len(faces) > 1)} "
-                         "(0 is the largest)")
+        raise ParamError(f"{{face}} {face} asked for, but the photo has {len(faces)} face{'s' * (len(faces) > 1)} "
+                         "(0 is the largest)", "face")
     chosen = faces[face]
     if chosen.image.shape[0] != size:
         chosen = align_landmarks(photo, chosen.landmarks, size)
