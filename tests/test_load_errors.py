@@ -514,10 +514,10 @@ def test_version_1_native_files_still_load(tmp_path, name):
 # --- code where data should be, and files that are no files ------------------------------------------
 
 def test_torchscript_is_no_model_and_never_runs(tmp_path):
-    from test_torchscript import Writer
+    from conftest import WritingModule
     victim = tmp_path / "victim.bin"
     victim.write_bytes(b"safe")
-    torch.jit.script(Writer(str(victim))).save(str(tmp_path / "net.pt"))
+    torch.jit.script(WritingModule(str(victim))).save(str(tmp_path / "net.pt"))
     load_error(tmp_path / "net.pt", "a TorchScript module, not a model file")
     assert victim.read_bytes() == b"safe"
 

@@ -25,6 +25,8 @@ from stylegan.faces.photo import read_photo
 from stylegan.data.transforms import center_crop
 from stylegan.progress import Cancelled
 
+from conftest import real_photos, synthetic_landmarks
+
 REPO = Path(__file__).resolve().parents[1]
 PARITY = Path(__file__).parent / "data" / "dataset_tool_parity.npz"
 
@@ -366,7 +368,6 @@ class TwoFacesOnWide:
 
     def __call__(self, image):
         h, w = image.shape[:2]
-        from tests.test_align import synthetic_landmarks
         faces = [synthetic_landmarks((w * 0.35, h * 0.4), (w * 0.65, h * 0.4), (w * 0.4, h * 0.7), (w * 0.6, h * 0.7))]
         return faces * 2 if w > h else faces if w == h else []
 
@@ -412,7 +413,6 @@ def test_a_dead_worker_is_one_line_and_the_run_resumes(tmp_path, monkeypatch):
 
 
 def test_align_real_photos(detector, tmp_path):
-    from tests.test_align import real_photos
     from stylegan.faces import align_face
     hopper = real_photos()["grace_hopper"]
     src = tmp_path / "photos"

@@ -11,12 +11,11 @@ import torch
 from click.testing import CliRunner
 
 import stylegan
-from conftest import reference_path
+from conftest import fixture_model, make_zip, reference_path
 from stylegan.metrics import compute, data_statistics, measures, read_statistics, scores, write_statistics
 from stylegan.metrics.features import MetricOptions
 from stylegan.metrics.ppl import ppl_distances
 from stylegan.metrics.runner import Detectors
-from tests.test_dataset import make_zip
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +27,7 @@ def ref():
 
 @pytest.fixture(scope="module")
 def G():
-    return stylegan.load(reference_path("sg2ada_skip.pkl")).generator.eval()
+    return fixture_model().generator.eval()
 
 
 @pytest.fixture(scope="module")

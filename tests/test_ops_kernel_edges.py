@@ -19,24 +19,10 @@ import torch
 
 import ops
 from ops import cuda_ops
-from op_cases import FLR_CASES, nvidia_filtered_lrelu_kept_bytes, random_filter
+from op_cases import FLR_CASES, each_op, nvidia_filtered_lrelu_kept_bytes, sg3_f64, sg3_layers, unpack_signs
 from torch_utils.saved_tensors import SavedTensors
 
 SQRT2 = math.sqrt(2)
-
-
-def _sg3_layers(name):
-    """(layer name, x shape at batch 1, filtered_lrelu kwargs) of each layer of a fixture StyleGAN3."""
-    import stylegan
-    from conftest import reference_path
-    G = stylegan.load(reference_path(f"{name}.pkl"))["G_ema"]
-    for lname, layer in G.synthesis.named_children():
-        if hasattr(layer, "up_factor"):
-            side = int(layer.in_size[0]) + layer.conv_kernel - 1  # the 'full' convolution's output
-            yield lname, (1, layer.out_channels, side, side), dict(
-                fu=layer.up_filter, fd=layer.down_filter, up=layer.up_factor, down=layer.down_factor,
-                padding=layer.padding, gain=1 if layer.is_torgb else SQRT2, slope=1 if layer.is_torgb else 0.2,
-                clamp=layer.conv_clamp)
 
 
 def _kept_bytes(x, b, kw, device="cpu"):
@@ -54,7 +40,7 @@ def _kept_bytes(x, b, kw, device="cpu"):
 def test_backward_keeps_no_more_than_nvidia(emulated, name):
     """Every layer of StyleGAN3-T and -R, in float32 and float16, shapes only (meta tensors through
     the kernels' host code): at most NVIDIA's bytes (keeping x, as the backward once did, is more)."""
-    for lname, shape, kw in _sg3_layers(name):
+    for lname, shape, kw in sg3_layers(name):
         for dtype in (torch.float32, torch.float16):
             x = torch.empty((4, *shape[1:]), device="meta", dtype=dtype, requires_grad=True)
             b = torch.empty(shape[1], device="meta", dtype=dtype, requires_grad=True)
@@ -67,7 +53,7 @@ def test_backward_keeps_no_more_than_nvidia(emulated, name):
 
 def test_meta_measure_equals_a_real_run(emulated):
     """The meta-device count is what a real forward keeps: same storages, same bytes."""
-    _, shape, kw = next(_sg3_layers("sg3_r"))
+    _, shape, kw = next(sg3_layers("sg3_r"))
     x = torch.randn((2, *shape[1:]), requires_grad=True)
     b = torch.randn(shape[1], requires_grad=True)
     real, _ = _kept_bytes(x, b, kw)
@@ -76,7 +62,7 @@ def test_meta_measure_equals_a_real_run(emulated):
 
 
 def test_no_signs_without_gradients(emulated):
-    _, shape, kw = next(_sg3_layers("sg3_t"))
+    _, shape, kw = next(sg3_layers("sg3_t"))
     x = torch.randn(shape)
     assert _kept_bytes(x, None, kw)[0] == 0
     with torch.no_grad():
@@ -84,12 +70,6 @@ def test_no_signs_without_gradients(emulated):
 
 
 # ---------------------------------------------------------------- the signs themselves
-def _unpack(signs: torch.Tensor) -> torch.Tensor:
-    """uint8 [..., bytes] -> codes [..., 4 * bytes], sample 4k + j in bits 2j, 2j + 1 of byte k."""
-    shifts = torch.tensor([0, 2, 4, 6], dtype=torch.uint8)
-    return ((signs[..., None] >> shifts) & 3).flatten(-2)
-
-
 def _expected_codes(x, b, kw):
     """From the reference arithmetic in float64: 0 where the clamp cut or no output reads the sample,
     1 where the pre-activation is positive, 2 elsewhere; and where the float32 kernel may decide
@@ -128,7 +108,7 @@ def test_signs_are_what_the_forward_did(K, i):
         plan = cuda_ops._fl_plan(K, x.shape, launch, cuda_ops.SIGNS_WRITE, x, max_smem)
         signs = torch.full((2, 3, plan[5], plan[6]), 0xFF, dtype=torch.uint8)
         cuda_ops._fl_run(K, x, b, signs, cuda_ops.SIGNS_WRITE, launch, geo, kw["clamp"])
-        got.append(_unpack(signs))
+        got.append(unpack_signs(signs))
     assert torch.equal(got[0], got[1])
     codes = got[0]
     assert (codes != 3).all(), "a sign byte was never written"
@@ -161,27 +141,17 @@ def test_fp16_gradient_follows_the_forward(emulated, bias, clamp, gain, want):
 
 
 # ---------------------------------------------------------------- empty batches
-def _each_op(x, impl):
-    """The three ops on x [N, C, H, W], with the filters and biases a network would give them."""
-    f = ops.setup_filter([1, 3, 3, 1], device=x.device)
-    f12 = random_filter((12,), 3).to(x.device)
-    b = torch.randn(x.shape[1], generator=torch.Generator().manual_seed(2)).to(x.device).requires_grad_(True)
-    return [ops.bias_act(x, b, act="lrelu", clamp=256, impl=impl),
-            ops.upfirdn2d(x, f, up=2, padding=[2, 1, 2, 1], gain=4, impl=impl),
-            ops.filtered_lrelu(x, f12 / f12.sum(), f12 / f12.sum(), b, up=2, down=2, padding=10, clamp=256, impl=impl)]
-
-
 @pytest.mark.parametrize("impl", ["ref", "fast", "cuda"])
 def test_empty_batch_in_empty_batch_out(emulated, impl):
     """N = 0 through every implementation: empty outputs of the right shape, forward and backward
     (the emulation refuses a grid with no blocks, as a GPU does)."""
     x = torch.randn(0, 3, 8, 8, requires_grad=True)
-    outs = _each_op(x, impl)
+    outs = each_op(x, impl)
     assert [tuple(o.shape) for o in outs] == [(0, 3, 8, 8), (0, 3, 16, 16), (0, 3, 7, 7)]
     grads = torch.autograd.grad(sum(o.sum() for o in outs), x)
     assert grads[0].shape == x.shape
     with torch.no_grad():  # and the inference paths (the compiled CPU kernel too)
-        assert [tuple(o.shape) for o in _each_op(x.detach(), impl)] == [tuple(o.shape) for o in outs]
+        assert [tuple(o.shape) for o in each_op(x.detach(), impl)] == [tuple(o.shape) for o in outs]
 
 
 # ---------------------------------------------------------------- bfloat16
@@ -195,7 +165,7 @@ def test_bf16_through_the_kernels(emulated, op):
     results = {}
     for impl, dtype in (("ref", torch.float32), ("cuda", torch.bfloat16)):
         xi = x.to(dtype).requires_grad_(True)
-        y = _each_op(xi, impl)[op]
+        y = each_op(xi, impl)[op]
         assert y.dtype == dtype
         dy = torch.randn(y.shape, generator=torch.Generator().manual_seed(1)) if dy is None else dy
         gx, = torch.autograd.grad(y, xi, dy.to(dtype))
@@ -226,22 +196,12 @@ print("ok")
 
 
 # ---------------------------------------------------------------- shared memory
-def _sg3_f64(name):
-    """A fixture StyleGAN3's first layer in float64 (12-tap up filter; down: 12 taps separable for T,
-    12 x 12 radial for R), two channels."""
-    _, shape, kw = next(_sg3_layers(name))
-    g = torch.Generator().manual_seed(5)
-    x = torch.randn((1, 2, *shape[2:]), generator=g, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(2, generator=g, dtype=torch.float64, requires_grad=True)
-    return x, b, kw
-
-
 @pytest.mark.parametrize("name", ["sg3_t", "sg3_r"])
 @pytest.mark.parametrize("max_smem", [227 * 1024, 99 * 1024, 48 * 1024])  # H100, RTX 30/40 opt-in, default
 def test_float64_at_sg3_sizes_fits_each_device(K, name, max_smem):
     """A 32 x 32 tile of StyleGAN3-T needs ~103 KB in float64, plus its sign codes: the plan shrinks
     the tile to the device's opt-in limit, forward and backward, and the results stay the reference's."""
-    x, b, kw = _sg3_f64(name)
+    x, b, kw = sg3_f64(name)
     geo = cuda_ops._FLGeometry(kw["up"], kw["down"], tuple(kw["padding"]), kw["gain"], kw["slope"], False,
                                tuple(x.shape[2:]), (0, 0), max_smem)
     launch = cuda_ops._fl_launch(geo, kw["fu"], kw["fd"], x, False)
@@ -263,7 +223,7 @@ def test_float64_at_sg3_sizes_fits_each_device(K, name, max_smem):
 def test_no_tile_fits_falls_back_with_one_warning(emulated, monkeypatch):
     """A device with too little shared memory for the filters: the PyTorch path, one warning."""
     monkeypatch.setattr(cuda_ops, "max_shared_memory", lambda x: 2000)
-    x, b, kw = _sg3_f64("sg3_r")
+    x, b, kw = sg3_f64("sg3_r")
     with warnings.catch_warnings(record=True) as caught, ops.use_impl("cuda"):
         warnings.simplefilter("always")
         y = ops.filtered_lrelu(x, b=b, **kw)

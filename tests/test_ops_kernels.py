@@ -15,7 +15,7 @@ import torch
 
 import ops
 from ops import cuda_ops
-from op_cases import FLR_CASES, random_filter, upfirdn2d_cases
+from op_cases import FLR_CASES, UPFIRDN2D_KERNEL_CASES, random_filter
 
 pytestmark = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                                 reason="no C++ compiler to build the CPU emulation of the kernels")
@@ -88,10 +88,7 @@ def test_bias_act_clamp_gradient_mask(K):
 
 
 # ---------------------------------------------------------------- upfirdn2d
-CASES = list(upfirdn2d_cases(60, seed=4321))
-
-
-@pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
+@pytest.mark.parametrize("case", UPFIRDN2D_KERNEL_CASES, ids=[str(i) for i in range(len(UPFIRDN2D_KERNEL_CASES))])
 def test_upfirdn2d_forward(K, case):
     g = torch.Generator().manual_seed(3)
     x = torch.randn(2, 3, *case["hw"], generator=g)
@@ -197,10 +194,8 @@ class _Spy:
 
 @pytest.mark.parametrize("name", ["sg3_t", "sg3_r", "sg2ada_skip", "sg2ada_resnet_cond"])
 def test_generator_through_kernels_matches_fixture(emulated, name):
-    from conftest import IMG_ATOL, load_npz
-    import stylegan
-    from conftest import reference_path
-    G = stylegan.load(reference_path(f"{name}.pkl"))["G_ema"].eval()
+    from conftest import IMG_ATOL, fixture_model, load_npz
+    G = fixture_model(name)["G_ema"].eval()
     npz = load_npz(name)
     z, c = torch.from_numpy(npz["z"]), torch.from_numpy(npz["c"])
     with torch.no_grad(), ops.use_impl("cuda"):

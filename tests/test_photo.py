@@ -24,7 +24,7 @@ from stylegan.pipelines.photo import (edit_face, edit_photo, find_faces, load_pr
                                       project_face, save_projection)
 from stylegan.progress import Cancelled, Progress
 
-from conftest import reference_path
+from conftest import fixture_model, reference_path
 
 
 def standin_detector(image: np.ndarray) -> list[np.ndarray]:
@@ -184,7 +184,7 @@ def test_projection_takes_read_only_photos_quietly(G):
 
 
 def test_load_generator_names_a_file_without_one(G, tmp_path):
-    D = stylegan.load(reference_path("sg2ada_skip.pkl"))["D"]
+    D = fixture_model()["D"]
     path = stylegan.save({"D": D}, tmp_path / "d_only.stylegan")
     with pytest.raises(stylegan.LoadError, match="d_only.stylegan: holds no generator \\(only D\\)"):
         stylegan.load_generator(path)

@@ -133,7 +133,7 @@ def test_perceptual_net_finds_the_feature_network(G):
     net = StandinFeatures(load_npz("lpips_standin"))
     assert perceptual_net(net) is net and perceptual_net(FeatureDistance(net)) is net
     assert perceptual_net(Sum([(1.0, PixelDistance()), (0.5, FeatureDistance(net))])) is net
-    D = stylegan.load(reference_path("sg2ada_skip.pkl"))["D"]
+    D = fixture_model()["D"]
     assert perceptual_net(default_distance(D)) is None                 # discriminator features: no metric
     assert perceptual_net(FeatureDistance(DiscriminatorFeatures(D))) is None
     assert perceptual_net(MSSSIMDistance()) is None and perceptual_net(PixelDistance()) is None
@@ -210,7 +210,7 @@ def _rotation(degrees: float, tx: float, ty: float) -> np.ndarray:
 def test_stylegan3_transform_renders_in_the_copy_only():
     from stylegan.images import to_uint8
     from stylegan.inversion import project
-    G3 = stylegan.load(reference_path("sg3_t.pkl"))["G_ema"]
+    G3 = fixture_model("sg3_t")["G_ema"]
     target = stylegan.generate(G3, [4])[0]
     kw = dict(num_steps=2, w_avg_samples=300, seed=1)
     before = {k: v.clone() for k, v in G3.state_dict().items()}

@@ -177,11 +177,11 @@ def test_torchscript_that_writes_a_file_runs_nowhere(tmp_path):
     from stylegan.editing import load_direction
     from stylegan.inversion import load_feature_net
     from stylegan.io import load_latents
-    from test_torchscript import Writer
+    from conftest import WritingModule
     victim = tmp_path / "victim.bin"
     victim.write_bytes(b"safe")
     evil = tmp_path / "loss.pt"
-    torch.jit.script(Writer(str(victim))).save(str(evil))
+    torch.jit.script(WritingModule(str(victim))).save(str(evil))
     Image.fromarray(np.zeros([32, 32, 3], np.uint8)).save(tmp_path / "t.png")
     before = files_under(tmp_path)
     readers = {"network": lambda: stylegan.load(evil), "feature net": lambda: load_feature_net(evil),

@@ -10,7 +10,7 @@ import torch
 
 from stylegan.loaders.torchscript import is_torchscript, read_torchscript
 
-from conftest import reference_path
+from conftest import WritingModule, reference_path
 
 
 class Sub(torch.nn.Module):
@@ -35,20 +35,6 @@ class Top(torch.nn.Module):
 
     def forward(self, x):
         return self.a(x) + self.seq[0](x) + self.b0
-
-
-class Writer(torch.nn.Module):
-    """A forward that writes into whatever file it names: running it is what must never happen."""
-
-    def __init__(self, target: str):
-        super().__init__()
-        self.target = target
-        self.register_buffer("w", torch.ones(3))
-
-    def forward(self, x):
-        mapped = torch.from_file(self.target, shared=True, size=4, dtype=torch.uint8)
-        mapped.fill_(88)
-        return x * self.w + mapped.float().sum() * 0
 
 
 @pytest.mark.parametrize("how", ["script", "trace"])
@@ -77,7 +63,7 @@ def test_reference_standins(name):
 def test_reading_runs_nothing(tmp_path):
     victim = tmp_path / "victim.bin"
     victim.write_bytes(b"safe")
-    mod = torch.jit.script(Writer(str(victim)))
+    mod = torch.jit.script(WritingModule(str(victim)))
     mod.save(str(tmp_path / "w.pt"))
     assert victim.read_bytes() == b"safe"
     got = read_torchscript(tmp_path / "w.pt")

@@ -19,7 +19,7 @@ import torch
 
 import ops
 from ops import _build, _selfcheck, cuda_ops
-from test_ops_kernel_edges import _each_op, _sg3_f64, _sg3_layers, _unpack
+from op_cases import each_op, sg3_f64, sg3_layers, unpack_signs
 from torch_utils.saved_tensors import SavedTensors
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -45,7 +45,7 @@ def test_every_kernel_passes_its_first_use_check():
 def test_empty_batch():
     x = torch.randn(0, 3, 8, 8, device=DEV, requires_grad=True)
     with ops.use_impl("cuda"):
-        outs = _each_op(x, "cuda")
+        outs = each_op(x, "cuda")
     assert [tuple(o.shape) for o in outs] == [(0, 3, 8, 8), (0, 3, 16, 16), (0, 3, 7, 7)]
     assert torch.autograd.grad(sum(o.sum() for o in outs), x)[0].shape == x.shape
     torch.cuda.synchronize()
@@ -53,15 +53,15 @@ def test_empty_batch():
 
 @pytest.mark.small
 @pytest.mark.parametrize("op", range(3))
-def test_bf16_through_each_op(op):
+def test_bf16_througheach_op(op):
     g = torch.Generator().manual_seed(7 + op)
     x = torch.randn(2, 4, 12, 12, generator=g).to(torch.bfloat16).float()
     xr = x.clone().requires_grad_(True)
-    yr = _each_op(xr, "ref")[op]
+    yr = each_op(xr, "ref")[op]
     dy = torch.randn(yr.shape, generator=g)
     gr, = torch.autograd.grad(yr, xr, dy)
     xc = x.to(DEV, torch.bfloat16).requires_grad_(True)
-    yc = _each_op(xc, "cuda")[op]
+    yc = each_op(xc, "cuda")[op]
     assert yc.dtype == torch.bfloat16
     gc, = torch.autograd.grad(yc, xc, dy.to(DEV, torch.bfloat16))
     torch.testing.assert_close(_cpu(yc), yr.detach(), rtol=2e-2, atol=3e-2)
@@ -72,7 +72,7 @@ def test_bf16_through_each_op(op):
 def test_float64_filtered_lrelu_at_sg3_sizes(name):
     """~103 KB of shared memory per block at a 32 x 32 tile: within this GPU's opt-in limit (tile
     shrunk if need be), forward and backward equal to the CPU reference."""
-    x, b, kw = _sg3_f64(name)
+    x, b, kw = sg3_f64(name)
     y_ref = ops.filtered_lrelu(x, b=b, impl="ref", **kw)
     dy = torch.randn_like(y_ref)
     want = torch.autograd.grad(y_ref, (x, b), dy)
@@ -117,7 +117,7 @@ def test_more_than_2_31_elements_in_fp16(op):
 @pytest.mark.small
 def test_non_default_stream():
     """The kernels run on the caller's current stream, ordered with the work around them."""
-    _, shape, kw = next(_sg3_layers("sg3_t"))
+    _, shape, kw = next(sg3_layers("sg3_t"))
     x = torch.randn((2, 4, *shape[2:]), generator=torch.Generator().manual_seed(3))
     b = torch.randn(4)
     want = ops.filtered_lrelu(x, b=b, impl="ref", **kw)
@@ -140,7 +140,7 @@ def test_non_default_stream():
 def test_signs_written_once_each_and_kept_as_on_the_cpu():
     """Every sign byte written by the GPU's parallel tiles (the tensor starts as 0xFF, which no code
     is), and autograd keeps on the GPU the bytes the meta measurement gives."""
-    _, shape, kw = next(_sg3_layers("sg3_r"))
+    _, shape, kw = next(sg3_layers("sg3_r"))
     x = torch.randn((2, 8, *shape[2:]), device=DEV)
     for max_smem in (None, 3000):
         geo = cuda_ops._FLGeometry(kw["up"], kw["down"], tuple(kw["padding"]), kw["gain"], kw["slope"], False,
@@ -150,7 +150,7 @@ def test_signs_written_once_each_and_kept_as_on_the_cpu():
         plan = cuda_ops._fl_plan(K, x.shape, launch, cuda_ops.SIGNS_WRITE, x, geo.max_smem)
         signs = torch.full((*x.shape[:2], plan[5], plan[6]), 0xFF, dtype=torch.uint8, device=DEV)
         cuda_ops._fl_run(K, x, x.new_empty([0]), signs, cuda_ops.SIGNS_WRITE, launch, geo, kw["clamp"])
-        assert (_unpack(signs.cpu()) != 3).all()
+        assert (unpack_signs(signs.cpu()) != 3).all()
     b = torch.randn(8, device=DEV, requires_grad=True)
     kw_dev = dict(kw, fu=kw["fu"].to(DEV), fd=kw["fd"].to(DEV))
     with SavedTensors(exclude=[kw_dev["fu"], kw_dev["fd"], b]) as saved, ops.use_impl("cuda"):

@@ -14,8 +14,7 @@ import torch
 
 import ops
 from ops import _build, cuda_ops
-from op_cases import FLR_CASES, random_filter
-from test_ops_kernels import CASES
+from op_cases import FLR_CASES, UPFIRDN2D_KERNEL_CASES, random_filter
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 DEV = torch.device("cuda")
@@ -79,7 +78,7 @@ def test_bias_act_second_order(act):
     assert torch.autograd.gradgradcheck(fn, (x, b))
 
 
-@pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
+@pytest.mark.parametrize("case", UPFIRDN2D_KERNEL_CASES, ids=[str(i) for i in range(len(UPFIRDN2D_KERNEL_CASES))])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_upfirdn2d(case, dtype):
     g = torch.Generator().manual_seed(3)
