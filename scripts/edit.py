@@ -115,15 +115,15 @@ def edit(network, seeds, latents, photo, edits, values, together, psi, class_idx
     printer = ProgressPrinter()
     try:
         if seeds is not None:
-            inputs = seed_inputs_for(G, seeds, psi, class_idx, noise_mode, transform, made)
+            inputs = seed_inputs_for(G, seeds, psi, class_idx, noise_mode, transform)
         elif latents:
-            inputs = latent_inputs_for(G, latents, noise_mode, force, digest, transform, made)
+            inputs = latent_inputs_for(G, latents, noise_mode, force, digest, transform)
         else:
             folder = PhotoFolder(G, photo, specs, outdir, loss=loss_name(loss),
                                  loss_factory=lambda: loss_factory_for(loss, nets, dev, trust_code, feature_net)(),
                                  face=face, space=space, steps=steps or 1000, pti=pti, pti_steps=pti_steps, seed=seed,
                                  paste_back=paste_back, force=force, max_pixels=max_pixels)
-            inputs = folder.inputs(made)
+            inputs = folder.inputs()
         for warning in inputs.warnings:
             click.echo(f"warning: {warning}", err=True)
         result = edit_into_folder(G, inputs, specs, outdir, together=together, grid=grid, video=video, report=report,

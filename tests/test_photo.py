@@ -225,3 +225,28 @@ def test_align_photos_reports_progress(photo, tmp_path):
     assert len(summary.written) == 2 and len(summary.failed) == 1
     assert [(e.stage, e.done, e.total) for e in events] == [("align", k, 3) for k in (1, 2, 3)]
     assert [e.item for e in events] == [p.name for p in find_photos([tmp_path])]
+
+
+@pytest.mark.slow
+def test_the_folder_story_renders_what_edit_photo_renders(G, photo, tmp_path):
+    """`stylegan edit --photo` (edit_into_folder over a PhotoFolder) and edit_photo are one story:
+    from the projection the folder keeps, edit_photo gives the strips' pixels exactly."""
+    from stylegan.inversion.losses import PixelDistance
+    from stylegan.pipelines import PhotoFolder, edit_into_folder
+    from stylegan.pipelines.edit import parse_edit, read_strip
+    from stylegan.provenance import Provenance
+    Image.fromarray(photo).save(tmp_path / "me.png")
+    edits = [parse_edit("sefa:1@0-3:-2,0,2")]
+    folder = PhotoFolder(G, tmp_path / "me.png", edits, tmp_path / "out", loss="pixels", loss_factory=PixelDistance,
+                         steps=3, paste_back=True, detector=standin_detector)
+    unmarked = Provenance(watermark=False)          # the watermark touches the whole composite
+    result = edit_into_folder(G, folder.inputs(), edits, tmp_path / "out", provenance=unmarked)
+    assert [p.name for p in result.summary.written] == ["me_sefa1_rows0-3.png"] and folder.reused is None
+    kept = load_projection(G, tmp_path / "out", "me", folder.settings)
+    out = edit_photo(G, photo, edits, projection=kept, paste_back=True)
+    np.testing.assert_array_equal(read_strip(tmp_path / "out" / "me_sefa1_rows0-3.png", 3), out.pasted[0])
+    # A second run starts from the kept projection, and finds every strip there.
+    again = PhotoFolder(G, tmp_path / "me.png", edits, tmp_path / "out", loss="pixels", loss_factory=PixelDistance,
+                        steps=3, paste_back=True, detector=standin_detector)
+    assert edit_into_folder(G, again.inputs(), edits, tmp_path / "out", provenance=unmarked).summary.skipped
+    assert again.reused is None      # every strip on disk: the projection was not even read

@@ -34,34 +34,31 @@ from .photo import PhotoProjection, check_edits, load_projection, paste_faces, p
 @dataclass
 class EditInputs:
     """What an edit folder edits: latents ws [N, num_ws, w_dim] (None for a photo, until projected),
-    their names, what makes each (the run record's 'inputs') and the provenance of each one's images."""
+    their names, what makes each (the run record's 'inputs') and what each one's images say of it
+    (Provenance fields, added to the run's provenance)."""
     ws: torch.Tensor | None
     names: list[str]
     made: dict[str, dict]
-    origins: list[Provenance]
+    facts: list[dict]
     warnings: list[str] = field(default_factory=list)     # for the caller to show (latents of another network)
     photo: PhotoFolder | None = None
     transform: np.ndarray | None = None                     # StyleGAN3's input transform (seeds, latents)
 
 
 def seed_inputs_for(G: torch.nn.Module, seeds: Sequence[int], psi: float = 0.7, class_idx: int | None = None,
-                    noise_mode: str = "const", transform: np.ndarray | None = None,
-                    provenance: Provenance | None = None) -> EditInputs:
+                    noise_mode: str = "const", transform: np.ndarray | None = None) -> EditInputs:
     ws, names, made = seed_inputs(G, seeds, psi, class_idx=class_idx)
     posed = {} if transform is None else {"transform": np.asarray(transform).tolist()}
-    base = provenance or Provenance()
-    origins = [base.with_(seed=int(s), psi=psi, class_idx=class_idx, noise_mode=noise_mode, details=posed)
-               for s in seeds]
-    return EditInputs(ws, names, made, origins, transform=transform)
+    facts = [dict(seed=int(s), psi=psi, class_idx=class_idx, noise_mode=noise_mode, details=posed) for s in seeds]
+    return EditInputs(ws, names, made, facts, transform=transform)
 
 
 def latent_inputs_for(G: torch.nn.Module, paths: Sequence[str | os.PathLike], noise_mode: str = "const",
-                      force: bool = False, digest: str | None = None, transform: np.ndarray | None = None,
-                      provenance: Provenance | None = None) -> EditInputs:
+                      force: bool = False, digest: str | None = None,
+                      transform: np.ndarray | None = None) -> EditInputs:
     ws, names, made, warnings = latent_inputs(G, paths, force, digest)
-    base = provenance or Provenance()
-    origins = [base.with_(latent=made[n]["latent"], noise_mode=noise_mode) for n in names]
-    return EditInputs(ws, names, made, origins, warnings, transform=transform)
+    facts = [dict(latent=made[n]["latent"], noise_mode=noise_mode) for n in names]
+    return EditInputs(ws, names, made, facts, warnings, transform=transform)
 
 
 class PhotoFolder:
@@ -70,13 +67,14 @@ class PhotoFolder:
     else made now and kept at once (an interrupted edit does not cost the projection).
 
     `loss` names the projection's loss for the record ('auto', a registry name, a file's absolute
-    path); `loss_factory()` makes it, only when a projection is made."""
+    path); `loss_factory()` makes it, only when a projection is made. `detector`: the landmark
+    detector (default dlib's), as `find_faces` takes it."""
 
     def __init__(self, G: torch.nn.Module, photo: str | os.PathLike, specs: Sequence[EditSpec],
                  outdir: str | os.PathLike, *, loss: str, loss_factory: Callable[[], object], face: int = 0,
                  space: str = "w", steps: int = 1000, pti: bool = False, pti_steps: int = 350, seed: int = 303,
                  paste_back: bool = False, force: bool = False, max_pixels: int | None = None,
-                 cache: dict | None = None):
+                 cache: dict | None = None, detector=None):
         from ..faces import read_photo
         self.G, self.path, self.outdir, self.specs = G, Path(photo), Path(outdir), list(specs)
         self.image = read_photo(photo, max_pixels=max_pixels)
@@ -85,16 +83,16 @@ class PhotoFolder:
         check_edits(G, specs, self.cache, force)        # a bad edit stops here, not after the projection
         self.settings = photo_settings(G, self.image, face=face, space=space, steps=steps, seed=seed, loss=loss,
                                        pti_steps=pti_steps if pti else 0)
-        self.project_kwargs = dict(face=face, space=space, steps=steps, pti=pti, pti_steps=pti_steps, seed=seed)
+        self.project_kwargs = dict(face=face, space=space, steps=steps, pti=pti, pti_steps=pti_steps, seed=seed,
+                                   detector=detector)
         self.loss_factory, self.paste_back = loss_factory, paste_back
         self.projection: PhotoProjection | None = None
         self.reused: Path | None = None                 # the kept latent the projection was read from
 
-    def inputs(self, provenance: Provenance | None = None) -> EditInputs:
-        origin = (provenance or Provenance()).with_(
-            photo=file_digest(self.path), details={"projection": self.settings["space"],
-                                                   "pti": bool(self.settings["pti_steps"])})
-        return EditInputs(None, [self.name], {self.name: {"projection": self.settings}}, [origin], photo=self)
+    def inputs(self) -> EditInputs:
+        fact = dict(photo=file_digest(self.path),
+                    details={"projection": self.settings["space"], "pti": bool(self.settings["pti_steps"])})
+        return EditInputs(None, [self.name], {self.name: {"projection": self.settings}}, [fact], photo=self)
 
     def kept(self, overwrite: bool = False) -> PhotoProjection | None:
         """The projection the folder keeps for these settings, or None. Kept with other settings:
@@ -130,13 +128,15 @@ def edit_into_folder(G: torch.nn.Module, inputs: EditInputs, specs: Sequence[Edi
                      digest: str | None = None, provenance: Provenance | None = None,
                      progress: ProgressFn | None = None) -> EditFolderResult:
     """Each input moved along each edit into `outdir` (see the module doc). `digest` is G's, if
-    already known. Settings that differ from the folder's: RunMismatchError (unless `overwrite`)."""
+    already known. Every image carries `provenance` (watermark, signer, network source) with what
+    made its input and its edit. Settings that differ from the folder's: RunMismatchError (unless
+    `overwrite`)."""
     from torch_utils.misc import network_digest
     if together and (grid or video or report):
         raise ValueError("edits applied together make one image per input: no grid, video or report")
     digest = digest or network_digest(G)
     made = (provenance or Provenance()).with_(operation="edit", network=digest)
-    origins = [o.with_(operation="edit", network=digest) for o in inputs.origins]
+    origins = [made.with_(**fact) for fact in inputs.facts]
     photo = inputs.photo
     if together:
         return EditFolderResult(together=_write_together(G, inputs, specs, Path(outdir), origins, noise_mode,
