@@ -138,7 +138,7 @@ def edit(network, seeds, latents, photo, edits, values, together, psi, class_idx
     photo_run = inputs.photo
     if photo_run is not None and photo_run.reused is not None:
         click.echo(f"started from the projection kept in {outdir} ({photo_run.reused.name})", err=True)
-    elif photo_run is not None and photo_run.projection is not None and G.img_resolution != ALIGN_SIZE:
+    elif photo_run is not None and photo_run.projection is not None and G.img_resolution < ALIGN_SIZE:
         click.echo(f"the face was aligned at FFHQ's {ALIGN_SIZE} px and brought to the network's "
                    f"{G.img_resolution} px (Lanczos), as `stylegan project` does", err=True)
     for note in result.report_notes:

@@ -71,11 +71,11 @@ def caption_band(labels: Sequence[str], width: int, channels: int = 3) -> np.nda
     draw = ImageDraw.Draw(band)
     for size in range(int(height * 0.75), 5, -1):    # the largest font with every label inside its column
         try:
-            font = ImageFont.load_default(size=size)
-        except (TypeError, ImportError, OSError):   # no FreeType: Pillow's one bitmap size
-            font = ImageFont.load_default()
+            font, sized = ImageFont.load_default(size=size), True
+        except (TypeError, ImportError, OSError):   # no FreeType: Pillow's one bitmap size, nothing to try
+            font, sized = ImageFont.load_default(), False
         boxes = [draw.textbbox((0, 0), text, font=font) for text in labels]
-        if all(b[2] - b[0] <= width - 2 for b in boxes) or size == 6:
+        if all(b[2] - b[0] <= width - 2 for b in boxes) or size == 6 or not sized:
             break
     for i, (text, b) in enumerate(zip(labels, boxes)):
         x = i * width + (width - (b[2] - b[0])) // 2 - b[0]
